@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from executor import framing
-from executor.errors import CallTimeout, JsonRpcError, WorkerDied
+from executor.errors import CallTimeout, JsonRpcError, ServerBusy, WorkerDied
 
 __all__ = ["Call", "Pool", "ReloadFailed", "OnDone"]
 
@@ -252,6 +252,32 @@ class Pool:
         self._in_flight += len(calls)
         self._dispatch()
         return True
+
+    async def run(self, method: str, params: Any = None, timeout_s: float = 30.0,
+                  context: dict[str, Any] | None = None) -> tuple[bool, bytes]:
+        """Run one call and wait for its answer (for the server's own use: jobs, rpc.*).
+
+        Args:
+            method: a method name; ``rpc.*`` names reach the worker-side internal methods.
+            params: None, a list or a dict.
+            timeout_s: time limit, seconds.
+            context: facts for the worker's log lines.
+
+        Returns:
+            ``(True, result JSON bytes)`` or ``(False, error object JSON bytes)``.
+
+        Raises:
+            ServerBusy: the waiting queue is full.
+        """
+        answer: asyncio.Future[tuple[bool, bytes]] = asyncio.get_running_loop().create_future()
+
+        def on_done(ok: bool, payload: bytes) -> None:
+            if not answer.done():
+                answer.set_result((ok, payload))
+
+        if not self.submit([Call(method, params, on_done, timeout_s, context)]):
+            raise ServerBusy(data={"queue_maxsize": self.queue_maxsize})
+        return await answer
 
     @property
     def in_flight(self) -> int:

@@ -33,7 +33,8 @@ from typing import Any, Callable
 
 from executor import framing
 from executor.encoding import encode
-from executor.errors import InternalError, JsonRpcError, MethodRaised
+from executor.errors import InternalError, JsonRpcError, MethodNotFound, MethodRaised
+from executor.internal import INTERNAL_METHODS, load_internal_methods
 from executor.params import prepare_arguments
 from executor.resolve import PACKAGE, resolve
 
@@ -183,6 +184,19 @@ class Runner:
             method = self._resolved[name] = resolve(name)
         return method
 
+    def _run_internal(self, name: str, params: Any) -> tuple[int, bytes]:
+        handler = INTERNAL_METHODS.get(name)
+        try:
+            if handler is None:
+                raise MethodNotFound()
+            return framing.RESULT, encode(handler(params))
+        except JsonRpcError as error:
+            return framing.ERROR, self._encode_error(error)
+        except Exception as exc:
+            logger.exception("internal method %s failed", name)
+            return framing.ERROR, self._encode_error(InternalError(
+                data={"type": type(exc).__name__, "message": str(exc)}))
+
     def _await(self, awaitable: Any) -> Any:
         if self._loop is None:
             self._loop = asyncio.new_event_loop()
@@ -191,6 +205,8 @@ class Runner:
 
     def run(self, method_name: str, params: Any) -> tuple[int, bytes]:
         """Run one call and return ``(framing.RESULT, result JSON)`` or ``(framing.ERROR, error JSON)``."""
+        if method_name.startswith("rpc."):
+            return self._run_internal(method_name, params)
         try:
             method = self._method(method_name)
             args, kwargs = prepare_arguments(method, params)
@@ -250,6 +266,7 @@ def main(argv: list[str]) -> int:
     root = logging.getLogger()
     root.handlers[:] = [_PipeLogHandler(channel)]
     root.setLevel(log_level)
+    load_internal_methods()
     errors = import_methods(methods_dir)
     channel.send(framing.pack_event(framing.READY, 0, json.dumps(
         {"pid": os.getpid(), "errors": errors}).encode()))
