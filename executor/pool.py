@@ -36,7 +36,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from executor import framing
 from executor.errors import CallTimeout, JsonRpcError, ServerBusy, WorkerDied
@@ -172,6 +172,9 @@ class Pool:
         self._spawn_failures = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watch_timer: asyncio.TimerHandle | None = None
+        #: ``async def hook() -> None`` run after each successful reload (e.g. the scheduler's
+        #: re-sync of declared jobs); see :meth:`reload`.
+        self.after_reload: list[Callable[[], Awaitable[None]]] = []
 
     # ------------------------------------------------------------------ public
     async def start(self) -> dict[str, Any]:
@@ -191,7 +194,9 @@ class Pool:
         """Start a new generation with freshly imported code and swap it in.
 
         Running calls finish on the old generation; calls submitted from the swap on go to the
-        new one. Concurrent reloads run one after the other.
+        new one. Concurrent reloads run one after the other. After a successful swap, every
+        coroutine function of :attr:`after_reload` is awaited in turn (one that raises is
+        logged and the others still run).
 
         Returns:
             ``{"generation": int, "elapsed_ms": float}`` (milliseconds).
@@ -199,6 +204,15 @@ class Pool:
         Raises:
             ReloadFailed: the new code failed to import (the old generation keeps serving).
         """
+        outcome = await self._swap_generation()
+        for hook in list(self.after_reload):
+            try:
+                await hook()
+            except Exception:
+                logger.exception("after-reload hook %s failed", getattr(hook, "__qualname__", hook))
+        return outcome
+
+    async def _swap_generation(self) -> dict[str, Any]:
         async with self._reload_lock:
             started = time.perf_counter()
             generation = self.generation + 1

@@ -13,7 +13,6 @@ cannot corrupt the pipe; SIGINT is ignored (the server decides when workers stop
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import importlib
 import importlib.machinery
 import importlib.util
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from executor import framing
+from executor.context import call_context
 from executor.encoding import encode
 from executor.errors import InternalError, JsonRpcError, MethodNotFound, MethodRaised
 from executor.internal import INTERNAL_METHODS, load_internal_methods
@@ -42,9 +42,6 @@ __all__ = ["main", "call_context"]
 
 logger = logging.getLogger(__name__)
 
-#: Facts about the call being run (e.g. ``{"request_id": "..."}``), for log records.
-call_context: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
-    "sbusr_call_context", default=None)
 
 
 class _Channel:
