@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -73,6 +74,12 @@ def _key_prefix(text: str) -> str:
     return text
 
 
+def _table_name(text: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,57}", text):
+        raise ValueError("expected a table name: letters, digits, _ (at most 58)")
+    return text
+
+
 def _log_format(text: str) -> str:
     if text not in ("text", "json"):
         raise ValueError("expected 'text' or 'json'")
@@ -116,6 +123,11 @@ class Settings:
         shutdown_grace_s: on SIGTERM/SIGINT, how long running calls may still finish, seconds
             (``SBUSR_SHUTDOWN_GRACE``), default 30.
         use_uvloop: run the event loop on uvloop when it is installed (``SBUSR_UVLOOP``).
+        scheduler: run the job scheduler (``SBUSR_SCHEDULER``), default on.
+        jobs_table: table of the scheduled jobs in ``database_url`` (``SBUSR_JOBS_TABLE``),
+            default ``sbusr_jobs``; their states are in ``<jobs_table>_state``.
+        scheduler_poll_ms: how often the scheduler looks at the database for jobs that other
+            instances changed, milliseconds (``SBUSR_SCHEDULER_POLL_MS``), default 1000.
     """
 
     host: str = "127.0.0.1"
@@ -141,6 +153,9 @@ class Settings:
     log_format: str = "text"
     shutdown_grace_s: float = 30.0
     use_uvloop: bool = True
+    scheduler: bool = True
+    jobs_table: str = "sbusr_jobs"
+    scheduler_poll_ms: int = 1000
 
     def replace(self, **changes: object) -> "Settings":
         """Return a copy with ``changes`` applied (command-line options use this)."""
@@ -178,6 +193,9 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "log_format": ("LOG_FORMAT", _log_format),
     "shutdown_grace_s": ("SHUTDOWN_GRACE", _positive_float),
     "use_uvloop": ("UVLOOP", _parse_bool),
+    "scheduler": ("SCHEDULER", _parse_bool),
+    "jobs_table": ("JOBS_TABLE", _table_name),
+    "scheduler_poll_ms": ("SCHEDULER_POLL_MS", _positive_int),
 }
 
 

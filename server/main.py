@@ -7,6 +7,8 @@ import ipaddress
 import logging
 import signal
 
+import sqlalchemy.engine
+import sqlalchemy.exc
 import tornado.httpserver
 import tornado.netutil
 
@@ -32,8 +34,10 @@ def _is_loopback(host: str) -> bool:
 async def serve(settings: Settings, log_level: int = logging.INFO, web: bool = True) -> int:
     """Run the server until SIGTERM or SIGINT, then stop gracefully.
 
-    Stopping: the HTTP server stops accepting; calls already submitted get up to
-    ``settings.shutdown_grace_s`` seconds to finish and be answered; workers are stopped.
+    Starting: the pool, then the job scheduler (``settings.scheduler``), then HTTP.
+    Stopping: the HTTP server stops accepting and the scheduler fires no more jobs; calls
+    already submitted get up to ``settings.shutdown_grace_s`` seconds to finish and be
+    answered (running jobs record their state); workers are stopped.
 
     Args:
         settings: the server's settings.
@@ -41,7 +45,8 @@ async def serve(settings: Settings, log_level: int = logging.INFO, web: bool = T
         web: serve HTTP (False: no web server; useful once the bus transport is on).
 
     Returns:
-        The process exit code: 0 after a graceful stop, 1 when the methods fail to import.
+        The process exit code: 0 after a graceful stop, 1 when the methods fail to import or
+        the job database cannot be used.
     """
     pool = Pool(settings.methods_dir, settings.pool_processes, settings.pool_maxtasksperchild,
                 settings.queue_maxsize, debug=settings.debug, log_level=log_level)
@@ -55,12 +60,27 @@ async def serve(settings: Settings, log_level: int = logging.INFO, web: bool = T
         await pool.shutdown(0)
         return 1
     core = JsonRpcCore(pool, settings.rpc_timeout_s, settings.max_batch)
+    jobs, extra_routes = None, []
+    if settings.scheduler:
+        from server.scheduler.handlers import job_routes
+        from server.scheduler.service import JobScheduler
+        jobs = JobScheduler(settings, pool)
+        try:
+            await jobs.start()
+        except sqlalchemy.exc.SQLAlchemyError as exc:
+            shown_url = sqlalchemy.engine.make_url(settings.database_url).render_as_string(hide_password=True)
+            logger.error("the job database %s cannot be used, not serving: %s", shown_url,
+                         getattr(exc, "orig", None) or type(exc).__name__)
+            await pool.shutdown(0)
+            return 1
+        pool.after_reload.append(jobs.sync_declared)
+        extra_routes = job_routes(jobs)
     server = None
     if web:
         if not settings.auth_token and not _is_loopback(settings.host):
             logger.warning("listening on %s without SBUSR_AUTH_TOKEN: anyone who reaches this "
                            "address can call every method", settings.host)
-        app = make_app(settings, pool, core)
+        app = make_app(settings, pool, core, extra_routes)
         server = tornado.httpserver.HTTPServer(app, max_body_size=settings.max_body_bytes + (1 << 20))
         sockets = tornado.netutil.bind_sockets(settings.port, address=settings.host)
         server.add_sockets(sockets)
@@ -76,7 +96,11 @@ async def serve(settings: Settings, log_level: int = logging.INFO, web: bool = T
     logger.info("stopping: %d calls in flight", pool.in_flight)
     if server is not None:
         server.stop()
+    if jobs is not None:
+        await jobs.stop()
     await pool.shutdown(settings.shutdown_grace_s)
+    if jobs is not None:
+        await jobs.close(settings.shutdown_grace_s)
     if server is not None:
         for _ in range(3):  # let the handlers whose calls just ended write their responses
             await asyncio.sleep(0)

@@ -1,0 +1,1 @@
+"""Scheduled background jobs: the scheduler service, the job state, the REST routes."""

@@ -1,0 +1,89 @@
+"""Exactly once across instances: one Redis lease per job occurrence.
+
+Every instance's scheduler sees the same due jobs in the shared database and would fire each
+one. Before an occurrence runs, its instance claims it::
+
+    SET <prefix>:job:<job id>:<scheduled run time, epoch ms> <instance> NX PX <ttl_ms>
+
+Only the instance whose ``SET`` succeeded runs it; the others skip it. The scheduled run time
+comes from the trigger (the same on every instance), so the key is the same everywhere. The
+lease is never released: it marks the occurrence as taken, and it expires after the misfire
+grace time plus the time limit (plus a margin), when no instance would still try to run that
+occurrence.
+
+Without Redis, :class:`LocalLease` claims everything: one instance is the supported setup.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from typing import Any
+
+__all__ = ["RedisLease", "LocalLease", "lease_key", "lease_ttl_ms", "LEASE_MARGIN_S"]
+
+logger = logging.getLogger(__name__)
+
+#: added to misfire grace time + time limit when computing a lease's life
+LEASE_MARGIN_S = 60.0
+
+
+def lease_key(prefix: str, job_id: str, run_time: datetime.datetime) -> str:
+    """The Redis key of one occurrence, e.g. ``sbusr:job:cleanup:1767232800000``.
+
+    Args:
+        prefix: the bus key prefix (SBUSR_BUS_PREFIX).
+        job_id: the job's id.
+        run_time: the scheduled run time (aware datetime); milliseconds since the epoch in the key.
+    """
+    return "%s:job:%s:%d" % (prefix, job_id, round(run_time.timestamp() * 1000))
+
+
+def lease_ttl_ms(misfire_grace_time_s: float | None, timeout_s: float) -> int:
+    """Life of an occurrence's lease in milliseconds: grace (1 h when unlimited) + limit + margin."""
+    grace_s = 3600.0 if misfire_grace_time_s is None else misfire_grace_time_s
+    return int((grace_s + timeout_s + LEASE_MARGIN_S) * 1000)
+
+
+class LocalLease:
+    """No Redis: every occurrence is this instance's (run a single instance)."""
+
+    async def claim(self, job_id: str, run_time: datetime.datetime, ttl_ms: int) -> bool:
+        """Always True."""
+        return True
+
+    async def close(self) -> None:
+        """Nothing to close."""
+
+
+class RedisLease:
+    """Claims occurrences with ``SET NX PX`` on Redis (see module doc).
+
+    Args:
+        client: a ``redis.asyncio.Redis`` client.
+        prefix: key prefix (SBUSR_BUS_PREFIX).
+        instance: this instance's id, stored as the lease's value (who ran it).
+    """
+
+    def __init__(self, client: Any, prefix: str, instance: str) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.instance = instance
+
+    async def claim(self, job_id: str, run_time: datetime.datetime, ttl_ms: int) -> bool:
+        """Claim one occurrence for this instance.
+
+        Returns:
+            True when this instance got it and must run it; False when another one has it.
+
+        Raises:
+            redis.exceptions.RedisError: Redis cannot be reached; the caller skips the
+                occurrence (at most once rather than twice).
+        """
+        claimed = await self.client.set(lease_key(self.prefix, job_id, run_time), self.instance,
+                                        nx=True, px=ttl_ms)
+        return bool(claimed)
+
+    async def close(self) -> None:
+        """Close the Redis connections."""
+        await self.client.aclose()

@@ -1,0 +1,401 @@
+"""The scheduler of background jobs: APScheduler 3 on the server's event loop, jobs run by the pool.
+
+A job is an RPC method name, params, a trigger and options (see :mod:`executor.scheduled`).
+Each one is an APScheduler job whose function is the textual reference
+``server.scheduler.service:rpc_call`` and whose kwargs hold the spec (plain JSON); nothing
+callable of the user's is ever stored, so jobs survive reloads and renames. Jobs live in the
+database of SBUSR_DATABASE_URL (APScheduler's ``SQLAlchemyJobStore``, table ``jobs_table``),
+their :mod:`state <server.scheduler.state>` in the table ``<jobs_table>_state``.
+
+The run path::
+
+    APScheduler _process_jobs (due jobs from the database; every instance polls it)
+      -> RpcExecutor.submit_job (max_instances on this instance)
+      -> JobScheduler._run_due: misfire check, then one lease per occurrence (server.scheduler.lease)
+      -> JobScheduler._run: state "started" -> pool.run(method, params, time limit) -> "finished"
+         (with pause_on_error, a failed run pauses the job)
+
+Declared jobs (``@scheduled``) are reported by the workers (``rpc.scheduled_jobs``) and
+re-synced after start and after every reload (:meth:`JobScheduler.sync_declared`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import json
+import logging
+import os
+import secrets
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy
+from apscheduler.executors.base import BaseExecutor
+from apscheduler.job import Job
+from apscheduler.jobstores.base import ConflictingIdError, JobLookupError
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from redis.exceptions import RedisError
+
+from executor.errors import JsonRpcError
+from executor.pool import Pool
+from executor.scheduled import JOB_CONTEXT_ID, JOB_CONTEXT_RUN_TIME, build_trigger
+from server.scheduler import state as job_state
+from server.scheduler.lease import LocalLease, RedisLease, lease_ttl_ms
+from settings import Settings
+
+__all__ = ["JobScheduler", "JobNotFound", "JobExists", "rpc_call", "make_engine", "RUN_MARGIN_S"]
+
+logger = logging.getLogger(__name__)
+
+#: the textual reference stored as every job's function
+RPC_CALL_REF = "server.scheduler.service:rpc_call"
+#: a run counts as lost this long after its time limit (its instance stopped)
+RUN_MARGIN_S = 10.0
+
+
+class JobNotFound(LookupError):
+    """No job has that id (REST: 404)."""
+
+
+class JobExists(Exception):
+    """A job with that id exists already (REST: 409)."""
+
+
+def rpc_call(spec: dict[str, Any]) -> None:
+    """The function every stored job names (by reference); the jobs run through :class:`RpcExecutor`.
+
+    Raises:
+        RuntimeError: always: a job runs through the server's pool, not by calling this.
+    """
+    raise RuntimeError("sbusr jobs run through the server's RpcExecutor, not directly")
+
+
+def make_engine(url: str) -> sqlalchemy.engine.Engine:
+    """A SQLAlchemy engine for ``url``; SQLite: its folder is created, WAL mode, 30 s busy timeout."""
+    parsed = sqlalchemy.engine.make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return sqlalchemy.create_engine(url, pool_pre_ping=True)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = sqlalchemy.create_engine(url, connect_args={"timeout": 30})
+
+    @sqlalchemy.event.listens_for(engine, "connect")
+    def _wal(connection: Any, record: Any) -> None:
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.close()
+
+    return engine
+
+
+class RpcExecutor(BaseExecutor):
+    """APScheduler executor that hands due occurrences to :meth:`JobScheduler._run_due` as tasks."""
+
+    def __init__(self, scheduler: "JobScheduler") -> None:
+        super().__init__()
+        self._jobs = scheduler
+
+    def _do_submit_job(self, job: Job, run_times: list[datetime.datetime]) -> None:
+        task = self._jobs._track(self._jobs._run_due(job, run_times))
+
+        def done(task: asyncio.Task) -> None:
+            if task.cancelled():
+                self._run_job_success(job.id, [])
+            elif task.exception() is not None:
+                error = task.exception()
+                self._run_job_error(job.id, error, error.__traceback__)
+            else:
+                self._run_job_success(job.id, [])
+
+        task.add_done_callback(done)
+
+
+class JobScheduler:
+    """Jobs of one server instance: add, list, pause, resume, run now, remove; runs occurrences.
+
+    Args:
+        settings: ``database_url``, ``jobs_table``, ``redis_url``, ``bus_prefix``,
+            ``rpc_timeout_s`` (default time limit), ``scheduler_poll_ms``.
+        pool: the process pool every run goes through.
+
+    Use from the event loop's thread. :meth:`start` before anything else.
+    """
+
+    def __init__(self, settings: Settings, pool: Pool) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.instance = "%s:%d:%s" % (socket.gethostname(), os.getpid(), secrets.token_hex(3))
+        self.engine: sqlalchemy.engine.Engine | None = None
+        self.states: job_state.StateStore | None = None
+        self.scheduler: AsyncIOScheduler | None = None
+        self.lease: LocalLease | RedisLease = LocalLease()
+        self._tasks: set[asyncio.Task] = set()
+        self._poll_task: asyncio.Task | None = None
+
+    # ------------------------------------------------------------------ life
+    async def start(self) -> None:
+        """Open the database (tables created), start APScheduler, sync the declared jobs.
+
+        Raises:
+            sqlalchemy.exc.SQLAlchemyError: the database cannot be reached.
+        """
+        settings = self.settings
+        self.engine = make_engine(settings.database_url)
+        self.states = job_state.StateStore(self.engine, settings.jobs_table + "_state")
+        await asyncio.to_thread(self.states.create)
+        store = SQLAlchemyJobStore(engine=self.engine, tablename=settings.jobs_table)
+        self.scheduler = AsyncIOScheduler(jobstores={"default": store},
+                                          executors={"default": RpcExecutor(self)},
+                                          timezone=datetime.timezone.utc)
+        if settings.redis_url:
+            import redis.asyncio
+            self.lease = RedisLease(redis.asyncio.from_url(settings.redis_url), settings.bus_prefix,
+                                    self.instance)
+        self.scheduler.start()
+        self._poll_task = asyncio.get_running_loop().create_task(self._poll())
+        logger.info("scheduler %s started: jobs in %s (table %s), %s", self.instance,
+                    self.engine.url.render_as_string(hide_password=True), settings.jobs_table,
+                    "one run per occurrence across instances (Redis leases)" if settings.redis_url
+                    else "no Redis: run a single instance")
+        await self.sync_declared()
+
+    async def _poll(self) -> None:
+        """Look at the database every ``scheduler_poll_ms``: jobs changed by other instances."""
+        interval_s = self.settings.scheduler_poll_ms / 1000.0
+        while True:
+            await asyncio.sleep(interval_s)
+            self.scheduler.wakeup()
+
+    async def stop(self) -> None:
+        """Fire no more occurrences (runs in progress go on; see :meth:`close`)."""
+        if self._poll_task is not None:
+            self._poll_task.cancel()
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+
+    async def close(self, timeout_s: float) -> None:
+        """Wait up to ``timeout_s`` seconds for runs to record their state, then close connections."""
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=timeout_s)
+        await self.lease.close()
+        if self.engine is not None:
+            self.engine.dispose()
+
+    def _track(self, coroutine: Any) -> asyncio.Task:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # ------------------------------------------------------------------ runs
+    def _timeout_s(self, spec: dict[str, Any]) -> float:
+        return spec.get("timeout_s") or self.settings.rpc_timeout_s
+
+    async def _run_due(self, job: Job, run_times: list[datetime.datetime]) -> None:
+        """Run the due occurrences of ``job`` that are not missed and that this instance claims."""
+        spec = job.kwargs["spec"]
+        grace_s = spec.get("misfire_grace_time_s")
+        for run_time in run_times:
+            late_s = (datetime.datetime.now(datetime.timezone.utc) - run_time).total_seconds()
+            if grace_s is not None and late_s > grace_s:
+                logger.warning("job %s: run time %s missed by %.1f s (grace %.1f s); skipped",
+                               job.id, run_time.isoformat(), late_s, grace_s)
+                continue
+            try:
+                claimed = await self.lease.claim(job.id, run_time, lease_ttl_ms(grace_s, self._timeout_s(spec)))
+            except RedisError as exc:
+                logger.error("job %s: cannot claim run time %s on Redis, skipped: %s",
+                             job.id, run_time.isoformat(), exc)
+                continue
+            if not claimed:
+                logger.debug("job %s: run time %s taken by another instance", job.id, run_time.isoformat())
+                continue
+            await self._run(job.id, spec, run_time, forced=False)
+
+    async def _run(self, job_id: str, spec: dict[str, Any], run_time: datetime.datetime,
+                   forced: bool) -> None:
+        """One run: state started -> pool.run -> state finished (and paused on error if asked)."""
+        timeout_s = self._timeout_s(spec)
+        now_s = time.time()
+
+        def start(current: job_state.JobState) -> job_state.JobState | None:
+            if current.paused and not forced:
+                return None
+            return job_state.started(current, now_s, now_s + timeout_s + RUN_MARGIN_S, self.instance)
+
+        if await asyncio.to_thread(self.states.update, job_id, start) is None:
+            logger.info("job %s is paused; run time %s skipped", job_id, run_time.isoformat())
+            self._pause_quietly(job_id)
+            return
+        context = {JOB_CONTEXT_ID: job_id, JOB_CONTEXT_RUN_TIME: run_time.isoformat()}
+        started_at = time.perf_counter()
+        try:
+            ok, payload = await self.pool.run(spec["method"], spec.get("params"), timeout_s, context)
+        except JsonRpcError as error:  # ServerBusy: the queue is full
+            ok, payload = False, json.dumps(error.to_object()).encode()
+        elapsed_ms = (time.perf_counter() - started_at) * 1000.0
+        pause = not ok and spec.get("pause_on_error", False)
+
+        def finish(current: job_state.JobState) -> job_state.JobState:
+            new = job_state.finished(current, time.time(), ok, payload)
+            return job_state.paused(new) if pause else new
+
+        await asyncio.to_thread(self.states.update, job_id, finish)
+        if ok:
+            logger.info("job %s ran %s (run time %s) in %.1f ms", job_id, spec["method"],
+                        run_time.isoformat(), elapsed_ms)
+        else:
+            logger.warning("job %s: %s (run time %s) failed in %.1f ms: %s%s", job_id, spec["method"],
+                           run_time.isoformat(), elapsed_ms, payload[:300].decode("utf-8", "replace"),
+                           "; job paused (pause_on_error)" if pause else "")
+        if pause:
+            self._pause_quietly(job_id)
+
+    def _pause_quietly(self, job_id: str) -> None:
+        try:
+            self.scheduler.pause_job(job_id)
+        except JobLookupError:  # a one-shot job is gone after its run; nothing to pause
+            pass
+
+    # ------------------------------------------------------------------ jobs
+    def _add(self, spec: dict[str, Any], replace: bool, paused: bool = False) -> Job:
+        options: dict[str, Any] = {}
+        if paused:
+            options["next_run_time"] = None
+        return self.scheduler.add_job(
+            RPC_CALL_REF, trigger=build_trigger(spec), id=spec["id"], name=spec["method"],
+            kwargs={"spec": spec}, misfire_grace_time=spec["misfire_grace_time_s"],
+            coalesce=spec["coalesce"], max_instances=spec["max_instances"],
+            replace_existing=replace, **options)
+
+    def _job(self, job_id: str) -> Job:
+        job = self.scheduler.get_job(job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        return job
+
+    def _render(self, job: Job, state: job_state.JobState) -> dict[str, Any]:
+        return {**job.kwargs["spec"], "state": job_state.render(state, job.next_run_time, time.time())}
+
+    async def add_job(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """Add a job (a spec from :func:`executor.scheduled.validate_job`); return it rendered.
+
+        Raises:
+            JobExists: a job with that id exists (its state is left alone).
+        """
+        if self.scheduler.get_job(spec["id"]) is not None:
+            raise JobExists(spec["id"])
+        await asyncio.to_thread(self.states.delete, spec["id"])  # a fresh job starts a fresh state
+        try:
+            job = self._add(spec, replace=False)
+        except ConflictingIdError:
+            raise JobExists(spec["id"]) from None
+        logger.info("job %s added: %s", spec["id"], spec["method"])
+        return self._render(job, job_state.JobState())
+
+    async def list_jobs(self) -> list[dict[str, Any]]:
+        """Every job, rendered (``{...spec, "state": {...}}``), ordered by next run time."""
+        jobs = self.scheduler.get_jobs()
+        states = await asyncio.to_thread(self.states.get_many, [job.id for job in jobs])
+        return [self._render(job, states[job.id]) for job in jobs]
+
+    async def get_job(self, job_id: str) -> dict[str, Any]:
+        """One job, rendered. Raises JobNotFound."""
+        job = self._job(job_id)
+        return self._render(job, await asyncio.to_thread(self.states.get, job_id))
+
+    async def remove_job(self, job_id: str) -> None:
+        """Remove a job and its state. Raises JobNotFound."""
+        try:
+            self.scheduler.remove_job(job_id)
+        except JobLookupError:
+            raise JobNotFound(job_id) from None
+        await asyncio.to_thread(self.states.delete, job_id)
+        logger.info("job %s removed", job_id)
+
+    async def pause_job(self, job_id: str) -> dict[str, Any]:
+        """Pause a job (a run in progress goes on). Raises JobNotFound."""
+        self._job(job_id)
+        state = await asyncio.to_thread(self.states.update, job_id, job_state.paused)
+        self._pause_quietly(job_id)
+        logger.info("job %s paused", job_id)
+        return self._render(self._job(job_id), state)
+
+    async def resume_job(self, job_id: str) -> dict[str, Any]:
+        """Resume a paused job. Raises JobNotFound (also when a one-shot job's time has passed)."""
+        self._job(job_id)
+        state = await asyncio.to_thread(self.states.update, job_id, job_state.resumed)
+        try:
+            job = self.scheduler.resume_job(job_id)
+        except JobLookupError:
+            raise JobNotFound(job_id) from None
+        if job is None:  # a one-shot job whose time has passed is removed by APScheduler
+            await asyncio.to_thread(self.states.delete, job_id)
+            raise JobNotFound(job_id)
+        logger.info("job %s resumed", job_id)
+        return self._render(job, state)
+
+    async def run_job_now(self, job_id: str) -> dict[str, Any]:
+        """Start one run now on this instance, paused or not (the schedule is unchanged).
+
+        Returns:
+            The job rendered before the run starts. Raises JobNotFound.
+        """
+        job = self._job(job_id)
+        now = datetime.datetime.now(datetime.timezone.utc)
+        self._track(self._run(job_id, job.kwargs["spec"], now, forced=True))
+        return self._render(job, await asyncio.to_thread(self.states.get, job_id))
+
+    async def sync_declared(self) -> dict[str, list[str]]:
+        """Bring the declared jobs in line with the code the workers run now.
+
+        Asks the workers (``rpc.scheduled_jobs``) for the ``@scheduled`` declarations; adds the
+        new ones, replaces the changed ones (keeping state and pause), removes the declared
+        jobs no longer in the code. A job added over REST with the same id wins (warning).
+
+        Returns:
+            ``{"added": [ids], "changed": [ids], "removed": [ids]}``; all empty when the workers
+            could not answer (logged as an error).
+        """
+        summary: dict[str, list[str]] = {"added": [], "changed": [], "removed": []}
+        try:
+            ok, payload = await self.pool.run("rpc.scheduled_jobs", None, self.settings.rpc_timeout_s)
+        except JsonRpcError as error:
+            logger.error("cannot collect the declared jobs: %s", error)
+            return summary
+        if not ok:
+            logger.error("cannot collect the declared jobs: %s", payload.decode("utf-8", "replace"))
+            return summary
+        report = json.loads(payload)
+        for error in report["errors"]:
+            logger.error("declared job %s ignored: %s", error["id"], error["message"])
+        declared = {spec["id"]: spec for spec in report["jobs"]}
+        existing = {job.id: job for job in self.scheduler.get_jobs()}
+        for job_id, job in existing.items():
+            if job.kwargs["spec"].get("source") == "declared" and job_id not in declared:
+                try:
+                    self.scheduler.remove_job(job_id)
+                except JobLookupError:  # another instance removed it
+                    pass
+                await asyncio.to_thread(self.states.delete, job_id)
+                summary["removed"].append(job_id)
+        for job_id, spec in declared.items():
+            job = existing.get(job_id)
+            if job is None:
+                try:
+                    self._add(spec, replace=False)
+                except ConflictingIdError:  # another instance added it
+                    continue
+                summary["added"].append(job_id)
+            elif job.kwargs["spec"].get("source") != "declared":
+                logger.warning("declared job %s ignored: a job added over REST has that id", job_id)
+            elif job.kwargs["spec"] != spec:
+                self._add(spec, replace=True, paused=job.next_run_time is None)
+                summary["changed"].append(job_id)
+        if any(summary.values()):
+            logger.info("declared jobs synced: %s", summary)
+        return summary
