@@ -193,6 +193,18 @@ def test_failing_job_with_pause_on_error_ends_paused_with_the_error(start_server
     assert state["last_error"]["data"] == {"type": "ValueError", "message": "boom"}
 
 
+def test_a_one_shot_job_runs_once_and_is_removed(start_server, probe_methods, job_env, tmp_path):
+    server = start_server(env=job_env)
+    runs_path = tmp_path / "runs.sqlite3"
+    at = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=1)
+    add_job(server, id="once", method="jobprobe.record", params=[str(runs_path)], date=at.isoformat())
+    wait_for(lambda: server.http.get("/api/jobs/once").status_code == 404, 15.0, interval_s=0.1,
+             message="the one-shot job to run and go")
+    recorded = rows(runs_path)
+    assert len(recorded) == 1
+    assert datetime.datetime.fromisoformat(recorded[0][1]) == at.replace(microsecond=at.microsecond)
+
+
 def test_a_job_past_its_time_limit_records_the_timeout(start_server, job_env):
     server = start_server(env=job_env)
     add_job(server, id="slow", method="sleep", params=[5], interval_s=3600, timeout_s=0.3)

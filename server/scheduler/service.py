@@ -199,7 +199,7 @@ class JobScheduler:
         """Run the due occurrences of ``job`` that are not missed and that this instance claims."""
         spec = job.kwargs["spec"]
         grace_s = spec.get("misfire_grace_time_s")
-        for run_time in run_times:
+        for run_time in (moment.astimezone(datetime.timezone.utc) for moment in run_times):
             late_s = (datetime.datetime.now(datetime.timezone.utc) - run_time).total_seconds()
             if grace_s is not None and late_s > grace_s:
                 logger.warning("job %s: run time %s missed by %.1f s (grace %.1f s); skipped",
@@ -254,6 +254,8 @@ class JobScheduler:
                            "; job paused (pause_on_error)" if pause else "")
         if pause:
             self._pause_quietly(job_id)
+        if self.scheduler.get_job(job_id) is None:  # a one-shot job, removed after its run
+            await asyncio.to_thread(self.states.delete, job_id)
 
     def _pause_quietly(self, job_id: str) -> None:
         try:
