@@ -332,9 +332,11 @@ class Pool:
                                            data={"reason": "shutdown"}))
         self._queue.clear()
         for worker in list(self._live):
-            while worker.outstanding:
-                self._answer(worker.outstanding.popleft(), CallTimeout(
-                    message="the server shut down during the call", data={"reason": "shutdown"}))
+            if worker.outstanding:  # its call outlived the grace: answer it, end the worker
+                while worker.outstanding:
+                    self._answer(worker.outstanding.popleft(), CallTimeout(
+                        message="the server shut down during the call", data={"reason": "shutdown"}))
+                self._kill(worker)
             self._retire(worker, reason=None)
         deadline = time.monotonic() + STOP_GRACE_S
         while self._live and time.monotonic() < deadline:

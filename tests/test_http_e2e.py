@@ -12,15 +12,15 @@ import pytest
 from tests.support import wait_for
 
 
-def test_first_call_of_the_readme(server):
-    response = server.post('{"jsonrpc":"2.0","method":"add","params":[1,2],"id":1}')
+def test_first_call_of_the_readme(shared_server):
+    response = shared_server.post('{"jsonrpc":"2.0","method":"add","params":[1,2],"id":1}')
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "application/json"
     assert response.json() == {"jsonrpc": "2.0", "result": 3, "id": 1}
 
 
-def test_root_path_is_an_alias_of_rpc(server):
-    response = server.http.post("/", json={"jsonrpc": "2.0", "method": "echo", "params": ["x"], "id": 2})
+def test_root_path_is_an_alias_of_rpc(shared_server):
+    response = shared_server.http.post("/", json={"jsonrpc": "2.0", "method": "echo", "params": ["x"], "id": 2})
     assert response.json() == {"jsonrpc": "2.0", "result": "x", "id": 2}
 
 
@@ -33,35 +33,35 @@ def test_root_path_is_an_alias_of_rpc(server):
     ("greetings.greet", {"name": "Bo"}, "Hello, Bo!"),
     ("greetings.greet_later", ["Cy"], "Hello, Cy!"),
 ])
-def test_example_methods(server, method, params, result):
-    assert server.call(method, params)["result"] == result
+def test_example_methods(shared_server, method, params, result):
+    assert shared_server.call(method, params)["result"] == result
 
 
 @pytest.mark.parametrize("method", ["mymodule.MyClass", "mymodule.MyClass.not_reachable",
                                     "logging.getLogger", "time.sleep", "_private", "rpc.discover"])
-def test_unreachable_names(server, method):
-    assert server.call(method)["error"]["code"] == -32601
+def test_unreachable_names(shared_server, method):
+    assert shared_server.call(method)["error"]["code"] == -32601
 
 
-def test_a_client_nobody_here_wrote(server):
+def test_a_client_nobody_here_wrote(shared_server):
     request = jsonrpcclient.request("add", params=(40, 2))
-    parsed = jsonrpcclient.parse(httpx.post(server.url + "/rpc", json=request).json())
+    parsed = jsonrpcclient.parse(httpx.post(shared_server.url + "/rpc", json=request).json())
     assert isinstance(parsed, jsonrpcclient.Ok) and parsed.result == 42
-    error = jsonrpcclient.parse(httpx.post(server.url + "/rpc", json=jsonrpcclient.request("nope")).json())
+    error = jsonrpcclient.parse(httpx.post(shared_server.url + "/rpc", json=jsonrpcclient.request("nope")).json())
     assert isinstance(error, jsonrpcclient.Error) and error.code == -32601
 
 
 @pytest.mark.parametrize("verb", ["GET", "PUT", "DELETE", "PATCH"])
-def test_wrong_http_method_is_a_json_405(server, verb):
-    response = server.http.request(verb, "/rpc")
+def test_wrong_http_method_is_a_json_405(shared_server, verb):
+    response = shared_server.http.request(verb, "/rpc")
     assert response.status_code == 405
     assert response.headers["Content-Type"] == "application/json"
     assert response.json()["error"]["code"] == 405
 
 
 @pytest.mark.parametrize("path", ["/nope", "/sys", "/rpc/extra", "/sys/status/x"])
-def test_unknown_routes_are_json_404(server, path):
-    response = server.http.get(path)
+def test_unknown_routes_are_json_404(shared_server, path):
+    response = shared_server.http.get(path)
     assert response.status_code == 404
     assert response.json()["error"]["code"] == 404
 
@@ -156,3 +156,21 @@ def test_shutdown_answers_calls_that_outlive_the_grace(start_server):
     assert response["error"]["code"] == -32001
     assert response["error"]["data"]["reason"] == "shutdown"
     assert server.process.wait(20) == 0
+
+
+def test_every_refused_resolution_case_end_to_end(tmp_path):
+    from tests.support import ServerProcess
+    from tests.test_resolve import FIXTURE, REACHABLE, REFUSED
+
+    server = ServerProcess(FIXTURE, tmp_path / "server.log")
+    try:
+        names = REFUSED + sorted(REACHABLE)
+        batch = [{"jsonrpc": "2.0", "method": name, "id": number} for number, name in enumerate(names)]
+        body = {item["id"]: item for item in server.post(batch).json()}
+        for number, name in enumerate(names):
+            if name in REACHABLE:
+                assert body[number]["result"] == REACHABLE[name], name
+            else:
+                assert body[number]["error"]["code"] == -32601, name
+    finally:
+        server.stop()
