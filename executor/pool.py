@@ -16,7 +16,8 @@ The whole call path reads top to bottom here::
 Generations: :meth:`Pool.reload` starts a full set of new workers with freshly imported code,
 and only when every one of them imported the methods package cleanly, swaps them in. The old
 workers finish the calls they hold and then exit; nothing is dropped. Workers are also
-recycled after ``max_tasks_per_child`` calls, after their current call.
+recycled after ``max_tasks_per_child`` calls (the server's own ``rpc.*`` calls not counted),
+after their current call.
 
 No helper threads: pipes and process exits (``pidfd``) are watched by the event loop.
 Availability: Linux (``os.pidfd_open``).
@@ -142,7 +143,8 @@ class Pool:
     Args:
         methods_dir: folder of the ``methods`` package the workers import.
         processes: workers per generation.
-        max_tasks_per_child: calls a worker serves before it is replaced; 0: never.
+        max_tasks_per_child: calls a worker serves before it is replaced (``rpc.*`` calls not
+            counted); 0: never.
         queue_maxsize: calls that may wait for a worker; :meth:`submit` refuses beyond it.
         debug: workers put tracebacks into ``error.data``.
         log_level: level of the workers' root logger (a :mod:`logging` number).
@@ -518,7 +520,8 @@ class Pool:
                 if not outstanding or outstanding[0].call_id != call_id:
                     continue  # the late answer of a call already answered (time-out)
                 call = outstanding.popleft()
-                worker.served += 1
+                if not call.method.startswith("rpc."):  # the server's own calls do not age a worker
+                    worker.served += 1
                 answered = True
                 self._in_flight -= 1
                 self._deliver(call, kind == framing.RESULT, payload)

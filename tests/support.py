@@ -76,7 +76,9 @@ class ServerProcess:
         environment = {key: value for key, value in os.environ.items() if not key.startswith("SBUSR_")}
         environment.update({"SBUSR_METHODS_DIR": str(methods_dir), "SBUSR_PORT": str(self.port),
                             "SBUSR_HOST": "127.0.0.1", "SBUSR_POOL_PROCESSES": "2",
-                            "PYTHONUNBUFFERED": "1"})
+                            "PYTHONUNBUFFERED": "1",
+                            # each server its own job database, next to its log
+                            "SBUSR_DATABASE_URL": "sqlite:///%s" % log_path.with_suffix(".jobs.sqlite3")})
         environment.update(env or {})
         self._log_file = open(log_path, "ab")
         self.process = subprocess.Popen([sys.executable, str(PROJECT_DIR / "run.py"), *(args or [])],
