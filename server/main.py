@@ -15,6 +15,8 @@ import tornado.netutil
 from executor.pool import Pool, ReloadFailed
 from server.app import make_app
 from server.jsonrpc import JsonRpcCore
+from server.scheduler.handlers import job_routes
+from server.scheduler.service import JobScheduler
 from settings import Settings
 
 __all__ = ["serve"]
@@ -60,10 +62,8 @@ async def serve(settings: Settings, log_level: int = logging.INFO, web: bool = T
         await pool.shutdown(0)
         return 1
     core = JsonRpcCore(pool, settings.rpc_timeout_s, settings.max_batch)
-    jobs, extra_routes = None, []
+    jobs = None
     if settings.scheduler:
-        from server.scheduler.handlers import job_routes
-        from server.scheduler.service import JobScheduler
         jobs = JobScheduler(settings, pool)
         try:
             await jobs.start()
@@ -74,13 +74,12 @@ async def serve(settings: Settings, log_level: int = logging.INFO, web: bool = T
             await pool.shutdown(0)
             return 1
         pool.after_reload.append(jobs.sync_declared)
-        extra_routes = job_routes(jobs)
     server = None
     if web:
         if not settings.auth_token and not _is_loopback(settings.host):
             logger.warning("listening on %s without SBUSR_AUTH_TOKEN: anyone who reaches this "
                            "address can call every method", settings.host)
-        app = make_app(settings, pool, core, extra_routes)
+        app = make_app(settings, pool, core, job_routes(jobs))
         server = tornado.httpserver.HTTPServer(app, max_body_size=settings.max_body_bytes + (1 << 20))
         sockets = tornado.netutil.bind_sockets(settings.port, address=settings.host)
         server.add_sockets(sockets)

@@ -57,9 +57,9 @@ def probe_methods(methods_dir: Path) -> Path:
 
 @pytest.fixture
 def job_env(tmp_path: Path) -> dict[str, str]:
-    """A private SQLite job database and a fast poll."""
+    """A private SQLite job database, a fast poll, one worker (quicker starts)."""
     return {"SBUSR_DATABASE_URL": "sqlite:///%s" % (tmp_path / "data" / "jobs.sqlite3"),
-            "SBUSR_SCHEDULER_POLL_MS": "200"}
+            "SBUSR_SCHEDULER_POLL_MS": "200", "SBUSR_POOL_PROCESSES": "1"}
 
 
 @pytest.fixture
@@ -181,6 +181,13 @@ def test_rest_errors(start_server, job_env):
     for path in ("/api/jobs/nope/pause", "/api/jobs/nope/resume", "/api/jobs/nope/run"):
         assert server.http.post(path).status_code == 404
     assert server.http.delete("/api/jobs/nope").status_code == 404
+
+
+def test_job_routes_answer_503_when_the_scheduler_is_off(start_server, job_env):
+    server = start_server(env=dict(job_env, SBUSR_SCHEDULER="0"))
+    response = server.http.get("/api/jobs")
+    assert response.status_code == 503
+    assert "SBUSR_SCHEDULER" in response.json()["error"]["message"]
 
 
 def test_failing_job_with_pause_on_error_ends_paused_with_the_error(start_server, probe_methods, job_env):

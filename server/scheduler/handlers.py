@@ -12,6 +12,8 @@ POST     /api/jobs/{id}/resume       200 job; 404
 POST     /api/jobs/{id}/run          202 job: a run starts now on this instance; 404
 =======  ==========================  =============================================
 
+Every route answers 503 when the scheduler is off (SBUSR_SCHEDULER=0).
+
 A job is its spec (see :mod:`executor.scheduled`) plus ``"state"`` (see
 :func:`server.scheduler.state.render`). Errors are ``{"error": {"code", "message",
 "details"?}}`` through :class:`server.base.RestError`.
@@ -34,8 +36,13 @@ _JOB_ID = r"([A-Za-z0-9][A-Za-z0-9._:@-]{0,190})"
 class _JobsBase(BaseHandler):
     """Holds the :class:`JobScheduler`; maps its errors to REST errors."""
 
-    def initialize(self, scheduler: JobScheduler) -> None:
+    def initialize(self, scheduler: JobScheduler | None) -> None:
         self.scheduler = scheduler
+
+    def prepare(self) -> None:
+        super().prepare()
+        if self.scheduler is None:
+            raise RestError(503, "the scheduler is off (SBUSR_SCHEDULER=0)")
 
     def _not_found(self, job_id: str) -> RestError:
         return RestError(404, "no job %r" % job_id)
@@ -96,8 +103,11 @@ class JobActionHandler(_JobsBase):
         self.write_json(job, status=status)
 
 
-def job_routes(scheduler: JobScheduler) -> list[tuple[str, Any, dict[str, Any]]]:
-    """The ``(pattern, handler, kwargs)`` rules of the job routes, for ``make_app(extra_routes=...)``."""
+def job_routes(scheduler: JobScheduler | None) -> list[tuple[str, Any, dict[str, Any]]]:
+    """The ``(pattern, handler, kwargs)`` rules of the job routes, for ``make_app(extra_routes=...)``.
+
+    With ``scheduler`` None (SBUSR_SCHEDULER=0) every job route answers 503.
+    """
     kwargs = {"scheduler": scheduler}
     return [
         (r"/api/jobs", JobsHandler, kwargs),

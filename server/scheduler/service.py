@@ -92,6 +92,30 @@ def make_engine(url: str) -> sqlalchemy.engine.Engine:
     return engine
 
 
+class SharedJobStore(SQLAlchemyJobStore):
+    """APScheduler's SQLAlchemy job store, shared by several instances.
+
+    Another instance may remove a job between this instance's read of the due jobs and its
+    write of their next run time (a DELETE over REST, a one-shot job that ran there): then
+    the update or removal finds no row, which is logged and ignored instead of breaking
+    APScheduler's processing round.
+    """
+
+    def update_job(self, job: Job) -> None:
+        """Write the job's new next run time and spec; a job removed meanwhile is skipped."""
+        try:
+            super().update_job(job)
+        except JobLookupError:
+            logger.debug("job %s was removed by another instance", job.id)
+
+    def remove_job(self, job_id: str) -> None:
+        """Delete the job's row; one that is gone already is fine (callers check existence first)."""
+        try:
+            super().remove_job(job_id)
+        except JobLookupError:
+            logger.debug("job %s was removed by another instance", job_id)
+
+
 class RpcExecutor(BaseExecutor):
     """APScheduler executor that hands due occurrences to :meth:`JobScheduler._run_due` as tasks."""
 
@@ -147,7 +171,7 @@ class JobScheduler:
         self.engine = make_engine(settings.database_url)
         self.states = job_state.StateStore(self.engine, settings.jobs_table + "_state")
         await asyncio.to_thread(self.states.create)
-        store = SQLAlchemyJobStore(engine=self.engine, tablename=settings.jobs_table)
+        store = SharedJobStore(engine=self.engine, tablename=settings.jobs_table)
         self.scheduler = AsyncIOScheduler(jobstores={"default": store},
                                           executors={"default": RpcExecutor(self)},
                                           timezone=datetime.timezone.utc)
@@ -312,10 +336,8 @@ class JobScheduler:
 
     async def remove_job(self, job_id: str) -> None:
         """Remove a job and its state. Raises JobNotFound."""
-        try:
-            self.scheduler.remove_job(job_id)
-        except JobLookupError:
-            raise JobNotFound(job_id) from None
+        self._job(job_id)
+        self.scheduler.remove_job(job_id)
         await asyncio.to_thread(self.states.delete, job_id)
         logger.info("job %s removed", job_id)
 
@@ -379,10 +401,7 @@ class JobScheduler:
         existing = {job.id: job for job in self.scheduler.get_jobs()}
         for job_id, job in existing.items():
             if job.kwargs["spec"].get("source") == "declared" and job_id not in declared:
-                try:
-                    self.scheduler.remove_job(job_id)
-                except JobLookupError:  # another instance removed it
-                    pass
+                self.scheduler.remove_job(job_id)  # SharedJobStore: gone already is fine
                 await asyncio.to_thread(self.states.delete, job_id)
                 summary["removed"].append(job_id)
         for job_id, spec in declared.items():
