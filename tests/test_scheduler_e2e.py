@@ -24,6 +24,7 @@ from tests.support import ServerProcess, wait_for
 
 REDIS_URL = os.environ.get("SBUSR_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 MARIADB_URL = os.environ.get("SBUSR_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+POSTGRESQL_URL = os.environ.get("SBUSR_TEST_POSTGRESQL_URL", "postgresql+psycopg2://root@127.0.0.1:5432/test")
 
 PROBE = textwrap.dedent('''\
     """Methods the scheduler tests run as jobs."""
@@ -77,16 +78,22 @@ def redis_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def mariadb_url() -> Iterator[tuple[str, str]]:
-    """``(url, jobs table)`` on MariaDB; the job and state tables are dropped afterwards."""
-    engine = sqlalchemy.create_engine(MARIADB_URL)
+def database(request, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """Job database settings for ``request.param``: ``sqlite`` (a file of this test),
+    ``mariadb`` or ``postgresql`` (tables of unique names, dropped after the test)."""
+    if request.param == "sqlite":
+        yield {"SBUSR_DATABASE_URL": "sqlite:///%s" % (tmp_path / "shared.sqlite3")}
+        return
+    url = {"mariadb": MARIADB_URL, "postgresql": POSTGRESQL_URL}[request.param]
+    engine = sqlalchemy.create_engine(url)
     try:
         with engine.connect() as connection:
             connection.execute(sqlalchemy.text("SELECT 1"))
     except sqlalchemy.exc.SQLAlchemyError as exc:
-        pytest.fail("MariaDB at %s cannot be reached (set SBUSR_TEST_MARIADB_URL): %s" % (MARIADB_URL, exc))
+        pytest.fail("%s at %s cannot be reached (set SBUSR_TEST_%s_URL): %s"
+                    % (request.param, url, request.param.upper(), exc))
     table = "sbusr_test_jobs_%s" % secrets.token_hex(4)
-    yield MARIADB_URL, table
+    yield {"SBUSR_DATABASE_URL": url, "SBUSR_JOBS_TABLE": table}
     with engine.begin() as connection:
         for name in (table, table + "_state"):
             connection.execute(sqlalchemy.text("DROP TABLE IF EXISTS %s" % name))
@@ -291,13 +298,10 @@ async def test_redis_lease_gives_each_occurrence_to_one_claimant(redis_url):
         await second.close()
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "mariadb"])
-def test_two_instances_run_each_occurrence_exactly_once(request, backend, start_server, probe_methods,
-                                                        job_env, redis_url, tmp_path):
-    env = dict(job_env, SBUSR_REDIS_URL=redis_url)
-    if backend == "mariadb":
-        url, table = request.getfixturevalue("mariadb_url")
-        env.update(SBUSR_DATABASE_URL=url, SBUSR_JOBS_TABLE=table)
+@pytest.mark.parametrize("database", ["sqlite", "mariadb", "postgresql"], indirect=True)
+def test_two_instances_run_each_occurrence_exactly_once(database, redis_url, start_server,
+                                                        probe_methods, job_env, tmp_path):
+    env = dict(job_env, SBUSR_REDIS_URL=redis_url, **database)
     first = start_server(env=env)
     second = start_server(env=env)
     runs_path = tmp_path / "runs.sqlite3"
