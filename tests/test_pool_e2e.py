@@ -65,7 +65,7 @@ def test_worker_killed_from_outside_mid_call(start_server, probe_methods):
 
 
 def test_call_past_its_time_limit_is_killed_and_replaced(start_server, probe_methods):
-    server = start_server(env={"SBUSR_RPC_TIMEOUT": "0.5", "SBUSR_POOL_PROCESSES": "1"})
+    server = start_server(env={"SBUSR_RPC_TIMEOUT": "1", "SBUSR_POOL_PROCESSES": "1"})
     before = server.call("probe.pid")["result"]
     response = server.call("probe.sleep_then_pid", [10])
     assert response["error"]["code"] == -32001
