@@ -233,12 +233,19 @@ def session_scope(bind: sa.Engine | str | None = None, **session_options: Any) -
         session.close()
 
 
-class _ReconnectingConnection(sa.Connection):
-    """A connection that re-runs a statement once when the server connection was lost.
+class _DatasetConnection(sa.Connection):
+    """The per-thread connection of a ``ReconnectingDatabase``.
 
-    Only outside an explicit ``dataset`` transaction (``with db:`` / ``db.begin()``):
-    there, statements already run would be lost with the connection, so the
-    error propagates.
+    Outside an explicit ``dataset`` transaction (``with db:`` / ``db.begin()``) it
+
+    - re-runs a statement once on a fresh connection when the server connection
+      was lost (inside a transaction the error propagates: statements already run
+      were lost with the connection);
+    - ends the transaction a read opened (SQLAlchemy 2 begins one for every
+      statement, and ``dataset`` commits only after writes): the rows are
+      buffered, then the transaction is committed, so an idle worker neither
+      reads from a stale snapshot (MySQL REPEATABLE READ) nor holds metadata
+      locks that block ``ALTER``/``DROP`` from other processes.
     """
 
     def __init__(self, engine: sa.Engine, database: ReconnectingDatabase) -> None:
@@ -246,10 +253,12 @@ class _ReconnectingConnection(sa.Connection):
         self._database = database
 
     def execute(self, statement, parameters=None, *, execution_options=None):  # noqa: D102
-        try:
+        if self._database.in_transaction:
             return super().execute(statement, parameters, execution_options=execution_options)
+        try:
+            result = super().execute(statement, parameters, execution_options=execution_options)
         except sa_exc.DBAPIError as exc:
-            if not exc.connection_invalidated or self._database.in_transaction:
+            if not exc.connection_invalidated:
                 raise
             logger.warning(
                 "database connection to %s was lost (%s); retrying once on a new one",
@@ -257,7 +266,13 @@ class _ReconnectingConnection(sa.Connection):
                 type(exc.orig).__name__,
             )
             self.rollback()  # ends the dead transaction; the next use reconnects
-            return super().execute(statement, parameters, execution_options=execution_options)
+            result = super().execute(statement, parameters, execution_options=execution_options)
+        context = result.context
+        if not result.returns_rows or context.isinsert or context.isupdate or context.isdelete:
+            return result
+        buffered = result.freeze()()
+        self.commit()
+        return buffered
 
 
 class ReconnectingDatabase(dataset.Database):
@@ -267,7 +282,8 @@ class ReconnectingDatabase(dataset.Database):
     pre-ping never sees it again, so a connection killed by the server (restart,
     ``wait_timeout``, ``KILL``) would fail the next call. Here a statement that
     fails because the connection is gone is retried once on a fresh connection,
-    unless it runs inside an explicit transaction.
+    unless it runs inside an explicit transaction; and reads do not leave a
+    transaction open (see ``_DatasetConnection``).
     """
 
     @property
@@ -278,7 +294,7 @@ class ReconnectingDatabase(dataset.Database):
             if thread_id not in self.connections:
                 if self.engine is None:
                     raise RuntimeError("Database is closed")
-                self.connections[thread_id] = _ReconnectingConnection(self.engine, self)
+                self.connections[thread_id] = _DatasetConnection(self.engine, self)
             return self.connections[thread_id]
 
     def __repr__(self) -> str:
