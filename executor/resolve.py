@@ -1,0 +1,134 @@
+"""Method resolution: a dotted JSON-RPC method name to a callable of the methods package.
+
+This is the security boundary of design.md ("Method resolution"). ``a.b.c`` means
+``methods.a.b.c``; submodules are imported on demand. Reachable:
+
+* functions (plain or ``async def``) defined in the methods package, i.e. whose
+  ``__module__`` is ``methods`` or starts with ``methods.``;
+* classmethods and staticmethods of classes defined there.
+
+Never reachable: a segment starting with ``_``; anything imported into a methods module from
+outside the package (``os`` imported in ``methods/__init__.py`` is not ``methods.os``); classes
+themselves; instance methods; non-callables; names under ``rpc.`` (the server's own).
+
+Runs inside worker processes only: the server process never imports the user's code.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import types
+from typing import Any, Callable
+
+from executor.errors import InternalError, MethodNotFound
+
+__all__ = ["PACKAGE", "resolve", "is_reachable_name"]
+
+PACKAGE = "methods"
+
+
+def _inside_package(module_name: str | None) -> bool:
+    return module_name == PACKAGE or bool(module_name and module_name.startswith(PACKAGE + "."))
+
+
+def is_reachable_name(method: str) -> bool:
+    """Tell whether ``method`` is a name resolution may accept, before any import.
+
+    Args:
+        method: the JSON-RPC method name, e.g. ``"bar.boo.loo.Loo.dec"``.
+
+    Returns:
+        False for the ``rpc.`` prefix, empty segments, segments that are not Python
+        identifiers and segments starting with ``_``; True otherwise.
+    """
+    if method.startswith("rpc."):
+        return False
+    for segment in method.split("."):
+        if not segment.isidentifier() or segment.startswith("_"):
+            return False
+    return True
+
+
+def _import_submodule(package: types.ModuleType, segment: str) -> types.ModuleType | None:
+    """Import ``package.segment`` when the package has such a submodule, else return None."""
+    if not hasattr(package, "__path__"):
+        return None
+    name = package.__name__ + "." + segment
+    try:
+        if importlib.util.find_spec(name) is None:
+            return None
+    except (ImportError, ValueError):
+        return None
+    try:
+        return importlib.import_module(name)
+    except Exception as exc:  # the user's module is broken: say so instead of "not found"
+        raise InternalError(message="cannot import %s" % name,
+                            data={"type": type(exc).__name__, "message": str(exc)}) from exc
+
+
+def _class_member(cls: type, segment: str) -> Callable[..., Any] | type:
+    """Return a classmethod/staticmethod (bound) or a nested class of ``cls`` named ``segment``."""
+    try:
+        static = inspect.getattr_static(cls, segment)
+    except AttributeError:
+        raise MethodNotFound() from None
+    if isinstance(static, (classmethod, staticmethod)):
+        return getattr(cls, segment)
+    if inspect.isclass(static) and _inside_package(static.__module__):
+        return static
+    raise MethodNotFound()
+
+
+def resolve(method: str) -> Callable[..., Any]:
+    """Find the callable for a JSON-RPC method name.
+
+    Args:
+        method: dotted name relative to the methods package, e.g. ``"add"`` or
+            ``"bar.boo.loo.Loo.dec"``.
+
+    Returns:
+        The function, or the bound classmethod / staticmethod function, to call.
+
+    Raises:
+        MethodNotFound: no such method, or resolution refuses the name (see module doc).
+        InternalError: a submodule on the path exists but fails to import.
+    """
+    if not is_reachable_name(method):
+        raise MethodNotFound()
+    target: Any = importlib.import_module(PACKAGE)
+    from_class = False
+    for segment in method.split("."):
+        if inspect.isclass(target):
+            target = _class_member(target, segment)
+            from_class = True
+            continue
+        if not isinstance(target, types.ModuleType):
+            raise MethodNotFound()
+        attribute = getattr(target, segment, None)
+        if attribute is None:
+            attribute = _import_submodule(target, segment)
+        elif isinstance(attribute, types.ModuleType):
+            if attribute.__name__ != target.__name__ + "." + segment:
+                raise MethodNotFound()  # a module imported from elsewhere
+        if attribute is None:
+            raise MethodNotFound()
+        if isinstance(attribute, types.ModuleType):
+            target = attribute
+        elif inspect.isclass(attribute):
+            if not _inside_package(attribute.__module__):
+                raise MethodNotFound()
+            target = attribute
+        elif inspect.isfunction(attribute) and _inside_package(attribute.__module__):
+            target = attribute
+        else:
+            raise MethodNotFound()
+    if from_class:
+        function = getattr(target, "__func__", target)
+        if inspect.isfunction(function) and _inside_package(function.__module__):
+            return target
+        raise MethodNotFound()
+    if inspect.isfunction(target):
+        return target
+    raise MethodNotFound()

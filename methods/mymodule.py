@@ -1,0 +1,21 @@
+"""A class whose classmethods and staticmethods are RPC methods (the class itself is not)."""
+
+
+class MyClass:
+    """Reach its methods as ``mymodule.MyClass.<name>``."""
+
+    greeting = "hello"
+
+    @classmethod
+    def mymethod(cls, name="world"):
+        """Return ``"hello, <name>"`` using a class attribute."""
+        return "%s, %s" % (cls.greeting, name)
+
+    @staticmethod
+    def double(x):
+        """Return ``2 * x``."""
+        return 2 * x
+
+    def not_reachable(self):
+        """An instance method: never reachable by RPC."""
+        return "instance"

@@ -1,0 +1,231 @@
+"""The transport-free JSON-RPC 2.0 core: request text in, response text (or nothing) out.
+
+Both transports (HTTP, the bus) are thin adapters over :meth:`JsonRpcCore.handle`. It
+follows the JSON-RPC 2.0 specification (§4 request object, §4.1 notification, §5 response
+object, §5.1 error object, §6 batch) with the strictness of design.md:
+
+* ``"jsonrpc"`` exactly ``"2.0"``; ``method`` a string; ``params`` absent, array or object;
+  ``id`` a string, a number (not a boolean) or null. Null is a request; only an absent id
+  makes a notification. Anything else is -32600 (with the id when it was a valid one).
+* A body that is not JSON is -32700 with id null; ``[]`` is one -32600; a batch over
+  ``max_batch`` is one -32600; a batch answers one response per request, in request order,
+  and nothing when it held only notifications.
+* Names under ``rpc.`` are the server's own (``server_methods``); other names go to the pool.
+* When the pool's queue cannot take the calls, every request gets -32003 and
+  :attr:`Reply.busy` is set (HTTP answers 503 with Retry-After).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any, Awaitable, Callable
+
+from executor.errors import InvalidRequest, JsonRpcError, MethodNotFound, ParseError, ServerBusy
+from executor.pool import Call, Pool
+from executor.resolve import is_reachable_name
+
+__all__ = ["JsonRpcCore", "Reply", "ServerMethod"]
+
+logger = logging.getLogger(__name__)
+
+#: A server-side method (``rpc.*``): ``await method(params)`` returns a JSON-encodable result
+#: or raises JsonRpcError.
+ServerMethod = Callable[[Any], Awaitable[Any]]
+
+_VERSION_HEAD = b'{"jsonrpc":"2.0",'
+_NULL_ID = b"null"
+
+
+class Reply:
+    """What :meth:`JsonRpcCore.handle` answers.
+
+    Attributes:
+        body: the response text as UTF-8 bytes, or None when nothing is due (notifications).
+        busy: True when the pool refused the calls (-32003): HTTP says 503.
+        methods: the method names of the valid requests, in order (for access logs).
+    """
+
+    __slots__ = ("body", "busy", "methods")
+
+    def __init__(self, body: bytes | None, busy: bool = False, methods: list[str] | None = None) -> None:
+        self.body = body
+        self.busy = busy
+        self.methods = methods or []
+
+
+def _is_valid_id(value: Any) -> bool:
+    return value is None or (isinstance(value, (str, int, float)) and not isinstance(value, bool))
+
+
+def _encode_id(value: Any) -> bytes:
+    return json.dumps(value).encode() if value is not None else _NULL_ID
+
+
+def _result_response(id_json: bytes, result_json: bytes) -> bytes:
+    return b"".join((_VERSION_HEAD, b'"result":', result_json, b',"id":', id_json, b"}"))
+
+
+def _error_response(id_json: bytes, error_json: bytes) -> bytes:
+    return b"".join((_VERSION_HEAD, b'"error":', error_json, b',"id":', id_json, b"}"))
+
+
+def _error_json(error: JsonRpcError) -> bytes:
+    return json.dumps(error.to_object(), ensure_ascii=False, separators=(",", ":")).encode()
+
+
+class _Request:
+    """One valid request or notification of a payload, and later its response."""
+
+    __slots__ = ("method", "params", "id_json", "is_notification", "response")
+
+    def __init__(self, method: str, params: Any, id_json: bytes | None) -> None:
+        self.method = method
+        self.params = params
+        self.id_json = id_json
+        self.is_notification = id_json is None
+        self.response: bytes | None = None
+
+
+class JsonRpcCore:
+    """Parse, validate, dispatch and answer JSON-RPC payloads.
+
+    Args:
+        pool: the process pool that runs the methods.
+        timeout_s: time limit of one call, seconds.
+        max_batch: largest accepted batch, in requests.
+        server_methods: the server's own ``rpc.*`` methods by name.
+    """
+
+    def __init__(self, pool: Pool, timeout_s: float, max_batch: int,
+                 server_methods: dict[str, ServerMethod] | None = None) -> None:
+        self.pool = pool
+        self.timeout_s = timeout_s
+        self.max_batch = max_batch
+        self.server_methods = dict(server_methods or {})
+
+    async def handle(self, payload: bytes | str, context: dict[str, Any] | None = None) -> Reply:
+        """Answer one JSON-RPC payload (a request, a notification or a batch).
+
+        Args:
+            payload: the JSON text, as received.
+            context: facts for the workers' log lines, e.g. ``{"request_id": "..."}``.
+
+        Returns:
+            A :class:`Reply`: the response text (one object, or an array for a batch) or None.
+        """
+        try:
+            message = json.loads(payload)
+        except (ValueError, UnicodeDecodeError) as exc:
+            error = ParseError(data={"message": str(exc)})
+            return Reply(_error_response(_NULL_ID, _error_json(error)))
+        if isinstance(message, list):
+            return await self._handle_batch(message, context)
+        entry = self._check(message)
+        if isinstance(entry, bytes):
+            return Reply(entry)
+        busy = await self._run([entry], context)
+        return Reply(entry.response if entry.response or not busy else self._busy_response(),
+                     busy, [entry.method])
+
+    async def _handle_batch(self, messages: list[Any], context: dict[str, Any] | None) -> Reply:
+        if not messages:
+            error = InvalidRequest(data={"message": "an empty batch is not a valid request"})
+            return Reply(_error_response(_NULL_ID, _error_json(error)))
+        if len(messages) > self.max_batch:
+            error = InvalidRequest(data={"message": "a batch of %d requests is over the limit of %d"
+                                         % (len(messages), self.max_batch)})
+            return Reply(_error_response(_NULL_ID, _error_json(error)))
+        entries = [self._check(message) for message in messages]
+        requests = [entry for entry in entries if not isinstance(entry, bytes)]
+        busy = await self._run(requests, context) if requests else False
+        responses = [entry if isinstance(entry, bytes) else entry.response for entry in entries]
+        body = [response for response in responses if response is not None]
+        if not body:
+            return Reply(self._busy_response() if busy else None, busy, [r.method for r in requests])
+        return Reply(b"[" + b",".join(body) + b"]", busy, [request.method for request in requests])
+
+    def _check(self, message: Any) -> _Request | bytes:
+        """Validate one request object (§4); return it, or the -32600 response as bytes."""
+        if not isinstance(message, dict):
+            return _error_response(_NULL_ID, _error_json(InvalidRequest(
+                data={"message": "a request must be a JSON object"})))
+        has_id = "id" in message
+        request_id = message.get("id")
+        id_ok = _is_valid_id(request_id)
+        id_json = _encode_id(request_id) if has_id and id_ok else _NULL_ID
+        problem = None
+        if not id_ok:
+            problem = "id must be a string, a number or null"
+        elif message.get("jsonrpc") != "2.0":
+            problem = 'jsonrpc must be exactly "2.0"'
+        elif not isinstance(message.get("method"), str):
+            problem = "method must be a string"
+        elif "params" in message and not isinstance(message["params"], (list, dict)):
+            problem = "params must be an array or an object"
+        if problem is not None:
+            return _error_response(id_json, _error_json(InvalidRequest(data={"message": problem})))
+        return _Request(message["method"], message.get("params"), id_json if has_id else None)
+
+    async def _run(self, requests: list[_Request], context: dict[str, Any] | None) -> bool:
+        """Run the requests; fill in each one's response. Returns True when the pool was busy."""
+        loop = asyncio.get_running_loop()
+        calls: list[Call] = []
+        server_side: list[_Request] = []
+        pending = [0]
+        done = loop.create_future()
+
+        def finisher(request: _Request) -> Callable[[bool, bytes], None]:
+            def on_done(ok: bool, payload: bytes) -> None:
+                if request.is_notification:
+                    if not ok:
+                        logger.warning("notification %s failed: %s", request.method, payload.decode(errors="replace"))
+                else:
+                    request.response = (_result_response if ok else _error_response)(request.id_json, payload)
+                pending[0] -= 1
+                if pending[0] == 0 and not done.done():
+                    done.set_result(None)
+            return on_done
+
+        for request in requests:
+            if request.method in self.server_methods:
+                server_side.append(request)
+            elif not is_reachable_name(request.method):
+                if not request.is_notification:
+                    request.response = _error_response(request.id_json, _error_json(MethodNotFound()))
+            else:
+                calls.append(Call(request.method, request.params, finisher(request), self.timeout_s, context))
+        if calls:
+            if not self.pool.submit(calls):
+                busy = self._busy_error()
+                for request in requests:
+                    request.response = None if request.is_notification else _error_response(request.id_json, busy)
+                return True
+            pending[0] = len(calls)
+        if server_side:
+            await asyncio.gather(*(self._run_server_method(request) for request in server_side))
+        if calls:
+            await done
+        return False
+
+    def _busy_error(self) -> bytes:
+        return _error_json(ServerBusy(data={"queue_maxsize": self.pool.queue_maxsize}))
+
+    def _busy_response(self) -> bytes:
+        """The -32003 response with id null, for a refused payload of notifications only."""
+        return _error_response(_NULL_ID, self._busy_error())
+
+    async def _run_server_method(self, request: _Request) -> None:
+        method = self.server_methods[request.method]
+        try:
+            result = await method(request.params)
+            response = json.dumps(result, ensure_ascii=False, separators=(",", ":")).encode()
+            ok = True
+        except JsonRpcError as error:
+            response, ok = _error_json(error), False
+        except Exception as exc:  # a bug of ours: answer -32603 and log it with its stack
+            logger.exception("server method %s failed", request.method)
+            response, ok = _error_json(JsonRpcError(-32603, "Internal error", {"type": type(exc).__name__})), False
+        if not request.is_notification:
+            request.response = (_result_response if ok else _error_response)(request.id_json, response)

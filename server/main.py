@@ -1,0 +1,85 @@
+"""Serving: start the pool and the HTTP server, stop both gracefully on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import signal
+
+import tornado.httpserver
+import tornado.netutil
+
+from executor.pool import Pool, ReloadFailed
+from server.app import make_app
+from server.jsonrpc import JsonRpcCore
+from settings import Settings
+
+__all__ = ["serve"]
+
+logger = logging.getLogger(__name__)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+async def serve(settings: Settings, log_level: int = logging.INFO, web: bool = True) -> int:
+    """Run the server until SIGTERM or SIGINT, then stop gracefully.
+
+    Stopping: the HTTP server stops accepting; calls already submitted get up to
+    ``settings.shutdown_grace_s`` seconds to finish and be answered; workers are stopped.
+
+    Args:
+        settings: the server's settings.
+        log_level: level for the workers' loggers (a :mod:`logging` number).
+        web: serve HTTP (False: no web server; useful once the bus transport is on).
+
+    Returns:
+        The process exit code: 0 after a graceful stop, 1 when the methods fail to import.
+    """
+    pool = Pool(settings.methods_dir, settings.pool_processes, settings.pool_maxtasksperchild,
+                settings.queue_maxsize, debug=settings.debug, log_level=log_level)
+    try:
+        started = await pool.start()
+    except ReloadFailed as exc:
+        for error in exc.errors:
+            logger.error("cannot import %s: %s: %s", error.get("module"), error.get("type"),
+                         error.get("message"))
+        logger.error("the methods in %s failed to import; not serving", settings.methods_dir)
+        await pool.shutdown(0)
+        return 1
+    core = JsonRpcCore(pool, settings.rpc_timeout_s, settings.max_batch)
+    server = None
+    if web:
+        if not settings.auth_token and not _is_loopback(settings.host):
+            logger.warning("listening on %s without SBUSR_AUTH_TOKEN: anyone who reaches this "
+                           "address can call every method", settings.host)
+        app = make_app(settings, pool, core)
+        server = tornado.httpserver.HTTPServer(app, max_body_size=settings.max_body_bytes + (1 << 20))
+        sockets = tornado.netutil.bind_sockets(settings.port, address=settings.host)
+        server.add_sockets(sockets)
+        port = sockets[0].getsockname()[1]
+        logger.info("sbusr serving http://%s:%d/rpc with %d workers (generation %d, %.0f ms)",
+                    settings.host, port, settings.pool_processes, started["generation"],
+                    started["elapsed_ms"])
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signal_number in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signal_number, stop.set)
+    await stop.wait()
+    logger.info("stopping: %d calls in flight", pool.in_flight)
+    if server is not None:
+        server.stop()
+    await pool.shutdown(settings.shutdown_grace_s)
+    if server is not None:
+        for _ in range(3):  # let the handlers whose calls just ended write their responses
+            await asyncio.sleep(0)
+        await server.close_all_connections()
+    logger.info("stopped")
+    return 0

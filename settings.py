@@ -1,0 +1,214 @@
+"""Every setting of sbusr, with its default and its ``SBUSR_*`` environment variable.
+
+The server builds one :class:`Settings` object at start with :func:`load` and hands it to
+whoever needs it; nothing else reads ``os.environ``. The names and defaults follow the
+"Settings" table of design.md. Units are part of the names: ``_s`` seconds, ``_ms``
+milliseconds, ``_bytes`` bytes.
+
+An invalid value stops the server at start with a :class:`SettingsError` that names the
+variable and the value, e.g. ``SBUSR_PORT='http': expected an integer``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Callable, Mapping
+
+__all__ = ["Settings", "SettingsError", "load", "ENV_PREFIX"]
+
+ENV_PREFIX = "SBUSR_"
+PROJECT_DIR = Path(__file__).resolve().parent
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value its setting cannot take."""
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("expected 1/0, true/false, yes/no or on/off")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError("expected an integer >= 1")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError("expected an integer >= 0")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise ValueError("expected a number > 0")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise ValueError("expected a port number 0-65535")
+    return value
+
+
+def _optional_text(text: str) -> str | None:
+    return text or None
+
+
+def _key_prefix(text: str) -> str:
+    if not text or any(c.isspace() for c in text):
+        raise ValueError("expected a non-empty key prefix without spaces")
+    return text
+
+
+def _log_format(text: str) -> str:
+    if text not in ("text", "json"):
+        raise ValueError("expected 'text' or 'json'")
+    return text
+
+
+def _default_database_url() -> str:
+    return "sqlite:///" + str(PROJECT_DIR / "data" / "sbusr.sqlite3")
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """The settings of one server process (see design.md, "Settings").
+
+    Attributes:
+        host: address the HTTP server binds (``SBUSR_HOST``), default ``127.0.0.1``.
+        port: TCP port of the HTTP server (``SBUSR_PORT``), default 8080; 0 picks a free one.
+        methods_dir: folder of the user's ``methods`` package (``SBUSR_METHODS_DIR``).
+        pool_processes: worker processes per generation (``SBUSR_POOL_PROCESSES``), default
+            the CPU count.
+        pool_maxtasksperchild: calls a worker serves before it is replaced
+            (``SBUSR_POOL_MAXTASKSPERCHILD``), default 1000; 0 means never.
+        queue_maxsize: calls that may wait for a free worker (``SBUSR_QUEUE_MAXSIZE``);
+            beyond it calls are refused with -32003.
+        rpc_timeout_s: time limit of one call in seconds (``SBUSR_RPC_TIMEOUT``), default 30.
+        redis_url: Redis URL of the message bus (``SBUSR_REDIS_URL``); None: bus off.
+        database_url: SQLAlchemy URL of the default database (``SBUSR_DATABASE_URL``).
+        auth_token: bearer token required on every route but /health_check
+            (``SBUSR_AUTH_TOKEN``); None: no auth.
+        flow_ack_timeout_s: how long /api/flow waits for a peer's ack, seconds.
+        notify_ttl_ms: life of a bus reply list after the reply is pushed, milliseconds.
+        debug: put tracebacks into ``error.data`` (``SBUSR_DEBUG``).
+        max_body_bytes: largest accepted HTTP request body, bytes (default 1 MiB).
+        max_batch: largest accepted JSON-RPC batch, in requests (default 100).
+        bus_prefix: prefix of every Redis key of the bus (``SBUSR_BUS_PREFIX``).
+        claim_idle_ms: bus entries pending longer than this are reclaimed, milliseconds.
+        max_deliveries: deliveries of a bus entry before it is dead-lettered.
+        peer_ttl_ms: a bus peer is live while its heartbeat is younger, milliseconds.
+        access_log: one log line per HTTP request (``SBUSR_ACCESS_LOG``).
+        log_format: ``text`` or ``json`` log lines (``SBUSR_LOG_FORMAT``).
+        shutdown_grace_s: on SIGTERM/SIGINT, how long running calls may still finish, seconds
+            (``SBUSR_SHUTDOWN_GRACE``), default 30.
+        use_uvloop: run the event loop on uvloop when it is installed (``SBUSR_UVLOOP``).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    methods_dir: Path = PROJECT_DIR / "methods"
+    pool_processes: int = dataclasses.field(default_factory=lambda: os.cpu_count() or 1)
+    pool_maxtasksperchild: int = 1000
+    queue_maxsize: int = 1000
+    rpc_timeout_s: float = 30.0
+    redis_url: str | None = None
+    database_url: str = dataclasses.field(default_factory=_default_database_url)
+    auth_token: str | None = None
+    flow_ack_timeout_s: float = 15.0
+    notify_ttl_ms: int = 10000
+    debug: bool = False
+    max_body_bytes: int = 1024 * 1024
+    max_batch: int = 100
+    bus_prefix: str = "sbusr"
+    claim_idle_ms: int = 30000
+    max_deliveries: int = 5
+    peer_ttl_ms: int = 15000
+    access_log: bool = True
+    log_format: str = "text"
+    shutdown_grace_s: float = 30.0
+    use_uvloop: bool = True
+
+    def replace(self, **changes: object) -> "Settings":
+        """Return a copy with ``changes`` applied (command-line options use this)."""
+        return dataclasses.replace(self, **changes)
+
+    def __repr__(self) -> str:
+        shown = dataclasses.asdict(self)
+        if shown["auth_token"]:
+            shown["auth_token"] = "***"
+        return "Settings(%s)" % ", ".join("%s=%r" % item for item in shown.items())
+
+
+# setting name -> (environment variable, cast). The cast raises ValueError on bad input.
+_ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
+    "host": ("HOST", str),
+    "port": ("PORT", _port),
+    "methods_dir": ("METHODS_DIR", lambda text: Path(text).resolve()),
+    "pool_processes": ("POOL_PROCESSES", _positive_int),
+    "pool_maxtasksperchild": ("POOL_MAXTASKSPERCHILD", _non_negative_int),
+    "queue_maxsize": ("QUEUE_MAXSIZE", _positive_int),
+    "rpc_timeout_s": ("RPC_TIMEOUT", _positive_float),
+    "redis_url": ("REDIS_URL", _optional_text),
+    "database_url": ("DATABASE_URL", str),
+    "auth_token": ("AUTH_TOKEN", _optional_text),
+    "flow_ack_timeout_s": ("FLOW_ACK_TIMEOUT", _positive_float),
+    "notify_ttl_ms": ("NOTIFY_TTL_MS", _positive_int),
+    "debug": ("DEBUG", _parse_bool),
+    "max_body_bytes": ("MAX_BODY_BYTES", _positive_int),
+    "max_batch": ("MAX_BATCH", _positive_int),
+    "bus_prefix": ("BUS_PREFIX", _key_prefix),
+    "claim_idle_ms": ("CLAIM_IDLE_MS", _positive_int),
+    "max_deliveries": ("MAX_DELIVERIES", _positive_int),
+    "peer_ttl_ms": ("PEER_TTL_MS", _positive_int),
+    "access_log": ("ACCESS_LOG", _parse_bool),
+    "log_format": ("LOG_FORMAT", _log_format),
+    "shutdown_grace_s": ("SHUTDOWN_GRACE", _positive_float),
+    "use_uvloop": ("UVLOOP", _parse_bool),
+}
+
+
+def environment_variable(setting: str) -> str:
+    """Return the environment variable of a setting, e.g. ``"port"`` -> ``"SBUSR_PORT"``."""
+    return ENV_PREFIX + _ENVIRONMENT[setting][0]
+
+
+def load(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build the settings: defaults, then every ``SBUSR_*`` variable found in ``environ``.
+
+    Args:
+        environ: the environment to read; ``os.environ`` when None.
+
+    Returns:
+        A frozen :class:`Settings`.
+
+    Raises:
+        SettingsError: a variable holds a value its setting cannot take; the message names
+            the variable, the value and what was expected.
+    """
+    environ = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    for name, (suffix, cast) in _ENVIRONMENT.items():
+        variable = ENV_PREFIX + suffix
+        if variable not in environ:
+            continue
+        text = environ[variable]
+        try:
+            values[name] = cast(text)
+        except ValueError as exc:
+            shown = "***" if name == "auth_token" else repr(text)
+            raise SettingsError("%s=%s: %s" % (variable, shown, exc)) from None
+    return Settings(**values)

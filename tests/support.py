@@ -1,0 +1,135 @@
+"""Helpers for end-to-end tests: run ``python run.py`` as a subprocess and talk to it.
+
+``ServerProcess`` starts the real server on a free loopback port with its own methods
+folder and environment, waits (a poll with a deadline) until ``/health_check`` answers,
+and stops it with a signal. Its log (stderr) is kept in a file for assertions and for
+the failure message when it does not start.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import httpx
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+SHIPPED_METHODS = PROJECT_DIR / "methods"
+
+__all__ = ["ServerProcess", "free_port", "wait_for", "copy_methods", "PROJECT_DIR"]
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for(condition: Callable[[], Any], timeout_s: float = 10.0, interval_s: float = 0.02,
+             message: str = "condition") -> Any:
+    """Poll ``condition()`` until it returns a truthy value; return that value.
+
+    Raises:
+        AssertionError: ``timeout_s`` seconds passed first.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.1f s waiting for %s" % (timeout_s, message))
+        time.sleep(interval_s)
+
+
+def copy_methods(destination: Path) -> Path:
+    """Copy the shipped example methods into ``destination`` (a new folder); return it."""
+    shutil.copytree(SHIPPED_METHODS, destination, ignore=shutil.ignore_patterns("__pycache__"))
+    return destination
+
+
+class ServerProcess:
+    """The sbusr server as a subprocess.
+
+    Args:
+        methods_dir: folder of the methods package (SBUSR_METHODS_DIR).
+        log_path: file that receives the server's stderr.
+        env: extra environment variables (strings), e.g. ``{"SBUSR_RPC_TIMEOUT": "1"}``.
+        args: extra command-line arguments for run.py.
+        wait: wait until /health_check answers (False: tests that expect a failed start).
+    """
+
+    def __init__(self, methods_dir: Path, log_path: Path, env: dict[str, str] | None = None,
+                 args: list[str] | None = None, wait: bool = True, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.log_path = log_path
+        environment = {key: value for key, value in os.environ.items() if not key.startswith("SBUSR_")}
+        environment.update({"SBUSR_METHODS_DIR": str(methods_dir), "SBUSR_PORT": str(self.port),
+                            "SBUSR_HOST": "127.0.0.1", "SBUSR_POOL_PROCESSES": "2",
+                            "PYTHONUNBUFFERED": "1"})
+        environment.update(env or {})
+        self._log_file = open(log_path, "ab")
+        self.process = subprocess.Popen([sys.executable, str(PROJECT_DIR / "run.py"), *(args or [])],
+                                        cwd=PROJECT_DIR, env=environment, stdout=self._log_file,
+                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.http = httpx.Client(base_url=self.url, timeout=30.0)
+        if wait:
+            self.wait_until_serving()
+
+    def wait_until_serving(self, timeout_s: float = 30.0) -> None:
+        """Poll /health_check until it answers 200; fail with the log if the process ends first."""
+        def serving() -> bool:
+            if self.process.poll() is not None:
+                raise AssertionError("server exited with %s before serving:\n%s"
+                                     % (self.process.returncode, self.log()))
+            try:
+                return httpx.get(self.url + "/health_check", timeout=1.0).status_code == 200
+            except httpx.HTTPError:
+                return False
+        wait_for(serving, timeout_s, message="the server to answer /health_check")
+
+    def log(self) -> str:
+        """The server's output so far."""
+        self._log_file.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def post(self, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
+        """POST ``body`` to /rpc: bytes/str as they are, anything else encoded as JSON."""
+        content = body if isinstance(body, (bytes, str)) else json.dumps(body)
+        return self.http.post("/rpc", content=content, headers=headers)
+
+    def call(self, method: str, params: Any = None, request_id: Any = 1) -> dict[str, Any]:
+        """Send one request and return the decoded response object."""
+        request: dict[str, Any] = {"jsonrpc": "2.0", "method": method, "id": request_id}
+        if params is not None:
+            request["params"] = params
+        response = self.post(request)
+        assert response.status_code == 200, (response.status_code, response.text)
+        return response.json()
+
+    def status(self) -> dict[str, Any]:
+        """GET /sys/status, decoded."""
+        return self.http.get("/sys/status").json()
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 30.0) -> int:
+        """Send ``sig`` and wait for the exit; return the exit code (kills after ``timeout_s``)."""
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.http.close()
+        self._log_file.close()
+        return self.process.returncode
