@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
-from conftest import wait_until
+from tests.kit.conftest import wait_until
 from kit import db as kit_db
 from kit.db import get_dataset, get_engine, get_mysql_pool, mysql_url, session_scope
 

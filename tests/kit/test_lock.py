@@ -9,7 +9,7 @@ import time
 import pytest
 import redis
 
-from conftest import wait_until
+from tests.kit.conftest import wait_until
 from kit.errors import KitError, LockLost, LockNotAcquired
 from kit.lock import lock
 
