@@ -24,7 +24,6 @@ import asyncio
 import functools
 import inspect
 import logging
-import sys
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -210,9 +209,12 @@ class RedisLock:
                 held = RedisLock(name, **settings)
                 await asyncio.to_thread(held.acquire)  # Redis calls stay off the loop
                 try:
-                    return await func(*args, **kwargs)
-                finally:
-                    await asyncio.to_thread(held.__exit__, *sys.exc_info())
+                    result = await func(*args, **kwargs)
+                except BaseException as exc:
+                    await asyncio.to_thread(held.__exit__, type(exc), exc, exc.__traceback__)
+                    raise
+                await asyncio.to_thread(held.release)
+                return result
 
             return async_wrapper  # type: ignore[return-value]
 

@@ -142,3 +142,13 @@ def test_lock_uses_the_default_redis_from_the_environment(redis_url, monkeypatch
 def test_invalid_ttl_is_refused():
     with pytest.raises(ValueError):
         lock("x", ttl_s=0)
+
+
+def test_decorated_coroutine_that_raises_releases_the_lock(client):
+    @lock("async-fail", ttl_s=5, client=client)
+    async def fail():
+        raise KeyError("boom")
+
+    with pytest.raises(KeyError):
+        asyncio.run(fail())
+    assert not client.exists("sbusr:lock:async-fail")
