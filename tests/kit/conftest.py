@@ -11,9 +11,8 @@ import collections
 import json
 import os
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -26,18 +25,6 @@ MARIADB_TEST_URL = os.environ.get(
 POSTGRES_TEST_URL = os.environ.get(
     "KIT_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 )
-
-
-def wait_until(condition: Callable[[], object], timeout_s: float = 5.0, what: str = "") -> object:
-    """Poll ``condition`` until it returns a truthy value; fail after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s} s waiting for {what or condition}")
-        time.sleep(0.005)
 
 
 class ScriptedHandler(BaseHTTPRequestHandler):

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
-from tests.kit.conftest import wait_until
+from tests.support import wait_for
 from kit import db as kit_db
 from kit.db import get_dataset, get_engine, get_mysql_pool, mysql_url, session_scope
 
@@ -102,7 +102,7 @@ def _kill(mariadb_url: str, connection_id: int) -> None:
             query = sa.text("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = :id")
             return connection.execute(query, {"id": connection_id}).scalar() == 0
 
-        wait_until(gone, what=f"connection {connection_id} to be killed")
+        wait_for(gone, message=f"connection {connection_id} to be killed")
     admin.dispose()
 
 

@@ -9,7 +9,7 @@ import time
 import pytest
 import redis
 
-from tests.kit.conftest import wait_until
+from tests.support import wait_for
 from kit.errors import KitError, LockLost, LockNotAcquired
 from kit.lock import lock
 
@@ -53,14 +53,14 @@ def test_a_second_blocking_holder_gets_the_lock_when_released(client):
     thread.start()
     assert not acquired.wait(0.2)  # still blocked while the first holds it
     first.release()
-    wait_until(acquired.is_set, what="second holder to acquire")
+    wait_for(acquired.is_set, message="second holder to acquire")
     thread.join()
 
 
 def test_without_renewal_the_lock_expires_after_ttl(client):
     first = lock("job", ttl_s=0.3, renew=False, client=client)
     first.acquire()
-    wait_until(lambda: not client.exists("sbusr:lock:job"), what="lock key to expire")
+    wait_for(lambda: not client.exists("sbusr:lock:job"), message="lock key to expire")
     with lock("job", ttl_s=5, blocking=False, client=client) as second:
         assert second.held
     assert first.held  # from its own point of view; its release will say it was lost
@@ -69,7 +69,7 @@ def test_without_renewal_the_lock_expires_after_ttl(client):
 def test_release_never_deletes_another_holders_lock(client):
     first = lock("job", ttl_s=0.3, renew=False, client=client)
     first.acquire()
-    wait_until(lambda: not client.exists("sbusr:lock:job"), what="lock key to expire")
+    wait_for(lambda: not client.exists("sbusr:lock:job"), message="lock key to expire")
     second = lock("job", ttl_s=5, blocking=False, client=client)
     second.acquire()
     token = client.get("sbusr:lock:job")
