@@ -70,6 +70,7 @@ def test_call_past_its_time_limit_is_killed_and_replaced(start_server, probe_met
     response = server.call("probe.sleep_then_pid", [10])
     assert response["error"]["code"] == -32001
     assert response["error"]["data"]["pid"] == before
+    wait_for(lambda: len(ready_workers(server)) == 1, message="the replacement worker")
     after = server.call("probe.pid")["result"]
     assert after != before
     assert server.status()["restarts"] == {"timeout": 1}

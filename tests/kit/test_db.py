@@ -173,14 +173,16 @@ def test_mysql_url_escapes_the_password():
     assert sa.make_url(url).query == {"charset": "utf8"}
 
 
-def test_default_database_is_a_sqlite_file_under_data(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+def test_default_database_is_the_sqlite_file_of_the_settings(monkeypatch):
+    import settings
+
     monkeypatch.delenv("SBUSR_DATABASE_URL", raising=False)
     engine = get_engine()
     with engine.connect() as connection:
         connection.execute(sa.text("SELECT 1"))
     assert engine.url.get_backend_name() == "sqlite"
-    assert (tmp_path / "data" / "sbusr.sqlite3").exists()
+    assert str(engine.url) == settings.load().database_url
+    assert (settings.PROJECT_DIR / "data" / "sbusr.sqlite3").exists()
 
 
 def test_default_database_comes_from_the_environment(sqlite_url, monkeypatch):
