@@ -17,14 +17,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import httpx
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 SHIPPED_METHODS = PROJECT_DIR / "methods"
 
-__all__ = ["ServerProcess", "free_port", "wait_for", "copy_methods", "PROJECT_DIR"]
+__all__ = ["ServerProcess", "free_port", "wait_for", "copy_methods", "flushed_redis_db", "PROJECT_DIR"]
 
 
 def free_port() -> int:
@@ -49,6 +49,24 @@ def wait_for(condition: Callable[[], Any], timeout_s: float = 10.0, interval_s: 
         if time.monotonic() > deadline:
             raise AssertionError("timed out after %.1f s waiting for %s" % (timeout_s, message))
         time.sleep(interval_s)
+
+
+def flushed_redis_db(url: str) -> Iterator[str]:
+    """Fixture body: yield ``url`` (a Redis db of the tests' own), flushed before and after.
+
+    Fails the test with a clear message when Redis cannot be reached.
+    """
+    import pytest
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        client.flushdb()
+    except redis.RedisError as exc:
+        pytest.fail("Redis is required at %s but cannot be reached: %s" % (url, exc))
+    yield url
+    client.flushdb()
+    client.close()
 
 
 def copy_methods(destination: Path) -> Path:

@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
-import redis
 import sqlalchemy
 
 from server.scheduler.lease import RedisLease
-from tests.support import ServerProcess, wait_for
+from tests.support import ServerProcess, flushed_redis_db, wait_for
 
 REDIS_URL = os.environ.get("SBUSR_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 MARIADB_URL = os.environ.get("SBUSR_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
@@ -66,15 +65,7 @@ def job_env(tmp_path: Path) -> dict[str, str]:
 @pytest.fixture
 def redis_url() -> Iterator[str]:
     """The tests' own Redis db, flushed before and after."""
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        pytest.fail("Redis at %s cannot be reached (set SBUSR_TEST_REDIS_URL): %s" % (REDIS_URL, exc))
-    client.flushdb()
-    yield REDIS_URL
-    client.flushdb()
-    client.close()
+    yield from flushed_redis_db(REDIS_URL)
 
 
 @pytest.fixture
@@ -212,11 +203,12 @@ def test_a_one_shot_job_runs_once_and_is_removed(start_server, probe_methods, jo
     runs_path = tmp_path / "runs.sqlite3"
     at = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=1)
     add_job(server, id="once", method="jobprobe.record", params=[str(runs_path)], date=at.isoformat())
+    wait_for(lambda: rows(runs_path), 15.0, interval_s=0.1, message="the one-shot run")
     wait_for(lambda: server.http.get("/api/jobs/once").status_code == 404, 15.0, interval_s=0.1,
-             message="the one-shot job to run and go")
+             message="the one-shot job to go")
     recorded = rows(runs_path)
     assert len(recorded) == 1
-    assert datetime.datetime.fromisoformat(recorded[0][1]) == at.replace(microsecond=at.microsecond)
+    assert datetime.datetime.fromisoformat(recorded[0][1]) == at
 
 
 def test_a_job_past_its_time_limit_records_the_timeout(start_server, job_env):
