@@ -24,6 +24,7 @@ from __future__ import annotations
 import copy
 import datetime as _datetime
 import inspect
+import json
 import sys
 from types import ModuleType
 from typing import Any, Callable, Iterable, TypeVar
@@ -35,7 +36,7 @@ from executor.internal import internal_method
 from executor.resolve import PACKAGE
 
 __all__ = ["JobSpecError", "JOB_SCHEMA", "SCHEDULED_ATTRIBUTE", "TRIGGER_KEYS", "scheduled",
-           "validate_job", "build_trigger", "collect_declared_jobs", "current_job",
+           "validate_job", "build_trigger", "PARAMS_MAX_BYTES", "collect_declared_jobs", "current_job",
            "JOB_CONTEXT_ID", "JOB_CONTEXT_RUN_TIME"]
 
 #: attribute of a decorated function: a list of job specs (without ``method``)
@@ -45,6 +46,8 @@ JOB_CONTEXT_ID = "job_id"
 JOB_CONTEXT_RUN_TIME = "job_run_time"
 #: exactly one of these names the trigger
 TRIGGER_KEYS = ("cron", "interval_s", "date")
+#: largest params of a job, as compact JSON bytes (jobs are stored in a database row)
+PARAMS_MAX_BYTES = 32 * 1024
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _CRON_FIELDS = ("year", "month", "day", "week", "day_of_week", "hour", "minute", "second")
@@ -127,10 +130,13 @@ def validate_job(spec: Any, source: str = "api") -> dict[str, Any]:
         ``source``.
 
     Raises:
-        JobSpecError: the spec fails the schema, or its trigger cannot be built (bad crontab,
-            unknown time zone, a date that is not ISO 8601); ``errors`` lists why.
+        JobSpecError: the spec fails the schema, its params are over :data:`PARAMS_MAX_BYTES`,
+            or its trigger cannot be built (bad crontab, unknown time zone, a date that is not
+            ISO 8601); ``errors`` lists why.
     """
     errors = _schema_errors(spec)
+    if not errors and len(json.dumps(spec.get("params"), separators=(",", ":")).encode()) > PARAMS_MAX_BYTES:
+        errors.append({"path": "/params", "message": "params over %d bytes of JSON" % PARAMS_MAX_BYTES})
     if errors:
         raise JobSpecError(errors)
     given = copy.deepcopy(spec)

@@ -84,6 +84,12 @@ def test_bad_fields_are_listed_with_their_path(change, path):
     assert path in paths(caught.value)
 
 
+def test_params_over_the_size_limit_are_refused():
+    with pytest.raises(JobSpecError) as caught:
+        validate_job({"id": "j1", "method": "echo", "interval_s": 1, "params": ["x" * 40000]})
+    assert paths(caught.value) == ["/params"]
+
+
 def test_unknown_keys_are_refused():
     with pytest.raises(JobSpecError) as caught:
         validate_job({"id": "j1", "method": "echo", "interval_s": 1, "func": "os:system"})

@@ -58,7 +58,8 @@ class JobsHandler(_JobsBase):
         try:
             body = json.loads(self.request.body or b"null")
         except ValueError as exc:
-            raise RestError(400, "the body is not JSON", details=[{"path": "/", "message": str(exc)}]) from None
+            raise RestError(400, "the body is not JSON",
+                            details=[{"path": "/", "message": str(exc)}]) from None
         try:
             spec = validate_job(body, source="api")
         except JobSpecError as exc:

@@ -230,7 +230,8 @@ class JobScheduler:
                                job.id, run_time.isoformat(), late_s, grace_s)
                 continue
             try:
-                claimed = await self.lease.claim(job.id, run_time, lease_ttl_ms(grace_s, self._timeout_s(spec)))
+                ttl_ms = lease_ttl_ms(grace_s, self._timeout_s(spec))
+                claimed = await self.lease.claim(job.id, run_time, ttl_ms)
             except RedisError as exc:
                 logger.error("job %s: cannot claim run time %s on Redis, skipped: %s",
                              job.id, run_time.isoformat(), exc)
