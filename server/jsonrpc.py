@@ -20,10 +20,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from typing import Any, Awaitable, Callable
 
 from executor.errors import InvalidRequest, JsonRpcError, MethodNotFound, ParseError, ServerBusy
-from executor.pool import Call, Pool
+from executor.pool import Call, CallObserver, Pool
 from executor.resolve import is_reachable_name
 
 __all__ = ["JsonRpcCore", "Reply", "ServerMethod"]
@@ -96,14 +97,18 @@ class JsonRpcCore:
         timeout_s: time limit of one call, seconds.
         max_batch: largest accepted batch, in requests.
         server_methods: the server's own ``rpc.*`` methods by name.
+        observer: told of the calls answered here rather than by the pool (server methods,
+            names resolution refuses, -32003 refusals), like ``Pool.observer``; or None.
     """
 
     def __init__(self, pool: Pool, timeout_s: float, max_batch: int,
-                 server_methods: dict[str, ServerMethod] | None = None) -> None:
+                 server_methods: dict[str, ServerMethod] | None = None,
+                 observer: CallObserver | None = None) -> None:
         self.pool = pool
         self.timeout_s = timeout_s
         self.max_batch = max_batch
         self.server_methods = dict(server_methods or {})
+        self.observer = observer
 
     async def handle(self, payload: bytes | str, context: dict[str, Any] | None = None) -> Reply:
         """Answer one JSON-RPC payload (a request, a notification or a batch).
@@ -192,8 +197,11 @@ class JsonRpcCore:
             if request.method in self.server_methods:
                 server_side.append(request)
             elif not is_reachable_name(request.method):
+                error = _error_json(MethodNotFound())
                 if not request.is_notification:
-                    request.response = _error_response(request.id_json, _error_json(MethodNotFound()))
+                    request.response = _error_response(request.id_json, error)
+                if self.observer is not None:
+                    self.observer(request.method, False, error, 0.0)
             else:
                 calls.append(Call(request.method, request.params, finisher(request), self.timeout_s, context))
         if calls:
@@ -201,6 +209,9 @@ class JsonRpcCore:
                 busy = self._busy_error()
                 for request in requests:
                     request.response = None if request.is_notification else _error_response(request.id_json, busy)
+                if self.observer is not None:
+                    for call in calls:
+                        self.observer(call.method, False, busy, 0.0)
                 return True
             pending[0] = len(calls)
         if server_side:
@@ -218,6 +229,7 @@ class JsonRpcCore:
 
     async def _run_server_method(self, request: _Request) -> None:
         method = self.server_methods[request.method]
+        started = time.monotonic()
         try:
             result = await method(request.params)
             response = json.dumps(result, ensure_ascii=False, separators=(",", ":")).encode()
@@ -227,5 +239,7 @@ class JsonRpcCore:
         except Exception as exc:  # a bug of ours: answer -32603 and log it with its stack
             logger.exception("server method %s failed", request.method)
             response, ok = _error_json(JsonRpcError(-32603, "Internal error", {"type": type(exc).__name__})), False
+        if self.observer is not None:
+            self.observer(request.method, ok, response, time.monotonic() - started)
         if not request.is_notification:
             request.response = (_result_response if ok else _error_response)(request.id_json, response)

@@ -52,7 +52,7 @@ class RpcHandler(BaseHandler):
             raise RestError(413, "request body over %d bytes"
                             % self.application.settings["sbusr"].max_body_bytes)
         body = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
-        context: dict[str, Any] | None = None
+        context: dict[str, Any] = {"request_id": self.request_id}
         reply = await self.application.settings["rpc_core"].handle(body, context)
         self.rpc_methods = reply.methods
         if reply.body is None:
