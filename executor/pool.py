@@ -260,12 +260,16 @@ class Pool:
             calls: the calls; each one's ``on_done`` is called exactly once later.
 
         Returns:
-            True when queued; False when the waiting queue has no room for all of them (or the
-            pool is shutting down): then no ``on_done`` will be called and the caller answers
-            -32003.
+            True when queued; False when the waiting queue has no room for all of them (beyond
+            one call per idle worker, which starts at once), or the pool is shutting down: then
+            no ``on_done`` will be called and the caller answers -32003.
         """
-        if self._closing or len(self._queue) + len(calls) > self.queue_maxsize:
+        if self._closing:
             return False
+        if len(self._queue) + len(calls) > self.queue_maxsize:
+            idle = sum(1 for w in self._workers if w.state is _READY and not w.outstanding)
+            if not idle or len(self._queue) + len(calls) > self.queue_maxsize + idle:
+                return False
         now = time.monotonic()
         for call in calls:
             call.submitted_at = now
@@ -349,9 +353,11 @@ class Pool:
                                            data={"reason": "shutdown"}))
         self._queue.clear()
         for worker in list(self._live):
-            while worker.outstanding:
-                self._answer(worker.outstanding.popleft(), CallTimeout(
-                    message="the server shut down during the call", data={"reason": "shutdown"}))
+            if worker.outstanding:  # its call outlived the grace: answer it, end the worker
+                while worker.outstanding:
+                    self._answer(worker.outstanding.popleft(), CallTimeout(
+                        message="the server shut down during the call", data={"reason": "shutdown"}))
+                self._kill(worker)
             self._retire(worker, reason=None)
         deadline = time.monotonic() + STOP_GRACE_S
         while self._live and time.monotonic() < deadline:
