@@ -239,7 +239,8 @@ class Pool:
             self.generation = generation
             for worker in old:
                 self._retire(worker, reason="reload")
-            self.restarts["reload"] += len(old)  # _retire counts only workers of the current set
+            if old:  # _retire counted none of them: they had left the current set
+                self.restarts["reload"] += len(old)
             self._dispatch()
             elapsed_ms = (time.perf_counter() - started) * 1000.0
             self._count_reload("ok", started)

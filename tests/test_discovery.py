@@ -35,23 +35,23 @@ def test_meta_schema_rejects_a_broken_document():
     assert errors  # a method without params and result is refused: the validator does validate
 
 
-def test_rpc_discover_is_a_valid_openrpc_document(server: ServerProcess):
-    response = server.call("rpc.discover")
+def test_rpc_discover_is_a_valid_openrpc_document(shared_server: ServerProcess):
+    response = shared_server.call("rpc.discover")
     document = response["result"]
     openrpc_validator().validate(document)
     assert document["openrpc"].startswith("1.")
     assert document["info"]["title"] == "sbusr"
 
 
-def test_openrpc_json_serves_the_same_document(server: ServerProcess):
-    response = server.http.get("/openrpc.json")
+def test_openrpc_json_serves_the_same_document(shared_server: ServerProcess):
+    response = shared_server.http.get("/openrpc.json")
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
-    assert response.json() == server.call("rpc.discover")["result"]
+    assert response.json() == shared_server.call("rpc.discover")["result"]
 
 
-def test_document_lists_exactly_the_reachable_methods(server: ServerProcess):
-    names = set(methods_by_name(server.call("rpc.discover")["result"]))
+def test_document_lists_exactly_the_reachable_methods(shared_server: ServerProcess):
+    names = set(methods_by_name(shared_server.call("rpc.discover")["result"]))
     assert {"add", "echo", "plus", "greetings.greet", "greetings.greet_later",
             "mymodule.MyClass.mymethod", "mymodule.MyClass.double", "bar.boo.loo.Loo.dec",
             "rpc.discover"} <= names
@@ -59,12 +59,12 @@ def test_document_lists_exactly_the_reachable_methods(server: ServerProcess):
     assert "mymodule.MyClass" not in names  # a class itself
     assert not any(name.startswith("logging.") or name.startswith("time.") for name in names)
     for name in names - {"rpc.discover"}:  # each listed name really resolves
-        answer = server.call(name, {"__probe__": 1})
+        answer = shared_server.call(name, {"__probe__": 1})
         assert answer.get("error", {}).get("code") != -32601, name
 
 
-def test_document_describes_params_docstrings_and_schema(server: ServerProcess):
-    methods = methods_by_name(server.call("rpc.discover")["result"])
+def test_document_describes_params_docstrings_and_schema(shared_server: ServerProcess):
+    methods = methods_by_name(shared_server.call("rpc.discover")["result"])
     echo = methods["echo"]
     assert echo["summary"] == "Return ``txt`` unchanged."
     assert [p["name"] for p in echo["params"]] == ["txt"]

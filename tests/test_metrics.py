@@ -27,16 +27,16 @@ def calls(samples: dict, method: str, outcome: str) -> float:
     return samples.get(("sbusr_calls_total", (("method", method), ("outcome", outcome))), 0.0)
 
 
-def test_call_counts_follow_results_and_errors(server: ServerProcess):
-    before = scrape(server)
-    assert server.call("echo", ["hi"])["result"] == "hi"
-    assert server.call("echo", ["again"])["result"] == "again"
-    assert server.call("exception", ["boom"])["error"]["code"] == -32000
-    assert server.call("greetings.refuse", ["x"])["error"]["code"] == 4004
-    assert server.call("echo", [1, 2])["error"]["code"] == -32602
-    assert server.call("no_such_method")["error"]["code"] == -32601
-    assert server.call("_private")["error"]["code"] == -32601
-    after = scrape(server)
+def test_call_counts_follow_results_and_errors(shared_server: ServerProcess):
+    before = scrape(shared_server)
+    assert shared_server.call("echo", ["hi"])["result"] == "hi"
+    assert shared_server.call("echo", ["again"])["result"] == "again"
+    assert shared_server.call("exception", ["boom"])["error"]["code"] == -32000
+    assert shared_server.call("greetings.refuse", ["x"])["error"]["code"] == 4004
+    assert shared_server.call("echo", [1, 2])["error"]["code"] == -32602
+    assert shared_server.call("no_such_method")["error"]["code"] == -32601
+    assert shared_server.call("_private")["error"]["code"] == -32601
+    after = scrape(shared_server)
     assert calls(after, "echo", "result") - calls(before, "echo", "result") == 2
     assert calls(after, "echo", "-32602") - calls(before, "echo", "-32602") == 1
     assert calls(after, "exception", "-32000") - calls(before, "exception", "-32000") == 1
