@@ -106,3 +106,18 @@ def test_method_labels_are_capped(monkeypatch):
     for name in ("cap.a", "cap.b", "cap.c", "cap.d"):
         observer.observe(name, True, b"1", 0.001)
     assert set(observer._by_method) == {"cap.a", "cap.b", metrics.OTHER_METHOD}
+    assert observer._by_method[metrics.OTHER_METHOD].outcomes == {"result": 2}
+
+
+def test_latency_buckets_are_cumulative():
+    observer = CallMetrics()
+    for elapsed_s in (0.0005, 0.001, 0.003, 100.0):
+        observer.observe("hist.m", True, b"1", elapsed_s)
+    calls, latency = list(observer.collect())
+    buckets = {sample.labels["le"]: sample.value for sample in latency.samples
+               if sample.name.endswith("_bucket")}
+    assert (buckets["0.001"], buckets["0.0025"], buckets["0.005"], buckets["60.0"], buckets["+Inf"]) == \
+        (2, 2, 3, 3, 4)
+    sums = [sample.value for sample in latency.samples if sample.name.endswith("_sum")]
+    assert sums == [0.0005 + 0.001 + 0.003 + 100.0]
+    assert [(s.labels, s.value) for s in calls.samples] == [({"method": "hist.m", "outcome": "result"}, 4)]
