@@ -65,7 +65,7 @@ def test_worker_killed_from_outside_mid_call(start_server, probe_methods):
 
 
 def test_call_past_its_time_limit_is_killed_and_replaced(start_server, probe_methods):
-    server = start_server(env={"SBUSR_RPC_TIMEOUT": "0.5", "SBUSR_POOL_PROCESSES": "1"})
+    server = start_server(env={"SBUSR_RPC_TIMEOUT": "1", "SBUSR_POOL_PROCESSES": "1"})
     before = server.call("probe.pid")["result"]
     response = server.call("probe.sleep_then_pid", [10])
     assert response["error"]["code"] == -32001
@@ -134,3 +134,28 @@ def test_verbose_server_shows_worker_debug_lines(start_server, probe_methods):
     server = start_server(args=["-v"])
     server.call("probe.log_levels", ["marker-72"])
     wait_for(lambda: "debug: marker-72" in server.log(), message="the worker's debug line")
+
+
+def test_calls_queued_behind_a_dying_call_run_elsewhere(start_server, probe_methods):
+    server = start_server(env={"SBUSR_POOL_PROCESSES": "1"})
+    batch = [{"jsonrpc": "2.0", "method": "probe.pid", "id": 1},
+             {"jsonrpc": "2.0", "method": "probe.exit_now", "params": [9], "id": 2},
+             {"jsonrpc": "2.0", "method": "probe.pid", "id": 3},
+             {"jsonrpc": "2.0", "method": "probe.pid", "id": 4}]
+    body = {item["id"]: item for item in server.post(batch).json()}
+    assert body[2]["error"]["code"] == -32002 and body[2]["error"]["data"]["exitcode"] == 9
+    assert body[3]["result"] == body[4]["result"] != body[1]["result"]
+
+
+def test_large_params_and_results_cross_the_pipes(start_server, probe_methods):
+    server = start_server(env={"SBUSR_MAX_BODY_BYTES": str(4 << 20)})
+    text = "é" * 300_000  # 1.8 MB as escaped JSON
+    assert server.call("echo", [text])["result"] == text
+    batch = [{"jsonrpc": "2.0", "method": "echo", "params": ["x" * 100_000], "id": n} for n in range(20)]
+    assert [item["result"] for item in server.post(batch).json()] == ["x" * 100_000] * 20
+
+
+def test_print_in_a_method_goes_to_the_log_not_the_pipe(start_server, probe_methods):
+    server = start_server()
+    assert server.call("probe.shout", ["loud"])["result"] == "loud"
+    wait_for(lambda: "SHOUT loud" in server.log(), message="the printed line")
