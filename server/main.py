@@ -13,7 +13,9 @@ import tornado.httpserver
 import tornado.netutil
 
 from executor.pool import Pool, ReloadFailed
+from server import metrics
 from server.app import make_app
+from server.discovery import Discovery
 from server.jsonrpc import JsonRpcCore
 from server.scheduler.handlers import job_routes
 from server.scheduler.service import JobScheduler
@@ -61,7 +63,14 @@ async def serve(settings: Settings, log_level: int = logging.INFO, web: bool = T
         logger.error("the methods in %s failed to import; not serving", settings.methods_dir)
         await pool.shutdown(0)
         return 1
-    core = JsonRpcCore(pool, settings.rpc_timeout_s, settings.max_batch)
+    observer = None
+    if settings.metrics:
+        pool.observer = metrics.call_metrics.observe_pool_call
+        observer = metrics.call_metrics.observe
+    metrics.watch_pool(pool)
+    discovery = Discovery(pool)
+    core = JsonRpcCore(pool, settings.rpc_timeout_s, settings.max_batch,
+                       {"rpc.discover": discovery.rpc_discover}, observer=observer)
     jobs = None
     if settings.scheduler:
         jobs = JobScheduler(settings, pool)
@@ -79,7 +88,7 @@ async def serve(settings: Settings, log_level: int = logging.INFO, web: bool = T
         if not settings.auth_token and not _is_loopback(settings.host):
             logger.warning("listening on %s without SBUSR_AUTH_TOKEN: anyone who reaches this "
                            "address can call every method", settings.host)
-        app = make_app(settings, pool, core, job_routes(jobs))
+        app = make_app(settings, pool, core, job_routes(jobs), discovery=discovery)
         server = tornado.httpserver.HTTPServer(app, max_body_size=settings.max_body_bytes + (1 << 20))
         sockets = tornado.netutil.bind_sockets(settings.port, address=settings.host)
         server.add_sockets(sockets)
