@@ -8,7 +8,8 @@
         await bus.batch([("echo", ["a"]), ("nope", None)])   # -> ["a", RpcError(-32601)]
 
 Requests are sent by one writer task: everything queued since its last round trip goes out
-in one pipeline of ``XADD sbusr:rpc * data <json> reply_to <list>``. Replies are read by one
+in one round trip, as one XADD_MANY script call (:mod:`busclient._script`) that adds each
+entry as ``XADD sbusr:rpc * data <json> reply_to <list>``. Replies are read by one
 :class:`~busclient._reader.AsyncReplyReader` on the client's own list. So a client holds two
 Redis connections whatever the number of concurrent calls.
 """
@@ -26,6 +27,7 @@ from busclient._connection import async_redis, send_error
 from busclient._errors import BusTimeout
 from busclient._keys import DEFAULT_PREFIX
 from busclient._reader import BLOCK_S, AsyncReplyReader
+from busclient._script import XADD_MANY
 from busclient._tasks import Outbox, cancel_and_wait
 
 __all__ = ["AsyncBusClient"]
@@ -49,7 +51,7 @@ class AsyncBusClient(ClientBase):
         self._redis = async_redis(url)
         self._reader = AsyncReplyReader(async_redis(url, BLOCK_S), self.reply_key, self._on_reply,
                                         "bus client replies")
-        self._outbox: Outbox[tuple[dict[str, Any], asyncio.Future[Any], bool]] = Outbox()
+        self._outbox: Outbox[tuple[bytes, str | None, asyncio.Future[Any]]] = Outbox()
         self._writer: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> "AsyncBusClient":
@@ -77,8 +79,9 @@ class AsyncBusClient(ClientBase):
         Raises:
             BusConnectionError: Redis could not be reached.
         """
-        payload = protocol.dumps(protocol.request(method, params, None))
-        await self._send(protocol.entry_fields(payload, None), notify=True)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._enqueue(protocol.dumps(protocol.request(method, params, None)), None, future)
+        await future
 
     async def batch(self, calls: list[tuple[str, Any]], *, timeout_s: float = DEFAULT_TIMEOUT_S) -> list[Any]:
         """Send ``[(method, params), ...]`` as one batch; as :meth:`busclient.BusClient.batch`.
@@ -106,46 +109,53 @@ class AsyncBusClient(ClientBase):
         for request_id in ids:
             self._waiters[request_id] = future
         self._reader.ensure_started()
+        timer = loop.call_later(timeout_s, _expire, future, ids[0], timeout_s)
         try:
-            async with asyncio.timeout(timeout_s):
-                self._enqueue(protocol.entry_fields(payload, self.reply_key), future, notify=False)
-                return await future
-        except TimeoutError:
-            raise BusTimeout("no reply to request %s within %.3f s" % (ids[0], timeout_s)) from None
+            self._enqueue(payload, self.reply_key, future)
+            return await future
         finally:
+            timer.cancel()
             for request_id in ids:
                 self._waiters.pop(request_id, None)
-            if future.done() and not future.cancelled():
-                future.exception()  # retrieved: no "never retrieved" warning after a time-out
 
-    async def _send(self, fields: dict[str, Any], notify: bool) -> None:
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._enqueue(fields, future, notify)
-        await future
-
-    def _enqueue(self, fields: dict[str, Any], future: asyncio.Future[Any], notify: bool) -> None:
-        self._outbox.put((fields, future, notify))
+    def _enqueue(self, payload: bytes, reply_key: str | None, future: asyncio.Future[Any]) -> None:
+        self._outbox.put((payload, reply_key, future))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.get_running_loop().create_task(self._write())
 
     async def _write(self) -> None:
-        """Send what is queued, one pipeline per round trip (the writer task's loop)."""
+        """Send what is queued, in one round trip: one XADD_MANY script call per reply list
+        (requests, notifications), pipelined (the writer task's loop)."""
         stream = self.keys.requests
         while True:
             items = await self._outbox.take()
-            pipe = self._redis.pipeline(transaction=False)
-            for fields, _, _ in items:
-                pipe.xadd(stream, fields)
+            groups: dict[str, list[tuple[bytes, asyncio.Future[Any]]]] = {}
+            for payload, reply_key, future in items:
+                groups.setdefault(reply_key or "", []).append((payload, future))
             try:
-                outcomes: list[Any] = await pipe.execute(raise_on_error=False)
+                outcomes = await self._add_entries(stream, groups)
+                if any(isinstance(outcome, redis.exceptions.NoScriptError) for outcome in outcomes):
+                    await XADD_MANY.load(self._redis)  # Redis lost the script; nothing was added
+                    outcomes = await self._add_entries(stream, groups)
             except redis.exceptions.RedisError as exc:
-                outcomes = [send_error(self.url, exc)] * len(items)
-            for (_, future, notify), outcome in zip(items, outcomes):
-                if future.done():
-                    continue
-                if isinstance(outcome, BaseException):
-                    future.set_exception(send_error(self.url, outcome))
-                elif notify:
-                    future.set_result(None)
+                outcomes = [exc] * len(groups)
+            for (reply_key, members), outcome in zip(groups.items(), outcomes):
+                for _, future in members:
+                    if future.done():
+                        continue
+                    if isinstance(outcome, BaseException):
+                        future.set_exception(send_error(self.url, outcome))
+                    elif not reply_key:
+                        future.set_result(None)  # a notification: stored is all there is to wait for
+
+    async def _add_entries(self, stream: str, groups: dict[str, list[tuple[bytes, Any]]]) -> list[Any]:
+        """One XADD_MANY per reply list, pipelined; returns each call's outcome or exception."""
+        pipe = self._redis.pipeline(transaction=False)
+        for reply_key, members in groups.items():
+            pipe.evalsha(XADD_MANY.sha, 1, stream, reply_key, *(payload for payload, _ in members))
+        return await pipe.execute(raise_on_error=False)
 
 
+def _expire(future: asyncio.Future[Any], request_id: int, timeout_s: float) -> None:
+    if not future.done():
+        future.set_exception(BusTimeout("no reply to request %s within %.3f s" % (request_id, timeout_s)))

@@ -10,8 +10,9 @@ The path of one entry, top to bottom::
     _read()       XREADGROUP GROUP sbusr <me> COUNT <free capacity> BLOCK 1000 STREAMS sbusr:rpc >
     _run()        JsonRpcCore.handle(data); pool refused (busy): the entry waits in memory,
                   still pending, and is retried when capacity frees (never answered -32003)
-    _write()      one pipeline of REPLY scripts: RPUSH reply_to, PEXPIRE reply_to
-                  notify_ttl_ms, XACK -- atomic per entry (see "Duplicates" below)
+    _write()      one REPLY script for every answer ready since the last round trip:
+                  per entry RPUSH reply_to, PEXPIRE reply_to notify_ttl_ms, XACK -- atomic
+                  (see "Duplicates" below)
 
 Capacity: an entry is read only when the pool can take it: ``free = min(queue_maxsize -
 queue_depth - entries read but not yet submitted, queue_maxsize + processes - entries held)``.
@@ -59,6 +60,8 @@ logger = logging.getLogger(__name__)
 READ_BLOCK_MS = 1000
 #: Most entries one XREADGROUP (or XAUTOCLAIM) asks for.
 MAX_READ = 500
+#: Most answers one REPLY script call carries (Redis runs a script without interruption).
+MAX_ANSWERS_PER_SCRIPT = 200
 #: How often a consumer without capacity looks again, seconds (the pool is shared with HTTP,
 #: whose calls finishing free capacity without telling the consumer).
 CAPACITY_POLL_S = 0.02
@@ -255,7 +258,7 @@ class BusConsumer:
 
     # ------------------------------------------------------------------ answering
     async def _write(self) -> None:
-        """Send the answers queued since the last round trip in one pipeline (the writer task)."""
+        """Send the answers queued since the last round trip (the writer task's loop)."""
         while True:
             items = await self._outbox.take()
             while True:
@@ -270,25 +273,23 @@ class BusConsumer:
             self._capacity.set()
 
     async def _send_answers(self, items: list[tuple[Entry, bytes | None]]) -> None:
-        for attempt in (1, 2):
-            pipe = self.client.pipeline(transaction=False)
-            for entry, body in items:
-                keys = [self.keys.done(entry.entry_id), self.keys.requests]
-                if entry.reply_to is not None:
-                    keys.append(entry.reply_to)
-                scripts.REPLY.queue(pipe, keys, [self.keys.group, entry.entry_id, self.done_ttl_ms,
-                                                 body or b"", self.notify_ttl_ms, self.name])
-            outcomes = await pipe.execute(raise_on_error=False)
-            if attempt == 1 and any(isinstance(o, redis.exceptions.NoScriptError) for o in outcomes):
-                await scripts.REPLY.load(self.client)  # Redis restarted: teach it again, resend all
-                continue
-            for (entry, _), outcome in zip(items, outcomes):
-                if isinstance(outcome, BaseException):
-                    logger.error("bus: answering entry %s failed: %s", entry.entry_id, outcome)
-                elif outcome == 0:
-                    logger.info("bus: entry %s was answered before (reclaimed copy); no second reply",
-                                entry.entry_id)
+        """Answer and ack ``items``, :data:`MAX_ANSWERS_PER_SCRIPT` per REPLY script call."""
+        for start in range(0, len(items), MAX_ANSWERS_PER_SCRIPT):
+            await self._send_chunk(items[start:start + MAX_ANSWERS_PER_SCRIPT])
+
+    async def _send_chunk(self, items: list[tuple[Entry, bytes | None]]) -> None:
+        args: list[object] = [self.keys.group, self.name, self.done_ttl_ms, self.notify_ttl_ms, self.keys.done("")]
+        for entry, body in items:
+            args += (entry.entry_id, entry.reply_to or b"", body or b"")
+        try:
+            outcomes = await scripts.REPLY.run(self.client, [self.keys.requests], args)
+        except redis.exceptions.ResponseError as exc:  # not an outage: retrying would not help
+            logger.error("bus: answering %d entries failed (they stay pending): %s", len(items), exc)
             return
+        for (entry, _), outcome in zip(items, outcomes):
+            if outcome == 0:
+                logger.info("bus: entry %s was answered before (reclaimed copy); no second reply",
+                            entry.entry_id)
 
     # ------------------------------------------------------------------ stopping
     async def _hand_back(self) -> None:

@@ -1,71 +1,45 @@
-"""The Lua scripts of the bus consumer, each atomic on the Redis server (Redis ``EVALSHA``).
-
-They are sent by SHA inside pipelines; a Redis that lost them (restarted) answers
-``NOSCRIPT``, and :meth:`Script.load` sends them again. Keys are always passed in ``KEYS``.
-"""
+"""The Lua scripts of the bus consumer, each atomic on the Redis server (``EVALSHA``; see
+:class:`busclient._script.Script`)."""
 
 from __future__ import annotations
 
-import hashlib
-from typing import Any, Sequence
+from busclient._script import Script
 
-import redis.asyncio
-import redis.exceptions
-
-__all__ = ["Script", "REPLY", "DEAD_LETTER", "TOUCH", "REQUEUE"]
+__all__ = ["REPLY", "DEAD_LETTER", "TOUCH", "REQUEUE"]
 
 
-class Script:
-    """One Lua script, known by its SHA1.
-
-    Args:
-        source: the Lua text.
-    """
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self.sha = hashlib.sha1(source.encode()).hexdigest()
-
-    async def load(self, client: redis.asyncio.Redis) -> None:
-        """Send the script to Redis (``SCRIPT LOAD``)."""
-        await client.script_load(self.source)
-
-    def queue(self, pipe: Any, keys: Sequence[Any], args: Sequence[Any]) -> None:
-        """Add an ``EVALSHA`` of the script to ``pipe`` (a redis-py pipeline)."""
-        pipe.evalsha(self.sha, len(keys), *keys, *args)
-
-    async def run(self, client: redis.asyncio.Redis, keys: Sequence[Any], args: Sequence[Any]) -> Any:
-        """Run the script now, loading it first when Redis does not know it."""
-        try:
-            return await client.evalsha(self.sha, len(keys), *keys, *args)
-        except redis.exceptions.NoScriptError:
-            await self.load(client)
-            return await client.evalsha(self.sha, len(keys), *keys, *args)
-
-
-#: Answer one request entry, at most once per entry id.
-#: KEYS: done record, request stream, [reply list]. ARGV: group, entry id, done record TTL (ms),
-#: response text ('' for none), reply list TTL (ms), consumer.
-#: When this consumer's delivery is the only one there ever was (XPENDING: owner is this
-#: consumer, delivery count 1) no other copy can exist, so no record is needed. Otherwise the
-#: "answered" record is taken with SET NX: only its first taker replies.
-#: Returns 1 when this call answered, 0 when an earlier one had (the entry is acked either way).
+#: Answer request entries, at most once per entry id; many entries per call (one round trip).
+#: KEYS: request stream. ARGV: group, consumer, done record TTL (ms), reply list TTL (ms),
+#: done record key prefix (``sbusr:done:``), then per entry three values: entry id, reply list
+#: key ('' for none), response text ('' for none).
+#: Per entry: when this consumer's delivery is the only one there ever was (XPENDING: owner
+#: is this consumer, delivery count 1) no other copy can exist and no record is needed;
+#: otherwise the "answered" record ``<prefix><entry id>`` is taken with SET NX PX and only its
+#: first taker replies. Then RPUSH + PEXPIRE the reply list, then XACK.
+#: Returns one integer per entry: 1 answered now, 0 answered before (acked either way).
+#: Reply lists and records are not declared in KEYS: the bus needs a single Redis, not a cluster.
 REPLY = Script("""
-local pending = redis.pcall('XPENDING', KEYS[2], ARGV[1], ARGV[2], ARGV[2], 1)
-local first
-if type(pending) == 'table' and not pending.err and pending[1]
-    and pending[1][2] == ARGV[6] and tonumber(pending[1][4]) == 1 then
-  first = true
-else
-  first = redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[3])
+local stream, group, consumer = KEYS[1], ARGV[1], ARGV[2]
+local done_ttl, reply_ttl, done_prefix = ARGV[3], ARGV[4], ARGV[5]
+local outcomes = {}
+for i = 6, #ARGV, 3 do
+  local id, reply_to, body = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local pending = redis.pcall('XPENDING', stream, group, id, id, 1)
+  local first
+  if type(pending) == 'table' and not pending.err and pending[1]
+      and pending[1][2] == consumer and tonumber(pending[1][4]) == 1 then
+    first = true
+  else
+    first = redis.call('SET', done_prefix .. id, '1', 'NX', 'PX', done_ttl)
+  end
+  if first and reply_to ~= '' and body ~= '' then
+    redis.call('RPUSH', reply_to, body)
+    redis.call('PEXPIRE', reply_to, reply_ttl)
+  end
+  redis.pcall('XACK', stream, group, id)
+  outcomes[#outcomes + 1] = first and 1 or 0
 end
-if first and KEYS[3] and ARGV[4] ~= '' then
-  redis.call('RPUSH', KEYS[3], ARGV[4])
-  redis.call('PEXPIRE', KEYS[3], ARGV[5])
-end
-redis.pcall('XACK', KEYS[2], ARGV[1], ARGV[2])
-if first then return 1 end
-return 0
+return outcomes
 """)
 
 #: Move one pending entry to the dead-letter stream, once.
