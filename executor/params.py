@@ -16,7 +16,8 @@ import jsonschema
 
 from executor.errors import InvalidParams
 
-__all__ = ["params_schema", "SCHEMA_ATTRIBUTE", "prepare_arguments"]
+__all__ = ["params_schema", "SCHEMA_ATTRIBUTE", "prepare_arguments", "schema_validator", "validate",
+           "split", "check_binding", "binding_failure"]
 
 SCHEMA_ATTRIBUTE = "__sbusr_params_schema__"
 _VALIDATOR_ATTRIBUTE = "__sbusr_params_validator__"
@@ -61,12 +62,70 @@ def _schema_errors(validator: Any, params: Any) -> list[dict[str, str]]:
              "message": error.message} for error in errors]
 
 
+def schema_validator(function: Callable[..., Any]) -> Any:
+    """Return the compiled validator of the method's :func:`params_schema`, or None."""
+    return getattr(function, _VALIDATOR_ATTRIBUTE, None)
+
+
+def validate(validator: Any, params: Any) -> None:
+    """Check params (None, a list or a dict) against a method's schema validator.
+
+    Raises:
+        InvalidParams: data ``{"errors": [{"path": "/n", "message": "..."}, ...]}``.
+    """
+    errors = _schema_errors(validator, [] if params is None else params)
+    if errors:
+        raise InvalidParams(data={"errors": errors})
+
+
+def split(params: Any) -> tuple[tuple, dict]:
+    """Turn params (None, a list or a dict) into ``(args, kwargs)`` for the call."""
+    if params is None:
+        return (), {}
+    if isinstance(params, list):
+        return tuple(params), {}
+    return (), params
+
+
 @functools.lru_cache(maxsize=4096)
 def _signature(function: Callable[..., Any]) -> inspect.Signature | None:
     try:
         return inspect.signature(function)
     except (TypeError, ValueError):  # some callables have no introspectable signature
         return None
+
+
+def check_binding(function: Callable[..., Any], args: tuple, kwargs: dict) -> None:
+    """Check that ``function(*args, **kwargs)`` binds to its signature, without calling it.
+
+    Raises:
+        InvalidParams: data ``{"errors": [{"path": "/", "message": "missing a required
+            argument: 'b'"}]}``.
+    """
+    signature = _signature(function)
+    if signature is None:
+        return
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        raise InvalidParams(data={"errors": [{"path": "/", "message": str(exc)}]}) from None
+
+
+def binding_failure(error: TypeError) -> InvalidParams | None:
+    """Tell whether a TypeError came from calling a function with arguments it does not take.
+
+    Python raises such an error before the called function's frame starts, so the traceback
+    holds only the caller's frame; an error raised inside the function has more frames.
+    Valid for plain functions (not for wrappers such as ``functools.wraps`` decorators, whose
+    inner call fails one frame deeper: use :func:`check_binding` for those).
+
+    Returns:
+        The InvalidParams to answer with, or None when the method itself raised the error.
+    """
+    traceback = error.__traceback__
+    if traceback is not None and traceback.tb_next is None:
+        return InvalidParams(data={"errors": [{"path": "/", "message": str(error)}]})
+    return None
 
 
 def prepare_arguments(function: Callable[..., Any], params: Any) -> tuple[tuple, dict]:
@@ -80,26 +139,11 @@ def prepare_arguments(function: Callable[..., Any], params: Any) -> tuple[tuple,
         ``(args, kwargs)``: a tuple and a dict.
 
     Raises:
-        InvalidParams: the params fail the method's schema (data ``{"errors": [{"path",
-            "message"}, ...]}``) or do not bind to its signature (data ``{"errors":
-            [{"path": "/", "message": "missing a required argument: 'b'"}]}``).
+        InvalidParams: the params fail the method's schema or do not bind to its signature.
     """
-    validator = getattr(function, _VALIDATOR_ATTRIBUTE, None)
+    validator = schema_validator(function)
     if validator is not None:
-        errors = _schema_errors(validator, [] if params is None else params)
-        if errors:
-            raise InvalidParams(data={"errors": errors})
-    if params is None:
-        args, kwargs = (), {}
-    elif isinstance(params, list):
-        args, kwargs = tuple(params), {}
-    else:
-        args, kwargs = (), params
-    signature = _signature(function)
-    if signature is None:
-        return args, kwargs
-    try:
-        signature.bind(*args, **kwargs)
-    except TypeError as exc:
-        raise InvalidParams(data={"errors": [{"path": "/", "message": str(exc)}]}) from None
+        validate(validator, params)
+    args, kwargs = split(params)
+    check_binding(function, args, kwargs)
     return args, kwargs

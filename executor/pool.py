@@ -227,6 +227,9 @@ class Pool:
             self.generation = generation
             for worker in old:
                 self._retire(worker, reason="reload")
+            for worker in fresh:
+                if worker.state is _DEAD:  # died right after it reported ready
+                    self._replace(worker, "crash")
             self._dispatch()
             elapsed_ms = (time.perf_counter() - started) * 1000.0
             logger.info("generation %d ready: %d workers in %.1f ms", generation, len(fresh), elapsed_ms)
@@ -239,12 +242,16 @@ class Pool:
             calls: the calls; each one's ``on_done`` is called exactly once later.
 
         Returns:
-            True when queued; False when the waiting queue has no room for all of them (or the
-            pool is shutting down): then no ``on_done`` will be called and the caller answers
-            -32003.
+            True when queued; False when the waiting queue has no room for all of them (beyond
+            one call per idle worker, which starts at once), or the pool is shutting down: then
+            no ``on_done`` will be called and the caller answers -32003.
         """
-        if self._closing or len(self._queue) + len(calls) > self.queue_maxsize:
+        if self._closing:
             return False
+        if len(self._queue) + len(calls) > self.queue_maxsize:
+            idle = sum(1 for w in self._workers if w.state is _READY and not w.outstanding)
+            if not idle or len(self._queue) + len(calls) > self.queue_maxsize + idle:
+                return False
         now = time.monotonic()
         for call in calls:
             call.submitted_at = now
@@ -328,9 +335,11 @@ class Pool:
                                            data={"reason": "shutdown"}))
         self._queue.clear()
         for worker in list(self._live):
-            while worker.outstanding:
-                self._answer(worker.outstanding.popleft(), CallTimeout(
-                    message="the server shut down during the call", data={"reason": "shutdown"}))
+            if worker.outstanding:  # its call outlived the grace: answer it, end the worker
+                while worker.outstanding:
+                    self._answer(worker.outstanding.popleft(), CallTimeout(
+                        message="the server shut down during the call", data={"reason": "shutdown"}))
+                self._kill(worker)
             self._retire(worker, reason=None)
         deadline = time.monotonic() + STOP_GRACE_S
         while self._live and time.monotonic() < deadline:
@@ -374,22 +383,28 @@ class Pool:
             return
         self._workers.remove(worker)
         self.restarts[reason] += 1
-        if self._closing:
+        self._start_replacement(worker.generation)
+
+    def _start_replacement(self, generation: int) -> None:
+        """Start a worker for ``generation``, at once or, after failed starts, with a delay."""
+        if self._closing or generation != self.generation:
             return
-        delay = 0.0 if self._spawn_failures == 0 else min(5.0, 0.1 * 2 ** self._spawn_failures)
-        generation = worker.generation
-
-        def spawn() -> None:
-            if self._closing or generation != self.generation:
-                return
-            self._workers.append(self._spawn(generation))
-
-        if delay:
-            logger.warning("workers keep dying at start; next one in %.1f s", delay)
-            assert self._loop is not None
-            self._loop.call_later(delay, spawn)
+        if self._spawn_failures:
+            delay = min(5.0, 0.1 * 2 ** self._spawn_failures)
+            logger.warning("workers keep failing to start; next one in %.1f s", delay)
+            self._loop.call_later(delay, self._spawn_replacement, generation)
         else:
-            spawn()
+            self._spawn_replacement(generation)
+
+    def _spawn_replacement(self, generation: int) -> None:
+        if self._closing or generation != self.generation:
+            return
+        try:
+            self._workers.append(self._spawn(generation))
+        except OSError as exc:  # e.g. out of processes or file descriptors: try again later
+            self._spawn_failures += 1
+            logger.error("cannot start a worker: %s", exc)
+            self._start_replacement(generation)
 
     def _retire(self, worker: _Worker, reason: str | None) -> None:
         """Send ``worker`` no more calls; close its input once it has answered what it holds."""
@@ -518,8 +533,7 @@ class Pool:
         elif self.max_tasks_per_child and worker.served >= self.max_tasks_per_child:
             logger.debug("worker %d served %d calls; recycling it", worker.pid, worker.served)
             self._retire(worker, reason="recycle")
-        if self._in_flight == 0 and self._idle is not None:
-            self._idle.set()
+        self._settle()
         self._dispatch()
 
     def _on_ready(self, worker: _Worker, payload: bytes) -> None:
@@ -546,12 +560,16 @@ class Pool:
             worker.exit_timer = self._loop.call_later(EXIT_AFTER_EOF_S, self._kill, worker)
 
     def _on_exit(self, worker: _Worker) -> None:
+        """The worker process ended: collect its last answers, answer or requeue the rest."""
         if worker not in self._live:
             return
+        expected = worker.state is _DRAINING or worker.timed_out or self._closing
+        was_ready = worker.state in (_READY, _DRAINING) or worker.ready.done()
+        worker.state = _DEAD  # from here on, nothing is dispatched to it
         while worker.from_worker >= 0:  # answers written before the exit are still in the pipe
             try:
                 data = os.read(worker.from_worker, 1 << 18)
-            except (BlockingIOError, OSError):
+            except OSError:
                 data = b""
             if not data:
                 break
@@ -567,31 +585,28 @@ class Pool:
             worker.exit_timer.cancel()
         worker.process.wait()
         facts = _exit_facts(worker.process)
-        expected = worker.state is _DRAINING or worker.timed_out or self._closing
-        was_ready = worker.state in (_READY, _DRAINING) or worker.ready.done()
-        worker.state = _DEAD
         if not worker.ready.done():
             worker.ready.set_exception(ReloadFailed([{
                 "module": "methods", "type": "WorkerDied",
                 "message": "worker exited during start: %s" % json.dumps(facts)}]))
             worker.ready.exception()  # retrieved: a failed start is reported by reload()
-        if worker.outstanding:
-            head = worker.outstanding.popleft()
+        if worker.outstanding and not worker.timed_out:
+            head = worker.outstanding.popleft()  # the call it was running
             self._answer(head, WorkerDied(data=facts))
             logger.error("worker %d died during call %s: %s", worker.pid, head.method, facts)
+        elif not expected:
+            logger.error("worker %d died: %s", worker.pid, facts)
+        if worker.outstanding:  # calls written behind the fatal one never started
             now = time.monotonic()
             for call in worker.outstanding:
                 call.submitted_at = now
             self._queue.extendleft(reversed(worker.outstanding))
             worker.outstanding.clear()
-        elif not expected:
-            logger.error("worker %d died: %s", worker.pid, facts)
         if not was_ready:
             self._spawn_failures += 1
         if worker in self._workers:
             self._replace(worker, "crash")
-        if self._in_flight == 0 and self._idle is not None:
-            self._idle.set()
+        self._settle()
         if self._exited is not None:
             self._exited.set()
         self._dispatch()
@@ -633,6 +648,12 @@ class Pool:
     def _answer(self, call: Call, error: JsonRpcError) -> None:
         self._in_flight -= 1
         self._deliver(call, False, json.dumps(error.to_object()).encode())
+        self._settle()
+
+    def _settle(self) -> None:
+        """Wake a waiting shutdown once no call is in flight."""
+        if self._in_flight == 0 and self._idle is not None:
+            self._idle.set()
 
     @staticmethod
     def _deliver(call: Call, ok: bool, payload: bytes) -> None:

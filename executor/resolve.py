@@ -16,6 +16,7 @@ Runs inside worker processes only: the server process never imports the user's c
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import inspect
@@ -33,6 +34,7 @@ def _inside_package(module_name: str | None) -> bool:
     return module_name == PACKAGE or bool(module_name and module_name.startswith(PACKAGE + "."))
 
 
+@functools.lru_cache(maxsize=4096)
 def is_reachable_name(method: str) -> bool:
     """Tell whether ``method`` is a name resolution may accept, before any import.
 

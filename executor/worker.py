@@ -35,7 +35,7 @@ from executor import framing
 from executor.encoding import encode
 from executor.errors import InternalError, JsonRpcError, MethodNotFound, MethodRaised
 from executor.internal import INTERNAL_METHODS, load_internal_methods
-from executor.params import prepare_arguments
+from executor import params
 from executor.resolve import PACKAGE, resolve
 
 __all__ = ["main", "call_context"]
@@ -166,6 +166,23 @@ def import_methods(methods_dir: Path) -> list[dict[str, str]]:
     return errors
 
 
+class _Method:
+    """A resolved method and what its calls need, computed once per worker."""
+
+    __slots__ = ("function", "validator", "direct", "is_async")
+
+    def __init__(self, function: Callable[..., Any]) -> None:
+        self.function = function
+        self.validator = params.schema_validator(function)
+        # A wrapper (functools.wraps) would report a binding error one frame deeper: check
+        # its signature before the call instead of reading the traceback after it.
+        self.direct = not hasattr(getattr(function, "__func__", function), "__wrapped__")
+        self.is_async = inspect.iscoroutinefunction(function)
+
+
+_PLAIN_RESULTS = (str, int, float, bool, type(None), list, dict, tuple)
+
+
 class Runner:
     """Runs calls: resolve the method, bind params, call it, encode the result.
 
@@ -175,27 +192,14 @@ class Runner:
 
     def __init__(self, debug: bool) -> None:
         self.debug = debug
-        self._resolved: dict[str, Callable[..., Any]] = {}
+        self._methods: dict[str, _Method] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def _method(self, name: str) -> Callable[..., Any]:
-        method = self._resolved.get(name)
+    def _method(self, name: str) -> _Method:
+        method = self._methods.get(name)
         if method is None:
-            method = self._resolved[name] = resolve(name)
+            method = self._methods[name] = _Method(resolve(name))
         return method
-
-    def _run_internal(self, name: str, params: Any) -> tuple[int, bytes]:
-        handler = INTERNAL_METHODS.get(name)
-        try:
-            if handler is None:
-                raise MethodNotFound()
-            return framing.RESULT, encode(handler(params))
-        except JsonRpcError as error:
-            return framing.ERROR, self._encode_error(error)
-        except Exception as exc:
-            logger.exception("internal method %s failed", name)
-            return framing.ERROR, self._encode_error(InternalError(
-                data={"type": type(exc).__name__, "message": str(exc)}))
 
     def _await(self, awaitable: Any) -> Any:
         if self._loop is None:
@@ -203,25 +207,48 @@ class Runner:
             asyncio.set_event_loop(self._loop)
         return self._loop.run_until_complete(awaitable)
 
-    def run(self, method_name: str, params: Any) -> tuple[int, bytes]:
+    def _run_internal(self, name: str, call_params: Any) -> tuple[int, bytes]:
+        handler = INTERNAL_METHODS.get(name)
+        try:
+            if handler is None:
+                raise MethodNotFound()
+            return framing.RESULT, encode(handler(call_params))
+        except JsonRpcError as error:
+            return framing.ERROR, self._encode_error(error)
+        except Exception as exc:
+            logger.exception("internal method %s failed", name)
+            return framing.ERROR, self._encode_error(InternalError(
+                data={"type": type(exc).__name__, "message": str(exc)}))
+
+    def _raised(self, method_name: str, exc: Exception) -> MethodRaised:
+        data: dict[str, Any] = {"type": type(exc).__name__, "message": str(exc)}
+        if self.debug:
+            data["traceback"] = traceback.format_exc()
+        logger.debug("method %s raised %s", method_name, data["type"], exc_info=True)
+        return MethodRaised(data=data)
+
+    def run(self, method_name: str, call_params: Any) -> tuple[int, bytes]:
         """Run one call and return ``(framing.RESULT, result JSON)`` or ``(framing.ERROR, error JSON)``."""
         if method_name.startswith("rpc."):
-            return self._run_internal(method_name, params)
+            return self._run_internal(method_name, call_params)
         try:
             method = self._method(method_name)
-            args, kwargs = prepare_arguments(method, params)
+            if method.validator is not None:
+                params.validate(method.validator, call_params)
+            args, kwargs = params.split(call_params)
+            if not method.direct:
+                params.check_binding(method.function, args, kwargs)
             try:
-                result = method(*args, **kwargs)
-                if inspect.isawaitable(result):
+                result = method.function(*args, **kwargs)
+                if method.is_async or (type(result) not in _PLAIN_RESULTS and inspect.isawaitable(result)):
                     result = self._await(result)
             except JsonRpcError:
                 raise
+            except TypeError as exc:
+                failure = params.binding_failure(exc) if method.direct else None
+                raise (failure or self._raised(method_name, exc)) from None
             except Exception as exc:
-                data: dict[str, Any] = {"type": type(exc).__name__, "message": str(exc)}
-                if self.debug:
-                    data["traceback"] = traceback.format_exc()
-                logger.debug("method %s raised %s", method_name, data["type"], exc_info=True)
-                raise MethodRaised(data=data) from None
+                raise self._raised(method_name, exc) from None
             return framing.RESULT, encode(result)
         except JsonRpcError as error:
             return framing.ERROR, self._encode_error(error)

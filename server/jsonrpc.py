@@ -60,6 +60,8 @@ def _is_valid_id(value: Any) -> bool:
 
 
 def _encode_id(value: Any) -> bytes:
+    if type(value) is int:
+        return str(value).encode()
     return json.dumps(value).encode() if value is not None else _NULL_ID
 
 
@@ -75,17 +77,42 @@ def _error_json(error: JsonRpcError) -> bytes:
     return json.dumps(error.to_object(), ensure_ascii=False, separators=(",", ":")).encode()
 
 
+_METHOD_NOT_FOUND = _error_json(MethodNotFound())
+_ABSENT = object()
+
+
+class _Pending:
+    """The calls of one payload still running; ``future`` resolves when none is left."""
+
+    __slots__ = ("count", "future")
+
+    def __init__(self, future: asyncio.Future) -> None:
+        self.count = 0
+        self.future = future
+
+
 class _Request:
     """One valid request or notification of a payload, and later its response."""
 
-    __slots__ = ("method", "params", "id_json", "is_notification", "response")
+    __slots__ = ("method", "params", "id_json", "response", "pending")
 
     def __init__(self, method: str, params: Any, id_json: bytes | None) -> None:
         self.method = method
         self.params = params
-        self.id_json = id_json
-        self.is_notification = id_json is None
+        self.id_json = id_json  # None for a notification
         self.response: bytes | None = None
+        self.pending: _Pending | None = None
+
+    def on_done(self, ok: bool, payload: bytes) -> None:
+        """The pool's answer: keep the response (none for a notification)."""
+        if self.id_json is not None:
+            self.response = (_result_response if ok else _error_response)(self.id_json, payload)
+        elif not ok:
+            logger.warning("notification %s failed: %s", self.method, payload.decode(errors="replace"))
+        pending = self.pending
+        pending.count -= 1
+        if pending.count == 0:
+            pending.future.set_result(None)
 
 
 class JsonRpcCore:
@@ -148,65 +175,65 @@ class JsonRpcCore:
 
     def _check(self, message: Any) -> _Request | bytes:
         """Validate one request object (§4); return it, or the -32600 response as bytes."""
+        if type(message) is dict and message.get("jsonrpc") == "2.0":  # the common case first
+            method = message.get("method")
+            params = message.get("params", _ABSENT)
+            if type(method) is str and (params is _ABSENT or type(params) is list or type(params) is dict):
+                if params is _ABSENT:
+                    params = None
+                if "id" not in message:
+                    return _Request(method, params, None)
+                request_id = message["id"]
+                kind = type(request_id)
+                if kind is int or kind is str or kind is float or request_id is None:
+                    return _Request(method, params, _encode_id(request_id))
+        return self._invalid(message)
+
+    @staticmethod
+    def _invalid(message: Any) -> bytes:
+        """The -32600 response for a message that is not a valid request object."""
         if not isinstance(message, dict):
-            return _error_response(_NULL_ID, _error_json(InvalidRequest(
-                data={"message": "a request must be a JSON object"})))
-        has_id = "id" in message
-        request_id = message.get("id")
-        id_ok = _is_valid_id(request_id)
-        id_json = _encode_id(request_id) if has_id and id_ok else _NULL_ID
-        problem = None
-        if not id_ok:
-            problem = "id must be a string, a number or null"
-        elif message.get("jsonrpc") != "2.0":
-            problem = 'jsonrpc must be exactly "2.0"'
-        elif not isinstance(message.get("method"), str):
-            problem = "method must be a string"
-        elif "params" in message and not isinstance(message["params"], (list, dict)):
-            problem = "params must be an array or an object"
-        if problem is not None:
-            return _error_response(id_json, _error_json(InvalidRequest(data={"message": problem})))
-        return _Request(message["method"], message.get("params"), id_json if has_id else None)
+            problem = "a request must be a JSON object"
+            id_json = _NULL_ID
+        else:
+            request_id = message.get("id")
+            id_ok = _is_valid_id(request_id)
+            id_json = _encode_id(request_id) if "id" in message and id_ok else _NULL_ID
+            if not id_ok:
+                problem = "id must be a string, a number or null"
+            elif message.get("jsonrpc") != "2.0":
+                problem = 'jsonrpc must be exactly "2.0"'
+            elif not isinstance(message.get("method"), str):
+                problem = "method must be a string"
+            else:
+                problem = "params must be an array or an object"
+        return _error_response(id_json, _error_json(InvalidRequest(data={"message": problem})))
 
     async def _run(self, requests: list[_Request], context: dict[str, Any] | None) -> bool:
         """Run the requests; fill in each one's response. Returns True when the pool was busy."""
-        loop = asyncio.get_running_loop()
         calls: list[Call] = []
         server_side: list[_Request] = []
-        pending = [0]
-        done = loop.create_future()
-
-        def finisher(request: _Request) -> Callable[[bool, bytes], None]:
-            def on_done(ok: bool, payload: bytes) -> None:
-                if request.is_notification:
-                    if not ok:
-                        logger.warning("notification %s failed: %s", request.method, payload.decode(errors="replace"))
-                else:
-                    request.response = (_result_response if ok else _error_response)(request.id_json, payload)
-                pending[0] -= 1
-                if pending[0] == 0 and not done.done():
-                    done.set_result(None)
-            return on_done
-
+        pending = _Pending(asyncio.get_running_loop().create_future())
         for request in requests:
             if request.method in self.server_methods:
                 server_side.append(request)
             elif not is_reachable_name(request.method):
-                if not request.is_notification:
-                    request.response = _error_response(request.id_json, _error_json(MethodNotFound()))
+                if request.id_json is not None:
+                    request.response = _error_response(request.id_json, _METHOD_NOT_FOUND)
             else:
-                calls.append(Call(request.method, request.params, finisher(request), self.timeout_s, context))
+                request.pending = pending
+                calls.append(Call(request.method, request.params, request.on_done, self.timeout_s, context))
         if calls:
+            pending.count = len(calls)
             if not self.pool.submit(calls):
                 busy = self._busy_error()
                 for request in requests:
-                    request.response = None if request.is_notification else _error_response(request.id_json, busy)
+                    request.response = None if request.id_json is None else _error_response(request.id_json, busy)
                 return True
-            pending[0] = len(calls)
         if server_side:
             await asyncio.gather(*(self._run_server_method(request) for request in server_side))
         if calls:
-            await done
+            await pending.future
         return False
 
     def _busy_error(self) -> bytes:
@@ -227,5 +254,5 @@ class JsonRpcCore:
         except Exception as exc:  # a bug of ours: answer -32603 and log it with its stack
             logger.exception("server method %s failed", request.method)
             response, ok = _error_json(JsonRpcError(-32603, "Internal error", {"type": type(exc).__name__})), False
-        if not request.is_notification:
+        if request.id_json is not None:
             request.response = (_result_response if ok else _error_response)(request.id_json, response)

@@ -8,7 +8,7 @@ from typing import Callable, Iterator
 
 import pytest
 
-from tests.support import ServerProcess, copy_methods
+from tests.support import SHIPPED_METHODS, ServerProcess, copy_methods
 
 
 @pytest.fixture
@@ -42,3 +42,11 @@ def start_server(tmp_path: Path, methods_dir: Path) -> Iterator[Callable[..., Se
 def server(start_server: Callable[..., ServerProcess]) -> ServerProcess:
     """One server on the example methods, with the default settings of the tests."""
     return start_server()
+
+
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One server on the shipped methods for a whole test module: for tests that change nothing."""
+    server = ServerProcess(SHIPPED_METHODS, tmp_path_factory.mktemp("shared") / "server.log")
+    yield server
+    server.stop()

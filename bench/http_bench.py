@@ -1,0 +1,200 @@
+#!/usr/bin/env python3
+"""HTTP benchmark: sbusr's full call path against a minimal Tornado handler, on one core.
+
+    python bench/http_bench.py [--seconds 10] [--rounds 3] [--connections 100]
+
+In one run it starts, pinned with taskset to CPU 0:
+  * ``minimal``: bench/minimal_server.py, a Tornado handler that answers in-process;
+  * ``sbusr``: ``run.py`` with one worker (server and worker on the same core), access log off,
+    on uvloop (the default) — and ``sbusr-asyncio`` with SBUSR_UVLOOP=0;
+and drives each with ``wrk -t1 -c100`` pinned to CPU 1, interleaving the servers round by
+round so that drift of the machine hits all alike. It prints requests/s (median of the
+rounds) for each, the ratio to ``minimal``, and the calls/s of 100-call batches through sbusr;
+beside each rate, the CPU time the server and its workers spent per request (from /proc),
+which stays meaningful when other work shares the machine: with the server's core saturated,
+rate ≈ 1 / CPU time per request.
+
+Needs wrk (installed with apt-get when missing and running as root) and taskset. This is a
+measurement, not a test: figures depend on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+SERVER_CPU, LOAD_CPU = "0", "1"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if os.geteuid() == 0:
+        subprocess.run(["apt-get", "update", "-qq"], check=False)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True)
+    found = shutil.which("wrk")
+    if not found:
+        sys.exit("wrk is needed: apt-get install wrk")
+    return found
+
+
+def wait_listening(port: int, process: subprocess.Popen, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            sys.exit("a server exited early with %s" % process.returncode)
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    sys.exit("a server did not listen on %d" % port)
+
+
+def start(command: list[str], port: int, env: dict[str, str] | None = None) -> subprocess.Popen:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("SBUSR_")}
+    environment.update(env or {})
+    process = subprocess.Popen(["taskset", "-c", SERVER_CPU, *command], cwd=PROJECT_DIR,
+                               env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_listening(port, process)
+    return process
+
+
+def wrk_script(directory: Path, name: str, body: str) -> Path:
+    path = directory / (name + ".lua")
+    path.write_text('wrk.method = "POST"\nwrk.body = %s\nwrk.headers["Content-Type"] = "application/json"\n'
+                    % json.dumps(body))
+    return path
+
+
+CLOCK_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (the server's workers), from /proc."""
+    tree, index = [pid], 0
+    while index < len(tree):
+        try:
+            with open("/proc/%d/task/%d/children" % (tree[index], tree[index])) as children:
+                tree.extend(int(child) for child in children.read().split())
+        except OSError:
+            pass
+        index += 1
+    return tree
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of the live processes ``pids``, seconds."""
+    total = 0
+    for pid in pids:
+        try:
+            with open("/proc/%d/stat" % pid) as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / CLOCK_TICKS_PER_S
+
+
+def run_wrk(wrk: str, url: str, script: Path, seconds: int, connections: int) -> tuple[float, int]:
+    """Drive ``url`` for ``seconds``; return (requests/s, requests completed)."""
+    output = subprocess.run(
+        ["taskset", "-c", LOAD_CPU, wrk, "-t1", "-c%d" % connections, "-d%ds" % seconds,
+         "-s", str(script), url], capture_output=True, text=True, check=True).stdout
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    if errors:
+        sys.exit("wrk saw %s failed responses:\n%s" % (errors.group(1), output))
+    completed = int(re.search(r"(\d+) requests in", output).group(1))
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)), completed
+
+
+def measure(wrk: str, process: subprocess.Popen, port: int, script: Path, seconds: int,
+            connections: int) -> tuple[float, float]:
+    """Return (requests/s, CPU microseconds per request of the server and its workers)."""
+    pids = process_tree(process.pid)
+    before = cpu_seconds(pids)
+    rate, completed = run_wrk(wrk, "http://127.0.0.1:%d/rpc" % port, script, seconds, connections)
+    return rate, (cpu_seconds(pids) - before) / completed * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=100)
+    arguments = parser.parse_args()
+    wrk = ensure_wrk()
+    python = sys.executable
+    ports = {name: free_port() for name in ("minimal", "sbusr", "sbusr-asyncio")}
+    sbusr_env = {"SBUSR_POOL_PROCESSES": "1", "SBUSR_ACCESS_LOG": "0",
+                 "SBUSR_QUEUE_MAXSIZE": "10000", "SBUSR_POOL_MAXTASKSPERCHILD": "0"}
+    servers = {
+        "minimal": start([python, "bench/minimal_server.py", str(ports["minimal"])], ports["minimal"]),
+        "sbusr": start([python, "run.py", "--port", str(ports["sbusr"])], ports["sbusr"], sbusr_env),
+        "sbusr-asyncio": start([python, "run.py", "--port", str(ports["sbusr-asyncio"])],
+                               ports["sbusr-asyncio"], {**sbusr_env, "SBUSR_UVLOOP": "0"}),
+    }
+    results: dict[str, list[float]] = {name: [] for name in [*servers, "sbusr batch x100"]}
+    cpu: dict[str, list[float]] = {name: [] for name in results}
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            single = wrk_script(Path(scratch), "single", json.dumps(
+                {"jsonrpc": "2.0", "method": "echo", "params": ["hello"], "id": 1}))
+            batch = wrk_script(Path(scratch), "batch", json.dumps(
+                [{"jsonrpc": "2.0", "method": "echo", "params": ["hello"], "id": n} for n in range(100)]))
+            for name, port in ports.items():  # warm up
+                run_wrk(wrk, "http://127.0.0.1:%d/rpc" % port, single, 2, arguments.connections)
+            for round_number in range(arguments.rounds):
+                for name, port in ports.items():
+                    rate, micros = measure(wrk, servers[name], port, single, arguments.seconds,
+                                           arguments.connections)
+                    results[name].append(rate)
+                    cpu[name].append(micros)
+                    print("round %d  %-16s %9.0f requests/s  %6.1f us CPU/request"
+                          % (round_number + 1, name, rate, micros), flush=True)
+                rate, micros = measure(wrk, servers["sbusr"], ports["sbusr"], batch, arguments.seconds,
+                                       min(arguments.connections, 10))
+                results["sbusr batch x100"].append(rate * 100)
+                cpu["sbusr batch x100"].append(micros / 100)
+                print("round %d  %-16s %9.0f calls/s     %6.1f us CPU/call"
+                      % (round_number + 1, "sbusr batch x100", rate * 100, micros / 100), flush=True)
+    finally:
+        for process in servers.values():
+            process.send_signal(signal.SIGTERM)
+        for process in servers.values():
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+    baseline = statistics.median(results["minimal"])
+    baseline_cpu = statistics.median(cpu["minimal"])
+    print("\n%-18s %14s %7s %18s %7s" % ("server", "median rate", "ratio", "CPU per request", "ratio"))
+    for name, rates in results.items():
+        median, micros = statistics.median(rates), statistics.median(cpu[name])
+        if "batch" in name:
+            print("%-18s %8.0f calls/s %7s %11.1f us/call" % (name, median, "", micros))
+        else:
+            print("%-18s %10.0f req/s %6.2fx %14.1f us %6.2fx" % (
+                name, median, median / baseline, micros, baseline_cpu / micros))
+
+
+if __name__ == "__main__":
+    main()

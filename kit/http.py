@@ -1,0 +1,464 @@
+"""Retrying HTTP clients: ``Client`` (sync) and ``AsyncClient`` on httpx, retries on tenacity.
+
+Both are subclasses of the httpx clients, so every httpx option (``timeout``,
+``headers``, ``auth``, ``base_url``, ``transport``, ``limits``...) and method
+(``get``, ``post``, ``request``, ``stream``, ``send``...) works as in httpx. On top:
+
+- retries, configured by the settings users know from fastkit (see ``RetryPolicy``
+  for names, units and defaults);
+- ``RetryError`` (``kit.errors``) when every allowed attempt failed, carrying the
+  last response or exception and the attempt count; never a made-up status code;
+- one log line per call on the logger ``kit.http`` with method, redacted URL,
+  status, attempts and elapsed ms (``extra={"http_call": {...}}`` holds the same
+  fields plus redacted request headers).
+
+Ready instances, shared per process (and per event loop for the async one),
+created on first use::
+
+    from kit.http import requests, aiorequests
+    response = requests.get("https://example.org/")
+    response = await aiorequests.get("https://example.org/")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import email.utils
+import logging
+import math
+import time
+import weakref
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import tenacity
+
+from kit._process_cache import ProcessCache
+from kit.errors import RetryError
+from kit.redact import redact_headers, redact_url
+
+__all__ = [
+    "DEFAULT_RETRY_EXCEPTIONS",
+    "IDEMPOTENT_METHODS",
+    "RETRY_STATUSES",
+    "AsyncClient",
+    "Client",
+    "RetryError",
+    "RetryPolicy",
+    "aiorequests",
+    "is_retryable_status",
+    "requests",
+    "retry_after_s",
+    "split_retry_options",
+]
+
+logger = logging.getLogger(__name__)
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+"""Methods retried by default (RFC 9110 section 9.2.2)."""
+
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+"""Statuses retried by default: too many requests, bad gateway, unavailable, gateway time-out."""
+
+DEFAULT_RETRY_EXCEPTIONS: tuple[type[BaseException], ...] = (
+    httpx.TimeoutException,
+    httpx.NetworkError,
+    httpx.RemoteProtocolError,
+)
+"""Exceptions retried by default: time-outs (connect, read, write, pool), connection
+errors (refused, reset, closed) and a peer that broke the HTTP protocol mid-answer."""
+
+
+def is_retryable_status(response: httpx.Response) -> bool:
+    """Default ``retry_by_result``: True when the status is in ``RETRY_STATUSES``."""
+    return response.status_code in RETRY_STATUSES
+
+
+def retry_after_s(response: httpx.Response) -> float | None:
+    """Return the wait the server asked for in ``Retry-After``, in seconds.
+
+    Args:
+        response: any response; only 429 and 503 responses are considered.
+
+    Returns:
+        Seconds (>= 0) from a delta-seconds or HTTP-date value, or ``None`` when
+        the header is absent, unparsable or the status is neither 429 nor 503.
+    """
+    if response.status_code not in (429, 503):
+        return None
+    value = response.headers.get("retry-after", "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment.timestamp() - time.time())
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RetryPolicy:
+    """When and how long an HTTP call is retried. All durations are in seconds.
+
+    Attributes:
+        stop_max_attempt_number: attempts in total, the first one included
+            (1 = never retry). Default 3.
+        stop_max_delay: time budget in s from the first attempt; no retry starts
+            if its wait would end past the budget. ``None`` = no budget. Default 60.
+        wait_exponential_multiplier: the wait before retry n is
+            ``multiplier * 2 ** (n - 1)`` s (0.5, 1, 2, 4...). Default 0.5.
+        wait_exponential_max: upper bound of that wait in s. Default 10.
+        retry_by_result: ``callable(response) -> bool``; True means retry this
+            response. Replaces the default ``is_retryable_status``.
+        retry_by_except: exception types to retry. Replaces
+            ``DEFAULT_RETRY_EXCEPTIONS`` (add those to your tuple to keep them).
+        retry_non_idempotent: also retry POST, PATCH, CONNECT and others outside
+            ``IDEMPOTENT_METHODS``. Default False: they are sent once.
+        retry_after_max_s: a ``Retry-After`` on a 429/503 replaces the
+            exponential wait, capped at this many seconds. Default 30.
+
+    Raises:
+        ValueError: on a count below 1 or a negative duration.
+    """
+
+    stop_max_attempt_number: int = 3
+    stop_max_delay: float | None = 60.0
+    wait_exponential_multiplier: float = 0.5
+    wait_exponential_max: float = 10.0
+    retry_by_result: Callable[[httpx.Response], bool] | None = None
+    retry_by_except: tuple[type[BaseException], ...] | type[BaseException] = (
+        DEFAULT_RETRY_EXCEPTIONS
+    )
+    retry_non_idempotent: bool = False
+    retry_after_max_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.retry_by_except, type):
+            object.__setattr__(self, "retry_by_except", (self.retry_by_except,))
+        if self.stop_max_attempt_number < 1:
+            raise ValueError(
+                f"stop_max_attempt_number must be >= 1, got {self.stop_max_attempt_number!r}"
+            )
+        for name in (
+            "stop_max_delay",
+            "wait_exponential_multiplier",
+            "wait_exponential_max",
+            "retry_after_max_s",
+        ):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ValueError(f"{name} must be >= 0 seconds, got {value!r}")
+
+    def retries(self, method: str) -> bool:
+        """True when calls with this HTTP method may be retried under this policy."""
+        return self.retry_non_idempotent or method.upper() in IDEMPOTENT_METHODS
+
+    def is_retryable_response(self, response: httpx.Response) -> bool:
+        """True when ``response`` calls for another attempt."""
+        predicate = self.retry_by_result or is_retryable_status
+        return bool(predicate(response))
+
+    def wait_s(self, retry_state: tenacity.RetryCallState) -> float:
+        """Seconds to wait before the next attempt (tenacity ``wait`` callable)."""
+        outcome = retry_state.outcome
+        if outcome is not None and not outcome.failed:
+            asked_s = retry_after_s(outcome.result())
+            if asked_s is not None:
+                return min(asked_s, self.retry_after_max_s)
+        exponent = retry_state.attempt_number - 1
+        return min(
+            self.wait_exponential_multiplier * math.pow(2, exponent),
+            self.wait_exponential_max,
+        )
+
+    def tenacity_options(self, method: str) -> dict[str, Any]:
+        """Keyword arguments for ``tenacity.Retrying``/``AsyncRetrying`` for one call."""
+        if not self.retries(method):
+            return {"retry": tenacity.retry_never, "stop": tenacity.stop_after_attempt(1)}
+        stop = tenacity.stop_after_attempt(self.stop_max_attempt_number)
+        if self.stop_max_delay is not None:
+            stop = stop | tenacity.stop_before_delay(self.stop_max_delay)
+        return {
+            "retry": tenacity.retry_if_exception_type(self.retry_by_except)
+            | tenacity.retry_if_result(self.is_retryable_response),
+            "stop": stop,
+            "wait": self.wait_s,
+        }
+
+
+_RETRY_SETTING_NAMES = frozenset(field.name for field in dataclasses.fields(RetryPolicy))
+
+
+def split_retry_options(
+    retry_policy: RetryPolicy | None, options: dict[str, Any]
+) -> tuple[RetryPolicy, dict[str, Any]]:
+    """Split a client's keyword arguments into its ``RetryPolicy`` and the httpx options.
+
+    Args:
+        retry_policy: a ready policy, or ``None`` to build one from ``options``.
+        options: keyword arguments; those named like ``RetryPolicy`` fields are
+            retry settings, the rest is for httpx.
+
+    Returns:
+        ``(policy, httpx_options)``.
+
+    Raises:
+        TypeError: both ``retry_policy`` and individual retry settings were given.
+        ValueError: a retry setting is out of range (see ``RetryPolicy``).
+    """
+    settings = {name: options[name] for name in options if name in _RETRY_SETTING_NAMES}
+    httpx_options = {name: v for name, v in options.items() if name not in settings}
+    if retry_policy is not None and settings:
+        raise TypeError(
+            f"pass either retry_policy or retry settings, not both: {sorted(settings)}"
+        )
+    return retry_policy or RetryPolicy(**settings), httpx_options
+
+
+class _Call:
+    """Bookkeeping of one logical call (all its attempts): counting, logging, the final error."""
+
+    def __init__(self, request: httpx.Request, policy: RetryPolicy) -> None:
+        self.method = request.method
+        self.url = redact_url(request.url)
+        self.request_headers = redact_headers(request.headers.multi_items())
+        self.policy = policy
+        self.attempts = 0
+        self.started = time.monotonic()
+        self.response: httpx.Response | None = None
+
+    def elapsed_ms(self) -> float:
+        return (time.monotonic() - self.started) * 1000.0
+
+    def retrying_options(self, before_sleep: Callable[..., Any]) -> dict[str, Any]:
+        return {
+            **self.policy.tenacity_options(self.method),
+            "before_sleep": before_sleep,
+            "reraise": False,
+        }
+
+    def log_retry(self, retry_state: tenacity.RetryCallState) -> None:
+        outcome = retry_state.outcome
+        what = (
+            type(outcome.exception()).__name__
+            if outcome.failed
+            else outcome.result().status_code
+        )
+        logger.debug(
+            "retrying %s %s after attempt %d (%s), waiting %.3f s",
+            self.method,
+            self.url,
+            self.attempts,
+            what,
+            retry_state.upcoming_sleep,
+        )
+
+    def log_outcome(
+        self, response: httpx.Response | None, error: BaseException | None
+    ) -> None:
+        elapsed_ms = self.elapsed_ms()
+        status = None if response is None else response.status_code
+        fields = {
+            "method": self.method,
+            "url": self.url,
+            "status": status,
+            "attempts": self.attempts,
+            "elapsed_ms": round(elapsed_ms, 1),
+            "error": None if error is None else type(error).__name__,
+            "request_headers": self.request_headers,
+        }
+        level = logging.INFO if error is None else logging.WARNING
+        logger.log(
+            level,
+            "http %s %s status=%s attempts=%d elapsed_ms=%.1f%s",
+            self.method,
+            self.url,
+            status,
+            self.attempts,
+            elapsed_ms,
+            "" if error is None else f" error={type(error).__name__}",
+            extra={"http_call": fields},
+        )
+
+    @contextlib.contextmanager
+    def reporting(self) -> Iterator[None]:
+        """Around the retry loop, which sets ``self.response``: log the outcome
+        once, and turn tenacity's ``RetryError`` into ours (``from`` the last error)."""
+        try:
+            yield
+        except tenacity.RetryError as exc:
+            raise self.exhausted(exc) from exc.last_attempt.exception()
+        except BaseException as exc:
+            self.log_outcome(None, exc)
+            raise
+        self.log_outcome(self.response, None)
+
+    def exhausted(self, retry_error: tenacity.RetryError) -> RetryError:
+        last = retry_error.last_attempt
+        response = None if last.failed else last.result()
+        error = last.exception() if last.failed else None
+        exhausted = RetryError(
+            method=self.method,
+            url=self.url,
+            attempts=self.attempts,
+            elapsed_ms=self.elapsed_ms(),
+            response=response,
+            error=error,
+        )
+        self.log_outcome(response, exhausted)
+        return exhausted
+
+
+class Client(httpx.Client):
+    """A synchronous httpx client that retries failed calls.
+
+    Args:
+        retry_policy: a ready ``RetryPolicy``; or give its settings one by one:
+        **options: the retry settings ``stop_max_attempt_number``,
+            ``stop_max_delay``, ``wait_exponential_multiplier``,
+            ``wait_exponential_max``, ``retry_by_result``, ``retry_by_except``,
+            ``retry_non_idempotent``, ``retry_after_max_s`` (see ``RetryPolicy``;
+            durations in seconds), and anything else, which goes to
+            ``httpx.Client`` unchanged (``timeout`` in seconds, httpx default 5;
+            ``headers``, ``auth``, ``base_url``, ``transport``...).
+
+    Every request method returns the ``httpx.Response`` of the attempt that was
+    not retried: a success, or a status the policy does not retry (e.g. 404).
+
+    Raises:
+        kit.errors.RetryError: the last allowed attempt still had a retryable
+            outcome; ``.response`` / ``.error`` hold it, ``.attempts`` the count.
+        httpx.HTTPError: an exception the policy does not retry, as httpx raised it.
+
+    Use as a context manager (``with Client() as client:``) or call ``close()``.
+    """
+
+    def __init__(self, *, retry_policy: RetryPolicy | None = None, **options: Any) -> None:
+        self.retry_policy, httpx_options = split_retry_options(retry_policy, options)
+        super().__init__(**httpx_options)
+
+    def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        """Send ``request`` with retries; see the class docstring for results and errors."""
+        call = _Call(request, self.retry_policy)
+        send_once = super().send
+
+        def attempt() -> httpx.Response:
+            call.attempts += 1
+            return send_once(request, **kwargs)
+
+        def before_sleep(retry_state: tenacity.RetryCallState) -> None:
+            call.log_retry(retry_state)
+            if not retry_state.outcome.failed:
+                retry_state.outcome.result().close()
+
+        retrying = tenacity.Retrying(**call.retrying_options(before_sleep))
+        with call.reporting():
+            call.response = retrying(attempt)
+        return call.response
+
+
+class AsyncClient(httpx.AsyncClient):
+    """An asyncio httpx client that retries failed calls.
+
+    Same arguments, results and errors as ``Client`` (see there); awaitable
+    methods, ``async with AsyncClient() as client:`` or ``await client.aclose()``.
+    """
+
+    def __init__(self, *, retry_policy: RetryPolicy | None = None, **options: Any) -> None:
+        self.retry_policy, httpx_options = split_retry_options(retry_policy, options)
+        super().__init__(**httpx_options)
+
+    async def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        """Send ``request`` with retries; see ``Client`` for results and errors."""
+        call = _Call(request, self.retry_policy)
+        send_once = super().send
+
+        async def attempt() -> httpx.Response:
+            call.attempts += 1
+            return await send_once(request, **kwargs)
+
+        async def before_sleep(retry_state: tenacity.RetryCallState) -> None:
+            call.log_retry(retry_state)
+            if not retry_state.outcome.failed:
+                await retry_state.outcome.result().aclose()
+
+        retrying = tenacity.AsyncRetrying(**call.retrying_options(before_sleep))
+        with call.reporting():
+            call.response = await retrying(attempt)
+        return call.response
+
+
+# Ready-made shared instances ------------------------------------------------
+
+_shared_clients: ProcessCache[Any] = ProcessCache("shared http client")
+
+
+class _SharedProxy:
+    """Forwards attribute access to a shared client found by ``_client()``.
+
+    Created at import without any I/O; the client is built on first use. It is
+    shared, so callers cannot close it (it lives as long as its process or loop).
+    """
+
+    _name = ""
+    _closers: tuple[str, ...] = ()
+
+    def _client(self) -> httpx.Client | httpx.AsyncClient:
+        raise NotImplementedError
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self._closers:
+            raise AttributeError(
+                f"the shared {self._name!r} client cannot be closed; create your "
+                "own kit.http.Client / AsyncClient to control a client's lifetime"
+            )
+        return getattr(self._client(), name)
+
+    def __repr__(self) -> str:
+        return f"<kit.http.{self._name}: {self.__doc__.splitlines()[0]}>"
+
+
+class _SharedClientProxy(_SharedProxy):
+    """The shared ``Client``, one per process."""
+
+    _name = "requests"
+    _closers = ("close", "__enter__", "__exit__")
+
+    def _client(self) -> Client:
+        return _shared_clients.get_or_create("requests", Client)
+
+
+class _SharedAsyncClientProxy(_SharedProxy):
+    """The shared ``AsyncClient``, one per event loop and process.
+
+    An httpx async connection pool must not outlive or cross its event loop, so
+    each running loop gets its own client. Use it only inside a coroutine.
+    """
+
+    _name = "aiorequests"
+    _closers = ("aclose", "__aenter__", "__aexit__")
+
+    def _client(self) -> AsyncClient:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError as exc:
+            raise RuntimeError(
+                "kit.http.aiorequests is used inside a coroutine (no event loop is running)"
+            ) from exc
+        per_loop = _shared_clients.get_or_create("aiorequests", weakref.WeakKeyDictionary)
+        client = per_loop.get(loop)
+        if client is None:
+            client = per_loop[loop] = AsyncClient()
+        return client
+
+
+requests = _SharedClientProxy()
+"""Shared retrying ``Client`` with default settings (one per process, built on first use)."""
+
+aiorequests = _SharedAsyncClientProxy()
+"""Shared retrying ``AsyncClient`` with default settings (one per event loop, built on first use)."""

@@ -1,0 +1,41 @@
+"""The toolkit's example methods called over HTTP through the real server (run.py subprocess)."""
+
+from __future__ import annotations
+
+import redis
+
+
+def _result(server, method, params):
+    reply = server.call(method, params)
+    assert "error" not in reply, (reply, server.log())
+    return reply["result"]
+
+
+def test_example_methods_end_to_end(start_server, http_server, redis_url, tmp_path):
+    database_path = tmp_path / "demo.sqlite3"
+    server = start_server(
+        env={"SBUSR_REDIS_URL": redis_url, "SBUSR_DATABASE_URL": f"sqlite:///{database_path}"}
+    )
+
+    fetched = _result(server, "demo_http.fetch_status", {"url": http_server.url("/fail/1/503")})
+    assert fetched["status"] == 200 and fetched["elapsed_ms"] >= 0
+
+    assert _result(server, "demo_db.count_items", []) == 0
+    stored = _result(server, "demo_db.upsert_item", {"name": "alpha", "value": 1})
+    assert stored["name"] == "alpha" and stored["value"] == 1
+    _result(server, "demo_db.upsert_item", {"name": "alpha", "value": 2})
+    assert _result(server, "demo_db.get_item", ["alpha"])["value"] == 2
+    assert _result(server, "demo_db.get_item", ["missing"]) is None
+    assert _result(server, "demo_db.count_items", []) == 1
+    assert database_path.exists()
+
+    assert _result(server, "demo_redis.incr", ["hits"]) == 1
+    assert _result(server, "demo_redis.incr", {"name": "hits", "amount": 5}) == 6
+    assert redis.Redis.from_url(redis_url).get("sbusr:demo:counter:hits") == b"6"
+
+
+def test_exhausted_retries_reach_the_caller_as_a_method_error(start_server, http_server):
+    server = start_server()
+    reply = server.call("demo_http.fetch_status", {"url": http_server.url("/status/503")})
+    assert reply["error"]["code"] == -32000
+    assert reply["error"]["data"]["type"] == "RetryError"

@@ -1,0 +1,41 @@
+"""run.py's command line: version, bad settings, methods that fail to import."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.support import PROJECT_DIR
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    import os
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("SBUSR_")}
+    environment.update(env or {})
+    return subprocess.run([sys.executable, str(PROJECT_DIR / "run.py"), *args], env=environment,
+                          capture_output=True, text=True, timeout=60, cwd=PROJECT_DIR)
+
+
+def test_version():
+    result = run("-V")
+    assert result.returncode == 0
+    assert result.stdout.startswith("sbusr ")
+
+
+def test_invalid_setting_names_the_variable():
+    result = run(env={"SBUSR_PORT": "eighty"})
+    assert result.returncode == 2
+    assert "SBUSR_PORT='eighty'" in result.stderr
+
+
+def test_no_web_server_needs_the_bus():
+    result = run("-W")
+    assert result.returncode == 2
+    assert "SBUSR_REDIS_URL" in result.stderr
+
+
+def test_methods_that_fail_to_import_stop_the_start(tmp_path):
+    (tmp_path / "__init__.py").write_text("raise ImportError('missing dependency xyz')\n")
+    result = run("--methods", str(tmp_path), "--port", "0")
+    assert result.returncode == 1
+    assert "missing dependency xyz" in result.stderr

@@ -1,0 +1,69 @@
+"""Unit tests of params binding and JSON Schema validation (executor/params.py)."""
+
+from __future__ import annotations
+
+import jsonschema
+import pytest
+
+from executor.errors import InvalidParams
+from executor.params import params_schema, prepare_arguments
+
+
+def two(a, b=2):
+    return a + b
+
+
+def many(*args, **kwargs):
+    return args, kwargs
+
+
+@params_schema({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]})
+def checked(n):
+    return n
+
+
+@pytest.mark.parametrize("params, expected", [
+    ([1], ((1,), {})),
+    ([1, 3], ((1, 3), {})),
+    ({"a": 1}, ((), {"a": 1})),
+    ({"b": 5, "a": 1}, ((), {"b": 5, "a": 1})),
+])
+def test_params_that_bind(params, expected):
+    assert prepare_arguments(two, params) == expected
+
+
+@pytest.mark.parametrize("params, message", [
+    (None, "missing a required argument: 'a'"),
+    ([], "missing a required argument: 'a'"),
+    ([1, 2, 3], "too many positional arguments"),
+    ({"c": 1}, "missing a required argument: 'a'"),
+    ({"a": 1, "c": 1}, "got an unexpected keyword argument 'c'"),
+])
+def test_params_that_do_not_bind_are_invalid_params(params, message):
+    with pytest.raises(InvalidParams) as caught:
+        prepare_arguments(two, params)
+    assert caught.value.code == -32602
+    assert caught.value.data["errors"][0]["message"] == message
+
+
+def test_variadic_methods_take_anything():
+    assert prepare_arguments(many, [1, 2, 3]) == ((1, 2, 3), {})
+    assert prepare_arguments(many, None) == ((), {})
+
+
+def test_schema_errors_are_listed_with_their_paths():
+    with pytest.raises(InvalidParams) as caught:
+        prepare_arguments(checked, {"n": "x"})
+    assert caught.value.data["errors"] == [{"path": "/n", "message": "'x' is not of type 'integer'"}]
+
+
+def test_schema_applies_to_params_as_sent():
+    with pytest.raises(InvalidParams) as caught:
+        prepare_arguments(checked, [1])
+    assert caught.value.data["errors"][0]["message"] == "[1] is not of type 'object'"
+    assert prepare_arguments(checked, {"n": 4}) == ((), {"n": 4})
+
+
+def test_an_invalid_schema_is_refused_at_decoration():
+    with pytest.raises(jsonschema.SchemaError):
+        params_schema({"type": "no-such-type"})
