@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install install-test bench clean
+.PHONY: run test install install-test browser bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,12 @@ install-test: $(BIN)/python
 run: install
 	$(BIN)/python run.py
 
-test: install-test
+# The browser test of /docs drives Debian's headless Chromium (never a downloaded browser).
+browser:
+	@test -x /usr/bin/chromedriver -a -x /usr/bin/chromium || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)
+
+test: install-test browser
 	$(BIN)/python -m pytest -q tests
 
 clean:

@@ -19,8 +19,26 @@ import settings as settings_module
 from server import __version__
 
 
+#: Fields a record may carry besides the standard ones: the request id of a call (also on
+#: the workers' records) and the access log's facts.
+EXTRA_FIELDS = ("request_id", "http_method", "path", "status", "duration_ms", "rpc_methods")
+
+
+class TextFormatter(logging.Formatter):
+    """``time level logger[pid] message``, then ``request_id=...`` when the record has one."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s[%(process)d] %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        request_id = getattr(record, "request_id", None)
+        return line if request_id is None else "%s request_id=%s" % (line, request_id)
+
+
 class JsonFormatter(logging.Formatter):
-    """One JSON object per log line: time, level, logger, process, message (and exception)."""
+    """One JSON object per log line: time, level, logger, process, message (and exception),
+    plus the :data:`EXTRA_FIELDS` the record has."""
 
     def format(self, record: logging.LogRecord) -> str:
         line = {
@@ -30,7 +48,7 @@ class JsonFormatter(logging.Formatter):
             "pid": record.process,
             "message": record.getMessage(),
         }
-        for key in ("request_id",):
+        for key in EXTRA_FIELDS:
             if hasattr(record, key):
                 line[key] = getattr(record, key)
         if record.exc_info:
@@ -46,8 +64,7 @@ def setup_logging(level: int, log_format: str) -> None:
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter(
-            "%(asctime)s %(levelname)s %(name)s[%(process)d] %(message)s"))
+        handler.setFormatter(TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

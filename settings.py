@@ -112,6 +112,8 @@ class Settings:
         max_deliveries: deliveries of a bus entry before it is dead-lettered.
         peer_ttl_ms: a bus peer is live while its heartbeat is younger, milliseconds.
         access_log: one log line per HTTP request (``SBUSR_ACCESS_LOG``).
+        metrics: count calls and their latency for ``/metrics`` (``SBUSR_METRICS``); off,
+            ``/metrics`` shows the pool's gauges only.
         log_format: ``text`` or ``json`` log lines (``SBUSR_LOG_FORMAT``).
         shutdown_grace_s: on SIGTERM/SIGINT, how long running calls may still finish, seconds
             (``SBUSR_SHUTDOWN_GRACE``), default 30.
@@ -138,6 +140,7 @@ class Settings:
     max_deliveries: int = 5
     peer_ttl_ms: int = 15000
     access_log: bool = True
+    metrics: bool = True
     log_format: str = "text"
     shutdown_grace_s: float = 30.0
     use_uvloop: bool = True
@@ -175,6 +178,7 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "max_deliveries": ("MAX_DELIVERIES", _positive_int),
     "peer_ttl_ms": ("PEER_TTL_MS", _positive_int),
     "access_log": ("ACCESS_LOG", _parse_bool),
+    "metrics": ("METRICS", _parse_bool),
     "log_format": ("LOG_FORMAT", _log_format),
     "shutdown_grace_s": ("SHUTDOWN_GRACE", _positive_float),
     "use_uvloop": ("UVLOOP", _parse_bool),

@@ -20,7 +20,7 @@ __all__ = ["INTERNAL_METHODS", "internal_method", "load_internal_methods"]
 INTERNAL_METHODS: dict[str, Callable[[Any], Any]] = {}
 
 #: modules that register internal methods; imported by the worker at start
-INTERNAL_MODULES: tuple[str, ...] = ()
+INTERNAL_MODULES: tuple[str, ...] = ("executor.discover",)
 
 
 def internal_method(name: str) -> Callable[[Callable[[Any], Any]], Callable[[Any], Any]]:

@@ -41,7 +41,7 @@ from typing import Any, Callable
 from executor import framing
 from executor.errors import CallTimeout, JsonRpcError, ServerBusy, WorkerDied
 
-__all__ = ["Call", "Pool", "ReloadFailed", "OnDone"]
+__all__ = ["Call", "CallObserver", "Pool", "ReloadFailed", "OnDone"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +55,10 @@ STOP_GRACE_S = 5.0
 #: ``on_done(ok, payload)``: ok True -> payload is the result as JSON bytes; ok False ->
 #: payload is the error object as JSON bytes.
 OnDone = Callable[[bool, bytes], None]
+
+#: ``observer(method, ok, payload, elapsed_s)``: told of every answered call (metrics);
+#: elapsed_s runs from submit (or from the re-queue after a worker died) to the answer.
+CallObserver = Callable[[str, bool, bytes, float], None]
 
 _STARTING, _READY, _DRAINING, _DEAD = "starting", "ready", "draining", "dead"
 
@@ -148,6 +152,11 @@ class Pool:
         log_level: level of the workers' root logger (a :mod:`logging` number).
 
     Use from the event loop's thread only.
+
+    Attributes:
+        observer: a :data:`CallObserver` told of every answered call, or None.
+        reload_stats: ``{"ok": int, "failed": int, "seconds": float}``: reloads after the
+            first start, by outcome, and their total duration in seconds.
     """
 
     def __init__(self, methods_dir: Path, processes: int, max_tasks_per_child: int,
@@ -172,6 +181,8 @@ class Pool:
         self._spawn_failures = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watch_timer: asyncio.TimerHandle | None = None
+        self.observer: CallObserver | None = None
+        self.reload_stats: dict[str, Any] = {"ok": 0, "failed": 0, "seconds": 0.0}
 
     # ------------------------------------------------------------------ public
     async def start(self) -> dict[str, Any]:
@@ -222,6 +233,7 @@ class Pool:
                 for worker in fresh:
                     self._kill(worker)
                 unique = list({json.dumps(e, sort_keys=True): e for e in errors}.values())
+                self._count_reload("failed", started)
                 raise ReloadFailed(unique)
             old, self._workers = self._workers, fresh
             self.generation = generation
@@ -230,10 +242,20 @@ class Pool:
             for worker in fresh:
                 if worker.state is _DEAD:  # died right after it reported ready
                     self._replace(worker, "crash")
+            if old:  # _retire counted none of them: they had left the current set
+                self.restarts["reload"] += len(old)
             self._dispatch()
             elapsed_ms = (time.perf_counter() - started) * 1000.0
+            self._count_reload("ok", started)
             logger.info("generation %d ready: %d workers in %.1f ms", generation, len(fresh), elapsed_ms)
             return {"generation": generation, "elapsed_ms": round(elapsed_ms, 3)}
+
+    def _count_reload(self, outcome: str, started: float) -> None:
+        """Add a reload (not the first start) to :attr:`reload_stats`."""
+        first_start = self.generation == (1 if outcome == "ok" else 0)
+        if not first_start:
+            self.reload_stats[outcome] += 1
+            self.reload_stats["seconds"] += time.perf_counter() - started
 
     def submit(self, calls: list[Call]) -> bool:
         """Queue calls for the workers, all or none.
@@ -655,8 +677,12 @@ class Pool:
         if self._in_flight == 0 and self._idle is not None:
             self._idle.set()
 
-    @staticmethod
-    def _deliver(call: Call, ok: bool, payload: bytes) -> None:
+    def _deliver(self, call: Call, ok: bool, payload: bytes) -> None:
+        if self.observer is not None:
+            try:
+                self.observer(call.method, ok, payload, time.monotonic() - call.submitted_at)
+            except Exception:
+                logger.exception("the call observer failed on %s", call.method)
         try:
             call.on_done(ok, payload)
         except Exception:

@@ -9,8 +9,10 @@ from typing import Any
 import tornado.web
 
 from executor.pool import Pool
-from server.base import NotFoundHandler
+from server.base import REQUEST_ID_HEADER, NotFoundHandler
+from server.discovery import Discovery, DocsHandler, OpenRpcHandler
 from server.jsonrpc import JsonRpcCore
+from server.metrics import MetricsHandler
 from server.rpc_handler import RpcHandler
 from server.system import HealthHandler, ResetHandler, StatusHandler
 from settings import Settings
@@ -21,11 +23,23 @@ access_logger = logging.getLogger("sbusr.access")
 
 
 def _log_request(handler: tornado.web.RequestHandler) -> None:
+    """Write the access log line of one finished HTTP request (logger ``sbusr.access``).
+
+    Message: ``POST /rpc 200 1.3ms echo,add``; the record also carries the fields
+    ``request_id``, ``http_method``, ``path``, ``status``, ``duration_ms`` and
+    ``rpc_methods`` (a list) for the JSON log format. 5xx answers are logged as warnings.
+    """
     request = handler.request
-    methods = getattr(handler, "rpc_methods", None)
-    access_logger.info("%s %s %d %.1fms%s", request.method, request.path, handler.get_status(),
-                       request.request_time() * 1000.0,
-                       " " + ",".join(methods) if methods else "")
+    methods = getattr(handler, "rpc_methods", None) or []
+    status = handler.get_status()
+    duration_ms = request.request_time() * 1000.0
+    request_id = getattr(handler, "request_id", None) or request.headers.get(REQUEST_ID_HEADER, "-")
+    access_logger.log(logging.WARNING if status >= 500 else logging.INFO,
+                      "%s %s %d %.1fms%s", request.method, request.path, status, duration_ms,
+                      " " + ",".join(methods) if methods else "",
+                      extra={"request_id": request_id, "http_method": request.method,
+                             "path": request.path, "status": status,
+                             "duration_ms": round(duration_ms, 3), "rpc_methods": methods})
 
 
 def _no_log(handler: tornado.web.RequestHandler) -> None:
@@ -33,7 +47,8 @@ def _no_log(handler: tornado.web.RequestHandler) -> None:
 
 
 def make_app(settings: Settings, pool: Pool, rpc_core: JsonRpcCore,
-             extra_routes: list[Any] | None = None) -> tornado.web.Application:
+             extra_routes: list[Any] | None = None,
+             discovery: Discovery | None = None) -> tornado.web.Application:
     """Build the application.
 
     Args:
@@ -41,6 +56,8 @@ def make_app(settings: Settings, pool: Pool, rpc_core: JsonRpcCore,
         pool: the process pool (for /sys/*).
         rpc_core: the JSON-RPC core behind /rpc.
         extra_routes: more ``(pattern, handler, kwargs?)`` rules, added before the catch-all.
+        discovery: the OpenRPC document cache behind /openrpc.json (the one ``rpc.discover``
+            uses); None: a new one on ``pool``.
 
     Returns:
         A :class:`tornado.web.Application`; unknown routes answer a JSON 404.
@@ -51,6 +68,9 @@ def make_app(settings: Settings, pool: Pool, rpc_core: JsonRpcCore,
         (r"/sys/reset", ResetHandler),
         (r"/sys/status", StatusHandler),
         (r"/health_check", HealthHandler),
+        (r"/openrpc.json", OpenRpcHandler),
+        (r"/docs", DocsHandler),
+        (r"/metrics", MetricsHandler),
     ]
     routes.extend(extra_routes or [])
     return tornado.web.Application(
@@ -58,4 +78,5 @@ def make_app(settings: Settings, pool: Pool, rpc_core: JsonRpcCore,
         default_handler_class=NotFoundHandler,
         log_function=_log_request if settings.access_log else _no_log,
         sbusr=settings, pool=pool, rpc_core=rpc_core, started_at=time.time(),
+        discovery=discovery or Discovery(pool),
     )

@@ -13,14 +13,39 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import os
+import re
 from http import HTTPStatus
 from typing import Any
 
 import tornado.web
 
-__all__ = ["BaseHandler", "NotFoundHandler", "RestError", "json_bytes"]
+__all__ = ["BaseHandler", "NotFoundHandler", "RestError", "json_bytes", "request_id_of",
+           "REQUEST_ID_HEADER"]
 
 logger = logging.getLogger(__name__)
+
+
+#: The header that names a request in logs: taken from the request, else generated.
+REQUEST_ID_HEADER = "X-Request-ID"
+
+_ACCEPTED_REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}\Z")
+
+
+def request_id_of(request: Any) -> str:
+    """The request id of an HTTP request: its ``X-Request-ID`` when sane, else a new one.
+
+    Args:
+        request: a :class:`tornado.httputil.HTTPServerRequest`.
+
+    Returns:
+        The header's value when it is 1-128 characters of ``A-Z a-z 0-9 . _ : @ / + = -``
+        (so it cannot forge log lines), else 32 random hex digits (128 bits).
+    """
+    given = request.headers.get(REQUEST_ID_HEADER)
+    if given and _ACCEPTED_REQUEST_ID.match(given):
+        return given
+    return os.urandom(16).hex()
 
 
 def json_bytes(value: Any) -> bytes:
@@ -52,9 +77,20 @@ class BaseHandler(tornado.web.RequestHandler):
     Application settings read: ``sbusr`` (the :class:`settings.Settings`). When
     ``auth_token`` is set, every request must carry ``Authorization: Bearer <token>``
     unless the handler sets ``requires_auth = False``; otherwise it gets 401.
+
+    Every response, errors included, carries ``X-Request-ID``: the request's own (see
+    :func:`request_id_of`) or a generated one, also kept as :attr:`request_id`.
     """
 
     requires_auth = True
+    request_id: str
+
+    def set_default_headers(self) -> None:
+        # called at construction and again by clear() before an error body: keep one id
+        request_id = self.__dict__.get("request_id")
+        if request_id is None:
+            request_id = self.request_id = request_id_of(self.request)
+        self.set_header(REQUEST_ID_HEADER, request_id)
 
     def prepare(self) -> None:
         token = self.application.settings["sbusr"].auth_token

@@ -20,10 +20,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from typing import Any, Awaitable, Callable
 
 from executor.errors import InvalidRequest, JsonRpcError, MethodNotFound, ParseError, ServerBusy
-from executor.pool import Call, Pool
+from executor.pool import Call, CallObserver, Pool
 from executor.resolve import is_reachable_name
 
 __all__ = ["JsonRpcCore", "Reply", "ServerMethod"]
@@ -123,14 +124,18 @@ class JsonRpcCore:
         timeout_s: time limit of one call, seconds.
         max_batch: largest accepted batch, in requests.
         server_methods: the server's own ``rpc.*`` methods by name.
+        observer: told of the calls answered here rather than by the pool (server methods,
+            names resolution refuses, -32003 refusals), like ``Pool.observer``; or None.
     """
 
     def __init__(self, pool: Pool, timeout_s: float, max_batch: int,
-                 server_methods: dict[str, ServerMethod] | None = None) -> None:
+                 server_methods: dict[str, ServerMethod] | None = None,
+                 observer: CallObserver | None = None) -> None:
         self.pool = pool
         self.timeout_s = timeout_s
         self.max_batch = max_batch
         self.server_methods = dict(server_methods or {})
+        self.observer = observer
 
     async def handle(self, payload: bytes | str, context: dict[str, Any] | None = None) -> Reply:
         """Answer one JSON-RPC payload (a request, a notification or a batch).
@@ -220,6 +225,8 @@ class JsonRpcCore:
             elif not is_reachable_name(request.method):
                 if request.id_json is not None:
                     request.response = _error_response(request.id_json, _METHOD_NOT_FOUND)
+                if self.observer is not None:
+                    self.observer(request.method, False, _METHOD_NOT_FOUND, 0.0)
             else:
                 request.pending = pending
                 calls.append(Call(request.method, request.params, request.on_done, self.timeout_s, context))
@@ -229,6 +236,9 @@ class JsonRpcCore:
                 busy = self._busy_error()
                 for request in requests:
                     request.response = None if request.id_json is None else _error_response(request.id_json, busy)
+                if self.observer is not None:
+                    for call in calls:
+                        self.observer(call.method, False, busy, 0.0)
                 return True
         if server_side:
             await asyncio.gather(*(self._run_server_method(request) for request in server_side))
@@ -245,6 +255,7 @@ class JsonRpcCore:
 
     async def _run_server_method(self, request: _Request) -> None:
         method = self.server_methods[request.method]
+        started = time.monotonic()
         try:
             result = await method(request.params)
             response = json.dumps(result, ensure_ascii=False, separators=(",", ":")).encode()
@@ -254,5 +265,7 @@ class JsonRpcCore:
         except Exception as exc:  # a bug of ours: answer -32603 and log it with its stack
             logger.exception("server method %s failed", request.method)
             response, ok = _error_json(JsonRpcError(-32603, "Internal error", {"type": type(exc).__name__})), False
+        if self.observer is not None:
+            self.observer(request.method, ok, response, time.monotonic() - started)
         if request.id_json is not None:
             request.response = (_result_response if ok else _error_response)(request.id_json, response)

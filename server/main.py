@@ -12,7 +12,9 @@ import tornado.httpserver
 import tornado.netutil
 
 from executor.pool import Pool, ReloadFailed
+from server import metrics
 from server.app import make_app
+from server.discovery import Discovery
 from server.jsonrpc import JsonRpcCore
 from settings import Settings
 
@@ -72,7 +74,14 @@ async def serve(settings: Settings, log_level: int = logging.INFO, web: bool = T
         logger.error("the methods in %s failed to import; not serving", settings.methods_dir)
         await pool.shutdown(0)
         return 1
-    core = JsonRpcCore(pool, settings.rpc_timeout_s, settings.max_batch)
+    observer = None
+    if settings.metrics:
+        pool.observer = metrics.call_metrics.observe_pool_call
+        observer = metrics.call_metrics.observe
+    metrics.watch_pool(pool)
+    discovery = Discovery(pool)
+    core = JsonRpcCore(pool, settings.rpc_timeout_s, settings.max_batch,
+                       {"rpc.discover": discovery.rpc_discover}, observer=observer)
     bus = None
     if settings.redis_url:
         from server.bus import Bus
@@ -83,7 +92,7 @@ async def serve(settings: Settings, log_level: int = logging.INFO, web: bool = T
         if not settings.auth_token and not _is_loopback(settings.host):
             logger.warning("listening on %s without SBUSR_AUTH_TOKEN: anyone who reaches this "
                            "address can call every method", settings.host)
-        app = make_app(settings, pool, core, flow_routes(bus))
+        app = make_app(settings, pool, core, flow_routes(bus), discovery=discovery)
         server = tornado.httpserver.HTTPServer(app, max_body_size=settings.max_body_bytes + (1 << 20))
         sockets = tornado.netutil.bind_sockets(settings.port, address=settings.host)
         server.add_sockets(sockets)

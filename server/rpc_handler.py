@@ -74,7 +74,7 @@ class RpcHandler(BaseHandler):
     async def post(self) -> None:
         self._refuse()
         body = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
-        context: dict[str, Any] | None = None
+        context: dict[str, Any] = {"request_id": self.request_id}
         reply = await self.application.settings["rpc_core"].handle(body, context)
         self.rpc_methods = reply.methods
         if reply.body is None:
