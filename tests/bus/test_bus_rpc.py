@@ -130,3 +130,11 @@ def test_reclaimed_entry_already_answered_is_not_run_again(bus_server: Callable[
     wait_for(lambda: raw.xpending(STREAM, GROUP)["pending"] == 0, message="the entry to be acked")
     assert "ran-twice-0815" not in server.log()
     assert not raw.exists("test:reply")
+
+
+def test_bus_only_server_without_http(start_server: Callable[..., ServerProcess], redis_url: str,
+                                      raw: redis.Redis) -> None:
+    server = start_server(env={"SBUSR_REDIS_URL": redis_url}, args=["-W"], wait=False)
+    send(raw, {"jsonrpc": "2.0", "method": "add", "params": [2, 2], "id": 1})
+    assert receive(raw, timeout_s=30) == {"jsonrpc": "2.0", "result": 4, "id": 1}
+    assert "serving http" not in server.log()
