@@ -39,12 +39,14 @@ sys.path.insert(0, str(PROJECT_DIR))
 
 
 def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
 
 
 def wait_until(condition, timeout_s: float, what: str) -> None:
+    """Poll ``condition()`` every 50 ms until true; exit the bench after ``timeout_s`` seconds."""
     deadline = time.monotonic() + timeout_s
     while not condition():
         if time.monotonic() > deadline:
@@ -53,6 +55,7 @@ def wait_until(condition, timeout_s: float, what: str) -> None:
 
 
 def pings(port: int) -> bool:
+    """True when a Redis answers PING on ``port``."""
     import redis
     try:
         return bool(redis.Redis(port=port).ping())
@@ -109,6 +112,7 @@ async def _bus_fixed_rate(url: str, rate: float, seconds: float) -> list[float]:
 
 
 def bus_fixed_rate(url: str, rate: float, seconds: float) -> list[float]:
+    """Send ``rate`` calls/s for ``seconds`` (open loop); returns each latency, milliseconds."""
     import uvloop
     return uvloop.run(_bus_fixed_rate(url, rate, seconds))
 
@@ -134,6 +138,7 @@ def celery_closed_loop(args: tuple[str, int, float]) -> int:
 
 
 def celery_fixed_rate(url: str, rate: float, seconds: float) -> list[float]:
+    """As :func:`bus_fixed_rate`, through Celery (256 threads send on schedule)."""
     os.environ["SBUSR_BENCH_CELERY_URL"] = url
     from bench.celery_app import echo
     for _ in range(20):
@@ -161,6 +166,7 @@ def celery_fixed_rate(url: str, rate: float, seconds: float) -> list[float]:
 
 # ---------------------------------------------------------------------- harness
 def throughput(function, url: str, concurrency: int, processes: int, seconds: float) -> float:
+    """Run ``function`` in ``processes`` processes sharing ``concurrency`` callers; calls/s."""
     per_process = max(1, concurrency // processes)
     started = time.perf_counter()
     with multiprocessing.get_context("spawn").Pool(processes) as pool:
@@ -170,11 +176,13 @@ def throughput(function, url: str, concurrency: int, processes: int, seconds: fl
 
 
 def percentiles(latencies: list[float]) -> tuple[float, float, float]:
+    """``(p50, p99, max)`` of the latencies, in their unit."""
     ordered = sorted(latencies)
     return (statistics.median(ordered), ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], ordered[-1])
 
 
 def main() -> int:
+    """Start Redis, sbusr and Celery, measure, print the table; returns the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each measurement, s")
     parser.add_argument("--concurrency", default="1,16,64,256", help="concurrent callers, comma-separated")

@@ -51,7 +51,8 @@ class Outage:
     def failed(self, exc: BaseException) -> float:
         """Record a failed attempt; return how long to wait before the next one, seconds.
 
-        Logs a warning on the first failure of an outage only.
+        Logs a warning on the first failure of an outage only. An outage is Redis unreachable,
+        or refusing commands (OOM, READONLY): ``exc`` names which.
         """
         if self.failures == 0:
             self.since = time.monotonic()

@@ -57,9 +57,11 @@ class FlowHandler(BaseHandler):
     """
 
     def initialize(self, starter: FlowStarter | None) -> None:
+        """Take the route's kwargs: the flow starter, or None when the bus is off."""
         self.starter = starter
 
     async def post(self) -> None:
+        """Answer one flow start (the table of the module doc)."""
         try:
             body = json.loads(self.request.body or b"null")
         except (ValueError, UnicodeDecodeError) as exc:

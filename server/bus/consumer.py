@@ -209,11 +209,12 @@ class BusConsumer:
                 await asyncio.sleep(self.outage.failed(exc))
                 continue
             except redis.exceptions.ResponseError as exc:
-                if "NOGROUP" not in str(exc):
-                    raise
-                logger.warning("bus: consumer group %s is gone (Redis restarted or flushed?); "
-                               "creating it again", self.keys.group)
-                group_ready = False
+                if "NOGROUP" in str(exc):
+                    logger.warning("bus: consumer group %s is gone (Redis restarted or flushed?); "
+                                   "creating it again", self.keys.group)
+                    group_ready = False
+                else:  # e.g. OOM, READONLY: Redis refuses; wait like for an outage
+                    await asyncio.sleep(self.outage.failed(exc))
                 continue
             for _, entries in streams or ():
                 for entry_id, fields in entries:

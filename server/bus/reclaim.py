@@ -97,9 +97,12 @@ class Maintenance:
                 delay = self.outage.failed(exc)
             except redis.exceptions.ResponseError as exc:
                 if "NOGROUP" in str(exc) or "no such key" in str(exc):
-                    await self.consumer.ensure_group()
-                else:
-                    logger.warning("bus upkeep failed: %s", exc)
+                    try:
+                        await self.consumer.ensure_group()
+                    except (CONNECTION_ERRORS + (redis.exceptions.ResponseError,)) as again:
+                        delay = self.outage.failed(again)
+                else:  # e.g. OOM, READONLY: Redis refuses; wait like for an outage
+                    delay = self.outage.failed(exc)
             await asyncio.sleep(delay)
 
     async def run_once(self) -> None:
