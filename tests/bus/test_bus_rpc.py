@@ -84,13 +84,17 @@ def test_entry_without_data_is_parse_error(bus_server: Callable[..., ServerProce
     assert receive(raw)["error"]["code"] == -32700
 
 
-def test_full_pool_makes_entries_wait_not_fail(bus_server: Callable[..., ServerProcess], raw: redis.Redis) -> None:
+def test_reads_no_more_than_the_pool_holds_and_never_answers_busy(bus_server: Callable[..., ServerProcess], raw: redis.Redis) -> None:
     bus_server(env={"SBUSR_POOL_PROCESSES": "1", "SBUSR_QUEUE_MAXSIZE": "2"})
     for number in range(12):
         send(raw, {"jsonrpc": "2.0", "method": "sleep", "params": [0.05], "id": number})
-    replies = [receive(raw) for _ in range(12)]
+    replies, most_pending = [], 0
+    for _ in range(12):
+        most_pending = max(most_pending, raw.xpending(STREAM, GROUP)["pending"])
+        replies.append(receive(raw))
     assert sorted(reply["id"] for reply in replies) == list(range(12))
     assert all(reply.get("result") == 0.05 for reply in replies), replies
+    assert most_pending <= 3, "read more than the pool holds (queue 2 + 1 worker)"
 
 
 def test_stream_is_trimmed_below_the_oldest_pending_entry(bus_server: Callable[..., ServerProcess],
@@ -138,3 +142,23 @@ def test_bus_only_server_without_http(start_server: Callable[..., ServerProcess]
     send(raw, {"jsonrpc": "2.0", "method": "add", "params": [2, 2], "id": 1})
     assert receive(raw, timeout_s=30) == {"jsonrpc": "2.0", "result": 4, "id": 1}
     assert "serving http" not in server.log()
+
+
+def test_trimming_keeps_what_another_group_has_not_read(bus_server: Callable[..., ServerProcess],
+                                                        raw: redis.Redis) -> None:
+    raw.xgroup_create(STREAM, "audit", id="0", mkstream=True)
+    pipe = raw.pipeline()
+    for number in range(300):
+        pipe.xadd(STREAM, {"data": json.dumps({"jsonrpc": "2.0", "method": "echo", "params": [number]})})
+    ids = [entry_id.decode() for entry_id in pipe.execute()]
+    raw.xreadgroup("audit", "auditor", {STREAM: ">"}, count=150)  # read, never acked: pending
+    bus_server(env={"SBUSR_CLAIM_IDLE_MS": "400"})
+
+    def answered_all() -> bool:
+        ours = [g for g in raw.xinfo_groups(STREAM) if g["name"] == GROUP.encode()]
+        return bool(ours) and ours[0]["pending"] == 0 and ours[0]["lag"] == 0
+    wait_for(answered_all, timeout_s=20, message="the server to answer everything")
+    raw.xack(STREAM, "audit", *ids[:100])  # the audit group is done with the first 100
+    wait_for(lambda: raw.xlen(STREAM) < 300, timeout_s=10, message="the stream to be trimmed")
+    assert raw.xrange(STREAM, ids[100], ids[100]), "an entry pending in another group was trimmed"
+    assert raw.xlen(STREAM) >= 200
