@@ -192,6 +192,7 @@ def main() -> int:
     parser.add_argument("--skip-celery", action="store_true")
     args = parser.parse_args()
     concurrencies = [int(n) for n in args.concurrency.split(",")]
+    load_before = os.getloadavg()[0]  # the machine's own load, before the bench adds its processes
 
     folder = Path(tempfile.mkdtemp(prefix="sbusr-bench-"))
     redis_port = free_port()
@@ -231,8 +232,8 @@ def main() -> int:
                                                        min(args.client_processes, concurrency), args.seconds)
             p50, p99, worst = percentiles(celery_fixed_rate(celery_url, args.rate, args.seconds))
             rows.append(("celery 5", "%.0f/s fixed rate" % args.rate, "p50 %.2f ms  p99 %.2f ms  max %.1f ms" % (p50, p99, worst)))
-        print("\nsbusr bus vs Celery 5, echo, %d worker processes each, %d CPUs (load average %.1f), "
-              "%.0f s per figure" % (args.workers, os.cpu_count() or 0, os.getloadavg()[0], args.seconds))
+        print("\nsbusr bus vs Celery 5, echo, %d worker processes each, %d CPUs (load average %.1f "
+              "before the bench), %.0f s per figure" % (args.workers, os.cpu_count() or 0, load_before, args.seconds))
         print("%-12s %14s %14s %8s" % ("callers", "sbusr calls/s", "celery calls/s", "ratio"))
         for concurrency in concurrencies:
             celery = celery_rates.get(concurrency)
