@@ -238,11 +238,11 @@ class Pool:
             old, self._workers = self._workers, fresh
             self.generation = generation
             for worker in old:
-                self._retire(worker, reason="reload")
+                self._retire(worker, reason=None)
             for worker in fresh:
                 if worker.state is _DEAD:  # died right after it reported ready
                     self._replace(worker, "crash")
-            if old:  # _retire counted none of them: they had left the current set
+            if old:
                 self.restarts["reload"] += len(old)
             self._dispatch()
             elapsed_ms = (time.perf_counter() - started) * 1000.0
