@@ -86,8 +86,12 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the server; returns the exit code."""
-    arguments = parse_arguments(sys.argv[1:] if argv is None else argv)
+    """Run the server (or ``run.py call ...``, see busclient/cli.py); returns the exit code."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["call"]:
+        from busclient.cli import main as call_main
+        return call_main(argv[1:])
+    arguments = parse_arguments(argv)
     try:
         settings = settings_module.load()
     except settings_module.SettingsError as exc:

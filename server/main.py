@@ -6,6 +6,7 @@ import asyncio
 import ipaddress
 import logging
 import signal
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy.engine
 import sqlalchemy.exc
@@ -21,9 +22,22 @@ from server.scheduler.handlers import job_routes
 from server.scheduler.service import JobScheduler
 from settings import Settings
 
+if TYPE_CHECKING:
+    from server.bus import Bus
+
 __all__ = ["serve"]
 
 logger = logging.getLogger(__name__)
+
+
+#: After the pool stopped, how long the bus may still take to send the last answers, seconds.
+BUS_CLOSE_TIMEOUT_S = 5.0
+
+
+def flow_routes(bus: "Bus | None") -> list[Any]:
+    """The ``POST /api/flow`` route; it answers 503 when the bus is off (``bus`` None)."""
+    from server.flow_handler import FlowHandler
+    return [(r"/api/flow", FlowHandler, {"starter": bus.flows if bus is not None else None})]
 
 
 def _is_loopback(host: str) -> bool:
@@ -38,10 +52,13 @@ def _is_loopback(host: str) -> bool:
 async def serve(settings: Settings, log_level: int = logging.INFO, web: bool = True) -> int:
     """Run the server until SIGTERM or SIGINT, then stop gracefully.
 
-    Starting: the pool, then the job scheduler (``settings.scheduler``), then HTTP.
-    Stopping: the HTTP server stops accepting and the scheduler fires no more jobs; calls
-    already submitted get up to ``settings.shutdown_grace_s`` seconds to finish and be
-    answered (running jobs record their state); workers are stopped.
+    Starting: the pool, then the job scheduler (``settings.scheduler``), then the message bus
+    (with ``settings.redis_url``, :class:`server.bus.Bus`), then HTTP.
+
+    Stopping: the bus reads no new entries, the HTTP server stops accepting and the scheduler
+    fires no more jobs; calls already submitted get up to ``settings.shutdown_grace_s`` seconds
+    to finish and be answered (running jobs record their state); workers are stopped; the bus
+    sends the last answers and acks (up to ``BUS_CLOSE_TIMEOUT_S``).
 
     Args:
         settings: the server's settings.
@@ -83,12 +100,17 @@ async def serve(settings: Settings, log_level: int = logging.INFO, web: bool = T
             await pool.shutdown(0)
             return 1
         pool.after_reload.append(jobs.sync_declared)
+    bus = None
+    if settings.redis_url:
+        from server.bus import Bus
+        bus = Bus(settings, pool, core)
+        await bus.start()
     server = None
     if web:
         if not settings.auth_token and not _is_loopback(settings.host):
             logger.warning("listening on %s without SBUSR_AUTH_TOKEN: anyone who reaches this "
                            "address can call every method", settings.host)
-        app = make_app(settings, pool, core, job_routes(jobs), discovery=discovery)
+        app = make_app(settings, pool, core, job_routes(jobs) + flow_routes(bus), discovery=discovery)
         server = tornado.httpserver.HTTPServer(app, max_body_size=settings.max_body_bytes + (1 << 20))
         sockets = tornado.netutil.bind_sockets(settings.port, address=settings.host)
         server.add_sockets(sockets)
@@ -102,6 +124,8 @@ async def serve(settings: Settings, log_level: int = logging.INFO, web: bool = T
         loop.add_signal_handler(signal_number, stop.set)
     await stop.wait()
     logger.info("stopping: %d calls in flight", pool.in_flight)
+    if bus is not None:
+        await bus.stop_reading()
     if server is not None:
         server.stop()
     if jobs is not None:
@@ -109,6 +133,8 @@ async def serve(settings: Settings, log_level: int = logging.INFO, web: bool = T
     await pool.shutdown(settings.shutdown_grace_s)
     if jobs is not None:
         await jobs.close(settings.shutdown_grace_s)
+    if bus is not None:
+        await bus.close(BUS_CLOSE_TIMEOUT_S)
     if server is not None:
         for _ in range(3):  # let the handlers whose calls just ended write their responses
             await asyncio.sleep(0)

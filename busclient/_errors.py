@@ -1,0 +1,51 @@
+"""Exceptions of the bus client library.
+
+::
+
+    BusError                       root of everything this package raises
+    ├── BusTimeout                 no reply (or ack) within the time limit; also a TimeoutError
+    ├── BusConnectionError         Redis could not be reached (mapped from redis-py, ``from exc``)
+    └── RpcError                   the server answered with a JSON-RPC error object; also an
+                                   :class:`executor.errors.JsonRpcError` (code, message, data)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from executor.errors import JsonRpcError
+
+__all__ = ["BusError", "BusTimeout", "BusConnectionError", "RpcError"]
+
+
+class BusError(Exception):
+    """Root of the exceptions of :mod:`busclient`."""
+
+
+class BusTimeout(BusError, TimeoutError):
+    """No reply arrived within the call's ``timeout_s``.
+
+    The request may still run later (it stays in the stream until a server answers it); a
+    late reply is dropped by the client.
+    """
+
+
+class BusConnectionError(BusError, ConnectionError):
+    """Redis could not be reached (connection refused, reset or timed out)."""
+
+
+class RpcError(JsonRpcError, BusError):
+    """The server answered with a JSON-RPC error object (JSON-RPC 2.0 §5.1).
+
+    Attributes:
+        code: the error code, e.g. -32601.
+        message: the error message.
+        data: ``error.data`` as sent (a JSON value) or None.
+    """
+
+    @classmethod
+    def from_object(cls, error: Any) -> "RpcError":
+        """Build from a response's ``error`` member; a malformed one becomes -32603."""
+        if not isinstance(error, dict) or not isinstance(error.get("code"), int):
+            return cls(-32603, "malformed error object in the response", {"error": error})
+        return cls(error["code"], str(error.get("message", "")), error.get("data"))

@@ -1,0 +1,80 @@
+"""Every Redis key name of the message bus, built from one prefix (design.md, "Message bus").
+
+The server (consumer, flow start), the Python clients and :class:`~busclient.BusPeer` all
+take their names from :class:`BusKeys`; nothing else spells a bus key. With the default
+prefix ``sbusr``::
+
+    sbusr:rpc                      stream of requests (consumer group ``sbusr``)
+    sbusr:rpc:dead                 dead-letter stream
+    sbusr:done:<entry id>          short-lived record "this entry was answered"
+    sbusr:peers                    sorted set of peers, member "<unit>:<client>", score epoch ms
+    sbusr:peer:<unit>:<client>     stream of commands for one peer (flow.start)
+    sbusr:reply:<token>            reply list of one client instance (or of one server's flow starts)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+__all__ = ["BusKeys", "DEFAULT_PREFIX", "FLOW_START", "FIELD_DATA", "FIELD_REPLY_TO", "FIELD_TYPE"]
+
+#: The default key prefix (``SBUSR_BUS_PREFIX``).
+DEFAULT_PREFIX = "sbusr"
+
+#: Entry fields (design.md): ``data`` the JSON text, ``reply_to`` a list key, ``type`` the command.
+FIELD_DATA = "data"
+FIELD_REPLY_TO = "reply_to"
+FIELD_TYPE = "type"
+
+#: ``type`` of a flow start entry on a peer's stream.
+FLOW_START = "flow.start"
+
+
+@dataclasses.dataclass(frozen=True)
+class BusKeys:
+    """The key names of one bus, derived from ``prefix``.
+
+    Args:
+        prefix: the key prefix, default ``sbusr`` (no spaces).
+
+    Example: ``BusKeys("sbusr").peer_stream(3, 7)`` -> ``"sbusr:peer:3:7"``.
+    """
+
+    prefix: str = DEFAULT_PREFIX
+
+    @property
+    def requests(self) -> str:
+        """The request stream, e.g. ``sbusr:rpc``."""
+        return self.prefix + ":rpc"
+
+    @property
+    def group(self) -> str:
+        """The consumer group of the servers on :attr:`requests`: the prefix itself, ``sbusr``."""
+        return self.prefix
+
+    @property
+    def dead(self) -> str:
+        """The dead-letter stream, e.g. ``sbusr:rpc:dead``."""
+        return self.prefix + ":rpc:dead"
+
+    def done(self, entry_id: str) -> str:
+        """The "answered" record of a request entry, e.g. ``sbusr:done:1700000000000-0``."""
+        return "%s:done:%s" % (self.prefix, entry_id)
+
+    @property
+    def peers(self) -> str:
+        """The sorted set of peer heartbeats, e.g. ``sbusr:peers``."""
+        return self.prefix + ":peers"
+
+    @staticmethod
+    def peer_member(unit: int, client: int) -> str:
+        """The member of a peer in :attr:`peers`: ``"<unit>:<client>"``."""
+        return "%d:%d" % (unit, client)
+
+    def peer_stream(self, unit: int, client: int) -> str:
+        """The command stream of one peer, e.g. ``sbusr:peer:3:7``."""
+        return "%s:peer:%d:%d" % (self.prefix, unit, client)
+
+    def reply(self, token: str) -> str:
+        """A reply list owned by one client instance, e.g. ``sbusr:reply:5f0c...``."""
+        return "%s:reply:%s" % (self.prefix, token)

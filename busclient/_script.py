@@ -1,0 +1,57 @@
+"""Lua scripts sent by SHA (``EVALSHA``), loaded again when Redis lost them (``NOSCRIPT``).
+
+The scripts of the bus are each atomic on the Redis server; they run on a single Redis (their
+keys are not all declared in KEYS, so they are not for Redis Cluster).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Sequence
+
+import redis.asyncio
+import redis.exceptions
+
+__all__ = ["Script", "XADD_MANY"]
+
+
+class Script:
+    """One Lua script, known by its SHA1.
+
+    Args:
+        source: the Lua text.
+    """
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()
+
+    async def load(self, client: redis.asyncio.Redis) -> None:
+        """Send the script to Redis (``SCRIPT LOAD``)."""
+        await client.script_load(self.source)
+
+    async def run(self, client: redis.asyncio.Redis, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        """Run the script now, loading it first when Redis does not know it."""
+        try:
+            return await client.evalsha(self.sha, len(keys), *keys, *args)
+        except redis.exceptions.NoScriptError:
+            await self.load(client)
+            return await client.evalsha(self.sha, len(keys), *keys, *args)
+
+
+#: Add request entries to the stream, many per call (the clients' sender: one round trip and
+#: one argument per request). KEYS: request stream. ARGV: reply list key ('' for
+#: notifications: no ``reply_to`` field), then one payload per entry.
+#: Fields of each entry: ``data`` = the payload, ``reply_to`` = the reply list.
+#: Returns the number of entries added.
+XADD_MANY = Script("""
+local stream, reply_to = KEYS[1], ARGV[1]
+for i = 2, #ARGV do
+  if reply_to ~= '' then
+    redis.call('XADD', stream, '*', 'data', ARGV[i], 'reply_to', reply_to)
+  else
+    redis.call('XADD', stream, '*', 'data', ARGV[i])
+  end
+end
+return #ARGV - 1
+""")

@@ -1,0 +1,217 @@
+"""Upkeep of the request stream: reclaim, dead letters, keeping long calls owned, trimming.
+
+Run by :class:`Maintenance` every ``interval_s`` (a quarter of ``claim_idle_ms``, at most 5 s,
+at least 50 ms), one step after the other:
+
+* **touch** -- entries this consumer still runs get their idle time reset (``XCLAIM ...
+  JUSTID`` in the TOUCH script, which counts no delivery), so a call running longer than
+  ``claim_idle_ms`` is not taken over by another instance while its own is alive.
+* **reclaim** -- ``XAUTOCLAIM sbusr:rpc sbusr <me> <claim_idle_ms> 0-0 COUNT <free>``: entries
+  left pending by a dead (or stalled) instance. Each claimed entry's delivery count comes from
+  ``XPENDING`` (the first read counts 1, each claim 1 more). Over ``max_deliveries`` -> the
+  DEAD_LETTER script moves it to ``sbusr:rpc:dead`` (fields ``reason``, ``entry_id``,
+  ``deliveries`` and the original fields) and acks it; no reply is sent. Otherwise, when its
+  "answered" record ``sbusr:done:<entry id>`` exists it is only acked; else it is run.
+* **trim** -- ``XTRIM sbusr:rpc MINID ~ <id>`` where ``<id>`` is, over every group of the
+  stream, the oldest pending entry id, or the group's last-delivered id when it has none
+  pending. Entries below it are delivered and acked in every group, so trimming never drops
+  an entry that is pending or not yet delivered. (A producer-side ``XADD MAXLEN ~ N`` would:
+  under a backlog it cuts entries nobody has read yet.)
+* **forget** -- consumers of the group with nothing pending and idle for more than
+  :data:`STALE_CONSUMER_MS` (dead instances) are deleted (``XGROUP DELCONSUMER``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import redis.asyncio
+import redis.exceptions
+
+from busclient._backoff import Outage
+from busclient._connection import CONNECTION_ERRORS
+from busclient._tasks import cancel_and_wait
+from server.bus import scripts
+from server.bus.consumer import MAX_READ, BusConsumer, Entry
+
+__all__ = ["Maintenance", "DEAD_MAXLEN", "STALE_CONSUMER_MS", "parse_id"]
+
+logger = logging.getLogger(__name__)
+
+#: Approximate bound of the dead-letter stream, entries (``XADD MAXLEN ~``).
+DEAD_MAXLEN = 10000
+#: Consumers with nothing pending and idle longer than this are deleted, milliseconds.
+STALE_CONSUMER_MS = 3600 * 1000
+#: How often stale consumers are looked for, seconds.
+FORGET_INTERVAL_S = 60.0
+
+
+def parse_id(entry_id: bytes | str) -> tuple[int, int]:
+    """``"1700000000000-3"`` -> ``(1700000000000, 3)`` (stream ids compare as such tuples)."""
+    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    milliseconds, _, sequence = text.partition("-")
+    return int(milliseconds), int(sequence or 0)
+
+
+class Maintenance:
+    """The periodic upkeep of one consumer (see the module doc).
+
+    Args:
+        consumer: the consumer whose entries are touched and who runs reclaimed entries.
+        claim_idle_ms: entries idle longer are reclaimed, milliseconds.
+        max_deliveries: deliveries of an entry before it is dead-lettered.
+        outage: the bus's shared outage tracker.
+    """
+
+    def __init__(self, consumer: BusConsumer, claim_idle_ms: int, max_deliveries: int,
+                 outage: Outage) -> None:
+        self.consumer = consumer
+        self.client: redis.asyncio.Redis = consumer.client
+        self.keys = consumer.keys
+        self.claim_idle_ms = claim_idle_ms
+        self.max_deliveries = max_deliveries
+        self.outage = outage
+        self.interval_s = min(5.0, max(0.05, claim_idle_ms / 4000.0))
+        self.reclaiming = True
+        self._task: asyncio.Task[None] | None = None
+        self._forgot_at = 0.0
+
+    def start(self) -> None:
+        """Start the periodic task."""
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def close(self) -> None:
+        """Stop the periodic task."""
+        if self._task is not None:
+            await cancel_and_wait(self._task)
+            self._task = None
+
+    async def _loop(self) -> None:
+        while True:
+            delay = self.interval_s
+            try:
+                await self.run_once()
+            except CONNECTION_ERRORS as exc:
+                delay = self.outage.failed(exc)
+            except redis.exceptions.ResponseError as exc:
+                if "NOGROUP" in str(exc) or "no such key" in str(exc):
+                    try:
+                        await self.consumer.ensure_group()
+                    except (CONNECTION_ERRORS + (redis.exceptions.ResponseError,)) as again:
+                        delay = self.outage.failed(again)
+                else:  # e.g. OOM, READONLY: Redis refuses; wait like for an outage
+                    delay = self.outage.failed(exc)
+            await asyncio.sleep(delay)
+
+    async def run_once(self) -> None:
+        """One round: touch, then reclaim (unless stopping), trim and forget."""
+        await self.touch()
+        if self.reclaiming:
+            await self.reclaim()
+        await self.trim()
+        if time.monotonic() - self._forgot_at > FORGET_INTERVAL_S:
+            self._forgot_at = time.monotonic()
+            await self.forget()
+
+    async def touch(self) -> int:
+        """Reset the idle time of the entries this consumer runs; returns how many."""
+        running = [entry_id for entry_id in self.consumer.held]
+        if not running:
+            return 0
+        return await scripts.TOUCH.run(self.client, [self.keys.requests],
+                                       [self.keys.group, self.consumer.name, *running])
+
+    async def reclaim(self) -> int:
+        """Claim idle entries of other (dead) consumers and run or dead-letter them.
+
+        Returns:
+            How many entries were claimed.
+        """
+        claimed_total = 0
+        start = "0-0"
+        while True:
+            count = min(self.consumer.free(), MAX_READ)
+            if count <= 0:
+                return claimed_total
+            start, entries, deleted = await self._autoclaim(start, count)
+            if deleted:
+                logger.warning("bus: %d pending entries had been deleted from %s before being "
+                               "answered: %s", len(deleted), self.keys.requests,
+                               ", ".join(d.decode() for d in deleted[:10]))
+            fresh = [(entry_id.decode(), fields) for entry_id, fields in entries
+                     if entry_id.decode() not in self.consumer.held]
+            if fresh:
+                claimed_total += len(fresh)
+                await self._dispatch(fresh)
+            if start in (b"0-0", "0-0"):
+                return claimed_total
+
+    async def _autoclaim(self, start: bytes | str, count: int) -> tuple[bytes | str, list, list]:
+        reply = await self.client.xautoclaim(self.keys.requests, self.keys.group, self.consumer.name,
+                                             self.claim_idle_ms, start, count=count)
+        next_start, entries = reply[0], reply[1]
+        deleted = reply[2] if len(reply) > 2 else []
+        # Redis 6.2 reports deleted entries as (id, None) among the claimed ones
+        deleted += [entry_id for entry_id, fields in entries if fields is None]
+        return next_start, [(i, f) for i, f in entries if f is not None], deleted
+
+    async def _dispatch(self, claimed: list[tuple[str, dict]]) -> None:
+        """Dead-letter, ack or run each freshly claimed entry."""
+        pending = await self.client.xpending_range(
+            self.keys.requests, self.keys.group, claimed[0][0], claimed[-1][0],
+            len(claimed) + len(self.consumer.held) + 1, consumername=self.consumer.name)
+        deliveries = {item["message_id"].decode(): item["times_delivered"] for item in pending}
+        pipe = self.client.pipeline(transaction=False)
+        for entry_id, _ in claimed:
+            pipe.exists(self.keys.done(entry_id))
+        answered = await pipe.execute()
+        for (entry_id, fields), done in zip(claimed, answered):
+            times = deliveries.get(entry_id, 0)
+            entry = Entry(entry_id, fields)
+            if times > self.max_deliveries:
+                await self.dead_letter(entry_id, "delivered %d times without an answer (max_deliveries %d)"
+                                       % (times - 1, self.max_deliveries), times - 1)
+            elif done:
+                self.consumer.answered_elsewhere(entry)
+            else:
+                logger.info("bus: reclaimed entry %s (delivery %d)", entry_id, times)
+                self.consumer.take(entry)
+
+    async def dead_letter(self, entry_id: str, reason: str, deliveries: int) -> bool:
+        """Move a pending entry to the dead-letter stream and ack it; False if not pending."""
+        moved = await scripts.DEAD_LETTER.run(self.client, [self.keys.requests, self.keys.dead],
+                                              [self.keys.group, entry_id, reason, deliveries, DEAD_MAXLEN])
+        if moved:
+            logger.error("bus: entry %s dead-lettered to %s: %s", entry_id, self.keys.dead, reason)
+        return bool(moved)
+
+    async def trim(self) -> int:
+        """Trim the stream below the oldest entry some group still needs; returns entries removed."""
+        groups = await self.client.xinfo_groups(self.keys.requests)
+        if not groups:
+            return 0
+        floor: tuple[int, int] | None = None
+        for group in groups:
+            needed = parse_id(group["last-delivered-id"])
+            if group["pending"]:
+                summary = await self.client.xpending(self.keys.requests, group["name"])
+                if summary["min"] is not None:
+                    needed = min(needed, parse_id(summary["min"]))
+            floor = needed if floor is None else min(floor, needed)
+        if floor is None or floor == (0, 0):
+            return 0
+        return await self.client.xtrim(self.keys.requests, minid="%d-%d" % floor, approximate=True)
+
+    async def forget(self) -> int:
+        """Delete consumers of the group with nothing pending, idle over STALE_CONSUMER_MS."""
+        forgotten = 0
+        for consumer in await self.client.xinfo_consumers(self.keys.requests, self.keys.group):
+            name = consumer["name"].decode() if isinstance(consumer["name"], bytes) else consumer["name"]
+            if consumer["pending"] == 0 and consumer["idle"] > STALE_CONSUMER_MS and name != self.consumer.name:
+                await self.client.xgroup_delconsumer(self.keys.requests, self.keys.group, name)
+                forgotten += 1
+        if forgotten:
+            logger.info("bus: forgot %d idle consumers of group %s", forgotten, self.keys.group)
+        return forgotten
