@@ -49,7 +49,7 @@ logger = logging.getLogger(__name__)
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 WATCH_INTERVAL_S = 0.05
 START_TIMEOUT_S = 60.0
-MAX_CALLS_PER_WRITE = 64
+MAX_CALLS_PER_WRITE = 128
 EXIT_AFTER_EOF_S = 1.0
 STOP_GRACE_S = 5.0
 
@@ -117,7 +117,7 @@ class _Worker:
         self.generation = generation
         self.to_worker = to_worker
         self.from_worker = from_worker
-        self.read_buffer = bytearray()
+        self.read_buffer: bytes | bytearray = b""
         self.write_buffer = bytearray()
         self.outstanding: collections.deque[Call] = collections.deque()
         self.served = 0
@@ -533,8 +533,11 @@ class Pool:
         self._consume(worker, data)
 
     def _consume(self, worker: _Worker, data: bytes) -> None:
-        buffer = worker.read_buffer
-        buffer += data
+        if worker.read_buffer:  # the rest of a frame begun in an earlier read
+            buffer = worker.read_buffer
+            buffer += data
+        else:
+            buffer = data
         header = framing.EVENT_HEADER
         size = header.size
         position, end_of_data = 0, len(buffer)
@@ -544,7 +547,7 @@ class Pool:
             end = position + size + length
             if end > end_of_data:
                 break
-            payload = bytes(buffer[position + size:end])
+            payload = buffer[position + size:end]
             position = end
             if kind <= framing.ERROR:
                 outstanding = worker.outstanding
@@ -560,7 +563,10 @@ class Pool:
                 self._log_record(worker, payload)
             elif kind == framing.READY:
                 self._on_ready(worker, payload)
-        del buffer[:position]
+        if position == len(buffer):
+            worker.read_buffer = b""
+        elif position or buffer is data:  # keep the incomplete frame, growing in place
+            worker.read_buffer = bytearray(buffer[position:])
         if answered:
             worker.head_started_at = time.monotonic()
             if not worker.outstanding:

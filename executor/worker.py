@@ -266,11 +266,9 @@ def _serve(channel: _Channel, runner: Runner) -> None:
         if calls is None:
             return
         for call_id, method_name, params, context in calls:
-            token = call_context.set(context)
-            try:
-                kind, payload = runner.run(method_name, params)
-            finally:
-                call_context.reset(token)
+            if context is not call_context.get():  # calls of one request share their context
+                call_context.set(context)
+            kind, payload = runner.run(method_name, params)
             channel.send(framing.pack_event(kind, call_id, payload))
 
 
