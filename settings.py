@@ -168,6 +168,10 @@ class Settings:
         shown = dataclasses.asdict(self)
         if shown["auth_token"]:
             shown["auth_token"] = "***"
+        from kit.redact import redact_url  # the one masking of URLs (stdlib only)
+        for name in ("redis_url", "database_url"):
+            if shown[name]:
+                shown[name] = redact_url(shown[name])
         return "Settings(%s)" % ", ".join("%s=%r" % item for item in shown.items())
 
 

@@ -62,3 +62,11 @@ def test_invalid_values_name_the_variable(variable: str, value: str):
 
 def test_the_token_never_shows_in_repr():
     assert "s3cret" not in repr(settings.load({"SBUSR_AUTH_TOKEN": "s3cret"}))
+
+
+def test_passwords_in_urls_never_show_in_repr():
+    shown = repr(settings.load({"SBUSR_REDIS_URL": "redis://:r3dis@127.0.0.1:6379/1",
+                                "SBUSR_DATABASE_URL": "mysql+pymysql://root:db-pw@127.0.0.1/test"}))
+    assert "r3dis" not in shown and "db-pw" not in shown
+    assert "redis://:***@127.0.0.1:6379/1" in shown and "mysql+pymysql://root:***@127.0.0.1/test" in shown
+
