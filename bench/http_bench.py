@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """HTTP benchmark: sbusr's full call path against a minimal Tornado handler, on one core.
 
-    python bench/http_bench.py [--seconds 10] [--rounds 3] [--connections 100]
+    python bench/http_bench.py [--seconds 10] [--rounds 3] [--connections 100] [--extra]
 
 In one run it starts, pinned with taskset to CPU 0:
   * ``minimal``: bench/minimal_server.py, a Tornado handler that answers in-process;
   * ``sbusr``: ``run.py`` with one worker (server and worker on the same core), access log off,
-    on uvloop (the default) — and ``sbusr-asyncio`` with SBUSR_UVLOOP=0;
+    on uvloop (the default) — and ``sbusr-asyncio`` with SBUSR_UVLOOP=0; with ``--extra``,
+    also ``sbusr-no-metrics`` (SBUSR_METRICS=0) and ``sbusr-access-log`` (SBUSR_ACCESS_LOG=1),
+    to show what metrics and the access log cost on the hot path;
 and drives each with ``wrk -t1 -c100`` pinned to CPU 1, interleaving the servers round by
 round so that drift of the machine hits all alike. It prints requests/s (median of the
 rounds) for each, the ratio to ``minimal``, and the calls/s of 100-call batches through sbusr;
@@ -140,18 +142,21 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=100)
+    parser.add_argument("--extra", action="store_true",
+                        help="also measure sbusr without metrics and with the access log on")
     arguments = parser.parse_args()
     wrk = ensure_wrk()
     python = sys.executable
-    ports = {name: free_port() for name in ("minimal", "sbusr", "sbusr-asyncio")}
     sbusr_env = {"SBUSR_POOL_PROCESSES": "1", "SBUSR_ACCESS_LOG": "0",
                  "SBUSR_QUEUE_MAXSIZE": "10000", "SBUSR_POOL_MAXTASKSPERCHILD": "0"}
-    servers = {
-        "minimal": start([python, "bench/minimal_server.py", str(ports["minimal"])], ports["minimal"]),
-        "sbusr": start([python, "run.py", "--port", str(ports["sbusr"])], ports["sbusr"], sbusr_env),
-        "sbusr-asyncio": start([python, "run.py", "--port", str(ports["sbusr-asyncio"])],
-                               ports["sbusr-asyncio"], {**sbusr_env, "SBUSR_UVLOOP": "0"}),
-    }
+    variants = {"sbusr": sbusr_env, "sbusr-asyncio": {**sbusr_env, "SBUSR_UVLOOP": "0"}}
+    if arguments.extra:
+        variants["sbusr-no-metrics"] = {**sbusr_env, "SBUSR_METRICS": "0"}
+        variants["sbusr-access-log"] = {**sbusr_env, "SBUSR_ACCESS_LOG": "1"}
+    ports = {name: free_port() for name in ("minimal", *variants)}
+    servers = {"minimal": start([python, "bench/minimal_server.py", str(ports["minimal"])], ports["minimal"])}
+    for name, environment in variants.items():
+        servers[name] = start([python, "run.py", "--port", str(ports[name])], ports[name], environment)
     results: dict[str, list[float]] = {name: [] for name in [*servers, "sbusr batch x100"]}
     cpu: dict[str, list[float]] = {name: [] for name in results}
     try:
