@@ -146,7 +146,9 @@ class FlowStarter:
         candidates = [(u, c) for u, c in await self.live_peers()
                       if (unit is None or u == unit) and (client is None or c == client)]
         if not candidates:
-            raise NoLivePeer("no live peer matches server=%s process=%s" % (unit, client))
+            wanted = ", ".join("%s=%s" % pair for pair in (("server", unit), ("process", client))
+                               if pair[1] is not None)
+            raise NoLivePeer("no live peer" + (" matches " + wanted if wanted else " on the bus"))
         peer_unit, peer_client = random.choice(candidates)
         peer = BusKeys.peer_member(peer_unit, peer_client)
         invoke_id = uuid.uuid4().hex
