@@ -49,7 +49,7 @@ TRIGGER_KEYS = ("cron", "interval_s", "date")
 #: largest params of a job, as compact JSON bytes (jobs are stored in a database row)
 PARAMS_MAX_BYTES = 32 * 1024
 
-_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+_NAME = r"[A-Za-z][A-Za-z0-9_]*"  # a segment starting with "_" is never reachable
 _CRON_FIELDS = ("year", "month", "day", "week", "day_of_week", "hour", "minute", "second")
 
 #: JSON Schema (draft 2020-12) of a job spec as sent to ``POST /api/jobs``.
@@ -177,7 +177,7 @@ def build_trigger(spec: dict[str, Any]) -> Any:
             return IntervalTrigger(seconds=value, timezone=timezone)
         run_date = _datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
         return DateTrigger(run_date=run_date, timezone=timezone)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, OverflowError) as exc:
         raise JobSpecError([{"path": "/" + key, "message": str(exc)}]) from None
 
 

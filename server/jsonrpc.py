@@ -56,6 +56,32 @@ class Reply:
         self.methods = methods or []
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError("%s is not JSON (RFC 8259 has no NaN or Infinity)" % name)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (_INFINITY, -_INFINITY):
+        raise ValueError("number %s is out of range" % text[:40])
+    return value
+
+
+_INFINITY = float("inf")
+_decoder = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
+
+
+def _decode(payload: bytes | str) -> Any:
+    """Parse strict JSON (RFC 8259): no NaN, no Infinity, no number out of float range.
+
+    Raises:
+        ValueError: not JSON; UnicodeDecodeError: not UTF-8; RecursionError: nested too deeply.
+    """
+    if isinstance(payload, (bytes, bytearray)):
+        payload = payload.decode("utf-8")
+    return _decoder.decode(payload)
+
+
 def _is_valid_id(value: Any) -> bool:
     return value is None or (isinstance(value, (str, int, float)) and not isinstance(value, bool))
 
@@ -148,9 +174,10 @@ class JsonRpcCore:
             A :class:`Reply`: the response text (one object, or an array for a batch) or None.
         """
         try:
-            message = json.loads(payload)
-        except (ValueError, UnicodeDecodeError) as exc:
-            error = ParseError(data={"message": str(exc)})
+            message = _decode(payload)
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            error = ParseError(data={"message": str(exc) if not isinstance(exc, RecursionError)
+                                     else "JSON nested too deeply"})
             return Reply(_error_response(_NULL_ID, _error_json(error)))
         if isinstance(message, list):
             return await self._handle_batch(message, context)

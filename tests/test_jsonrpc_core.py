@@ -129,3 +129,15 @@ async def test_full_queue_refuses_whole_payload(core, pool):
     assert notification.busy and json.loads(notification.body)["error"]["code"] == -32003
     answers = [json.loads((await task).body) for task in [sleeper, *waiting]]
     assert [item["result"] for item in answers] == [0.5, 0, 1, 2]
+
+
+@pytest.mark.parametrize("body", [
+    '{"jsonrpc":"2.0","method":"echo","params":["x"],"id":NaN}',
+    '{"jsonrpc":"2.0","method":"echo","params":[Infinity],"id":1}',
+    '{"jsonrpc":"2.0","method":"echo","params":[-Infinity],"id":1}',
+    '{"jsonrpc":"2.0","method":"echo","params":["x"],"id":1e400}',
+    "[" * 100_000,
+])
+async def test_what_is_not_strict_json_is_a_parse_error(core, body):
+    response = await answer(core, body)
+    assert response["error"]["code"] == -32700 and response["id"] is None

@@ -59,6 +59,7 @@ def test_two_triggers_are_refused():
     ({"cron": {"hour": "25"}}, "/cron"),
     ({"cron": {"minutes": "5"}}, "/cron"),
     ({"interval_s": 0}, "/interval_s"),
+    ({"interval_s": 1e12}, "/interval_s"),
     ({"date": "tomorrow"}, "/date"),
 ])
 def test_bad_triggers_name_the_trigger(change, path):
@@ -72,6 +73,7 @@ def test_bad_triggers_name_the_trigger(change, path):
     ({"id": ""}, "/id"),
     ({"method": "rpc.discover"}, "/method"),
     ({"method": "a..b"}, "/method"),
+    ({"method": "tools._private"}, "/method"),
     ({"params": 3}, "/params"),
     ({"timezone": "Mars/Olympus"}, "/timezone"),
     ({"max_instances": 0}, "/max_instances"),
