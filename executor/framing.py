@@ -17,7 +17,8 @@ kind      payload
 RESULT    the result, encoded as JSON (UTF-8)
 ERROR     the JSON-RPC error object ``{"code", "message", "data"?}`` as JSON
 LOG       a pickled dict of ``logging.LogRecord`` attributes (call_id 0)
-READY     JSON ``{"pid": int, "errors": [{"module", "type", "message"}]}`` (call_id 0)
+READY     JSON ``{"pid": int, "errors": [{"module", "type", "message"}], "code": str}``
+          (call_id 0; ``code`` is the fingerprint of the methods' source files)
 ========  =================================================================
 
 Calls sent to one worker are answered in the order they were sent, one at a time.

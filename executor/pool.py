@@ -181,6 +181,8 @@ class Pool:
         self._exited: asyncio.Event | None = None
         self._reload_lock = asyncio.Lock()
         self._spawn_failures = 0
+        self._code: dict[int, str | None] = {}  # generation -> fingerprint of its code
+        self._code_warned: set[int] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watch_timer: asyncio.TimerHandle | None = None
         self.observer: CallObserver | None = None
@@ -584,15 +586,33 @@ class Pool:
     def _on_ready(self, worker: _Worker, payload: bytes) -> None:
         facts = json.loads(payload)
         errors = facts.get("errors") or []
-        if worker.state is _STARTING:
-            worker.state = _READY
-        self._spawn_failures = 0
-        if errors and worker.generation == self.generation and worker in self._workers:
+        if not worker.ready.done():
+            worker.ready.set_result(errors)
+        replacement = worker.generation == self.generation and worker in self._workers
+        if replacement:
+            # a worker started after its generation was loaded (crash, time-out, recycling)
+            # imports the code on disk now: say so when it is not the generation's code
+            loaded = self._code.setdefault(worker.generation, facts.get("code"))
             for error in errors:
                 logger.error("worker %d cannot import %s: %s: %s", worker.pid, error["module"],
                              error["type"], error["message"])
-        if not worker.ready.done():
-            worker.ready.set_result(errors)
+            if any(error["module"] == "methods" for error in errors):
+                logger.error("worker %d cannot serve: the methods package on disk does not "
+                             "import; fix it (generation %d keeps its other workers)",
+                             worker.pid, worker.generation)
+                self._spawn_failures += 1
+                self._kill(worker)
+                return
+            if facts.get("code") != loaded and worker.generation not in self._code_warned:
+                self._code_warned.add(worker.generation)
+                logger.warning("the methods on disk changed since generation %d was loaded; new "
+                               "workers run the new code: GET /sys/reset to load it everywhere",
+                               worker.generation)
+        else:
+            self._code.setdefault(worker.generation, facts.get("code"))
+        if worker.state is _STARTING:
+            worker.state = _READY
+        self._spawn_failures = 0
         if worker.state is _DRAINING:
             self._close_input(worker)
         else:

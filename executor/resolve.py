@@ -99,7 +99,11 @@ def resolve(method: str) -> Callable[..., Any]:
     """
     if not is_reachable_name(method):
         raise MethodNotFound()
-    target: Any = importlib.import_module(PACKAGE)
+    try:
+        target: Any = importlib.import_module(PACKAGE)
+    except ImportError as exc:  # the package failed to import in this worker
+        raise InternalError(message="the methods package failed to import",
+                            data={"type": type(exc).__name__, "message": str(exc)}) from None
     from_class = False
     for segment in method.split("."):
         if inspect.isclass(target):

@@ -13,6 +13,7 @@ cannot corrupt the pipe; SIGINT is ignored (the server decides when workers stop
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import importlib
 import importlib.machinery
 import importlib.util
@@ -122,9 +123,27 @@ def _install_methods_package(methods_dir: Path) -> types.ModuleType:
         if spec.loader is not None:
             spec.loader.exec_module(module)
     except BaseException:
-        del sys.modules[PACKAGE]
+        # None, not absent: no other "methods" on sys.path may stand in for the broken one
+        sys.modules[PACKAGE] = None  # type: ignore[assignment]
         raise
     return module
+
+
+def code_fingerprint(methods_dir: Path) -> str:
+    """A short hash of the methods' source files (paths, sizes, modification times).
+
+    Two workers with the same fingerprint imported the same code; the pool uses it to notice a
+    worker started on code that changed on disk since its generation was loaded.
+    """
+    digest = hashlib.sha256()
+    for path in sorted(methods_dir.rglob("*.py")):
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        digest.update(b"%s %d %d\n" % (str(path.relative_to(methods_dir)).encode(), stat.st_size,
+                                        stat.st_mtime_ns))
+    return digest.hexdigest()[:16]
 
 
 def _describe_import_error(module: str, exc: BaseException) -> dict[str, str]:
@@ -289,9 +308,10 @@ def main(argv: list[str]) -> int:
     root.handlers[:] = [_PipeLogHandler(channel)]
     root.setLevel(log_level)
     load_internal_methods()
+    fingerprint = code_fingerprint(methods_dir)
     errors = import_methods(methods_dir)
     channel.send(framing.pack_event(framing.READY, 0, json.dumps(
-        {"pid": os.getpid(), "errors": errors}).encode()))
+        {"pid": os.getpid(), "errors": errors, "code": fingerprint}).encode()))
     try:
         _serve(channel, Runner(debug))
     except BrokenPipeError:

@@ -104,3 +104,22 @@ def test_concurrent_resets_are_serialised(start_server):
     assert sorted(reply["generation"] for reply in replies) == [2, 3, 4]
     wait_for(lambda: {w["generation"] for w in server.status()["workers"]} == {4},
              message="only the last generation to remain")
+
+
+def test_replacement_worker_never_serves_other_code_when_the_package_breaks(start_server, methods_dir):
+    server = start_server(env={"SBUSR_POOL_PROCESSES": "1", "SBUSR_POOL_MAXTASKSPERCHILD": "2",
+                               "SBUSR_RPC_TIMEOUT": "2"})
+    init = methods_dir / "__init__.py"
+    good = init.read_text()
+    assert server.call("echo", ["a"])["result"] == "a"
+    init.write_text(good + "\ndef oops(:\n")
+    assert server.call("echo", ["b"])["result"] == "b"  # the worker's last call before recycling
+    refused = server.call("echo", ["c"])
+    assert refused["error"]["code"] == -32001 and refused["error"]["data"]["reason"] == "queued"
+    assert "the methods package on disk does not import" in server.log()
+    init.write_text(good + "\n\ndef shout(text):\n    return text.upper()\n")
+    answer = wait_for(lambda: server.call("shout", ["d"]).get("result"), timeout_s=20,
+                      message="a replacement worker on the fixed code")
+    assert answer == "D"
+    wait_for(lambda: "changed since generation 1 was loaded" in server.log(),
+             message="the warning that the code changed on disk")
