@@ -49,10 +49,11 @@ from busclient._connection import CONNECTION_ERRORS
 from busclient._keys import FIELD_DATA, FIELD_REPLY_TO, BusKeys
 from busclient._tasks import Outbox, cancel_and_wait
 from executor.pool import Pool
+from server import metrics
 from server.bus import scripts
 from server.jsonrpc import JsonRpcCore
 
-__all__ = ["BusConsumer", "Entry", "consumer_name", "READ_BLOCK_MS", "MAX_READ"]
+__all__ = ["BusConsumer", "Entry", "consumer_name", "READ_BLOCK_MS", "MAX_READ", "DEAD_MAXLEN"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,8 @@ logger = logging.getLogger(__name__)
 READ_BLOCK_MS = 1000
 #: Most entries one XREADGROUP (or XAUTOCLAIM) asks for.
 MAX_READ = 500
+#: Approximate bound of the dead-letter stream, entries (``XADD MAXLEN ~``).
+DEAD_MAXLEN = 10000
 #: Most answers one REPLY script call carries (Redis runs a script without interruption).
 MAX_ANSWERS_PER_SCRIPT = 200
 #: How often a consumer without capacity looks again, seconds (the pool is shared with HTTP,
@@ -217,6 +220,7 @@ class BusConsumer:
                     await asyncio.sleep(self.outage.failed(exc))
                 continue
             for _, entries in streams or ():
+                metrics.bus_entries_read(len(entries))
                 for entry_id, fields in entries:
                     self.take(Entry(entry_id.decode(), fields))
 
@@ -291,6 +295,21 @@ class BusConsumer:
             if outcome == 0:
                 logger.info("bus: entry %s was answered before (reclaimed copy); no second reply",
                             entry.entry_id)
+            elif isinstance(outcome, bytes):
+                await self.dead_letter(entry.entry_id, "the reply could not be pushed to reply_to %r: %s"
+                                       % (entry.reply_to, outcome.decode(errors="replace")), 1)
+
+    async def dead_letter(self, entry_id: str, reason: str, deliveries: int) -> bool:
+        """Move a pending entry to the dead-letter stream and ack it; False if not pending.
+
+        Source: design.md ("after max_deliveries an entry goes to sbusr:rpc:dead with the reason").
+        """
+        moved = await scripts.DEAD_LETTER.run(self.client, [self.keys.requests, self.keys.dead],
+                                              [self.keys.group, entry_id, reason, deliveries, DEAD_MAXLEN])
+        if moved:
+            metrics.bus_entries_dead_lettered()
+            logger.error("bus: entry %s dead-lettered to %s: %s", entry_id, self.keys.dead, reason)
+        return bool(moved)
 
     # ------------------------------------------------------------------ stopping
     async def _hand_back(self) -> None:

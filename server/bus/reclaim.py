@@ -33,15 +33,14 @@ import redis.exceptions
 from busclient._backoff import Outage
 from busclient._connection import CONNECTION_ERRORS
 from busclient._tasks import cancel_and_wait
+from server import metrics
 from server.bus import scripts
-from server.bus.consumer import MAX_READ, BusConsumer, Entry
+from server.bus.consumer import DEAD_MAXLEN, MAX_READ, BusConsumer, Entry
 
-__all__ = ["Maintenance", "DEAD_MAXLEN", "STALE_CONSUMER_MS", "parse_id"]
+__all__ = ["Maintenance", "STALE_CONSUMER_MS", "parse_id"]
 
 logger = logging.getLogger(__name__)
 
-#: Approximate bound of the dead-letter stream, entries (``XADD MAXLEN ~``).
-DEAD_MAXLEN = 10000
 #: Consumers with nothing pending and idle longer than this are deleted, milliseconds.
 STALE_CONSUMER_MS = 3600 * 1000
 #: How often stale consumers are looked for, seconds.
@@ -106,11 +105,13 @@ class Maintenance:
             await asyncio.sleep(delay)
 
     async def run_once(self) -> None:
-        """One round: touch, then reclaim (unless stopping), trim and forget."""
+        """One round: touch, then reclaim (unless stopping), trim, count pending, forget."""
         await self.touch()
         if self.reclaiming:
             await self.reclaim()
         await self.trim()
+        summary = await self.client.xpending(self.keys.requests, self.keys.group)
+        metrics.bus_pending(summary["pending"])
         if time.monotonic() - self._forgot_at > FORGET_INTERVAL_S:
             self._forgot_at = time.monotonic()
             await self.forget()
@@ -144,6 +145,7 @@ class Maintenance:
                      if entry_id.decode() not in self.consumer.held]
             if fresh:
                 claimed_total += len(fresh)
+                metrics.bus_entries_reclaimed(len(fresh))
                 await self._dispatch(fresh)
             if start in (b"0-0", "0-0"):
                 return claimed_total
@@ -171,21 +173,13 @@ class Maintenance:
             times = deliveries.get(entry_id, 0)
             entry = Entry(entry_id, fields)
             if times > self.max_deliveries:
-                await self.dead_letter(entry_id, "delivered %d times without an answer (max_deliveries %d)"
+                await self.consumer.dead_letter(entry_id, "delivered %d times without an answer (max_deliveries %d)"
                                        % (times - 1, self.max_deliveries), times - 1)
             elif done:
                 self.consumer.answered_elsewhere(entry)
             else:
                 logger.info("bus: reclaimed entry %s (delivery %d)", entry_id, times)
                 self.consumer.take(entry)
-
-    async def dead_letter(self, entry_id: str, reason: str, deliveries: int) -> bool:
-        """Move a pending entry to the dead-letter stream and ack it; False if not pending."""
-        moved = await scripts.DEAD_LETTER.run(self.client, [self.keys.requests, self.keys.dead],
-                                              [self.keys.group, entry_id, reason, deliveries, DEAD_MAXLEN])
-        if moved:
-            logger.error("bus: entry %s dead-lettered to %s: %s", entry_id, self.keys.dead, reason)
-        return bool(moved)
 
     async def trim(self) -> int:
         """Trim the stream below the oldest entry some group still needs; returns entries removed."""

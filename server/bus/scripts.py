@@ -16,7 +16,10 @@ __all__ = ["REPLY", "DEAD_LETTER", "TOUCH", "REQUEUE"]
 #: is this consumer, delivery count 1) no other copy can exist and no record is needed;
 #: otherwise the "answered" record ``<prefix><entry id>`` is taken with SET NX PX and only its
 #: first taker replies. Then RPUSH + PEXPIRE the reply list, then XACK.
-#: Returns one integer per entry: 1 answered now, 0 answered before (acked either way).
+#: Returns one value per entry: 1 answered now, 0 answered before (acked either way), or the
+#: error text of a reply list Redis refused (e.g. WRONGTYPE: ``reply_to`` names a key that is
+#: not a list); such an entry is neither acked nor recorded as answered, and the consumer
+#: dead-letters it. One bad entry never holds back the others of the same call.
 #: Reply lists and records are not declared in KEYS: the bus needs a single Redis, not a cluster.
 REPLY = Script("""
 local stream, group, consumer = KEYS[1], ARGV[1], ARGV[2]
@@ -32,12 +35,22 @@ for i = 6, #ARGV, 3 do
   else
     first = redis.call('SET', done_prefix .. id, '1', 'NX', 'PX', done_ttl)
   end
+  local refused
   if first and reply_to ~= '' and body ~= '' then
-    redis.call('RPUSH', reply_to, body)
-    redis.call('PEXPIRE', reply_to, reply_ttl)
+    local pushed = redis.pcall('RPUSH', reply_to, body)
+    if type(pushed) == 'table' and pushed.err then
+      refused = pushed.err
+      redis.call('DEL', done_prefix .. id)
+    else
+      redis.call('PEXPIRE', reply_to, reply_ttl)
+    end
   end
-  redis.pcall('XACK', stream, group, id)
-  outcomes[#outcomes + 1] = first and 1 or 0
+  if refused then
+    outcomes[#outcomes + 1] = refused
+  else
+    redis.pcall('XACK', stream, group, id)
+    outcomes[#outcomes + 1] = first and 1 or 0
+  end
 end
 return outcomes
 """)

@@ -162,3 +162,43 @@ def test_trimming_keeps_what_another_group_has_not_read(bus_server: Callable[...
     wait_for(lambda: raw.xlen(STREAM) < 300, timeout_s=10, message="the stream to be trimmed")
     assert raw.xrange(STREAM, ids[100], ids[100]), "an entry pending in another group was trimmed"
     assert raw.xlen(STREAM) >= 200
+
+
+def test_a_reply_list_redis_refuses_dead_letters_only_its_own_entry(
+        bus_server: Callable[..., ServerProcess], raw: redis.Redis) -> None:
+    bus_server()
+    raw.set("test:not-a-list", "text")
+    pipe = raw.pipeline(transaction=True)  # one read: the answers share a REPLY script call
+    pipe.xadd(STREAM, {"data": json.dumps({"jsonrpc": "2.0", "method": "echo", "params": ["bad"], "id": 0}),
+                       "reply_to": "test:not-a-list"})
+    for number in range(1, 4):
+        pipe.xadd(STREAM, {"data": json.dumps({"jsonrpc": "2.0", "method": "echo", "params": [number],
+                                               "id": number}), "reply_to": "test:reply-%d" % number})
+    bad_id = pipe.execute()[0].decode()
+    for number in range(1, 4):
+        assert receive(raw, "test:reply-%d" % number, timeout_s=5)["result"] == number
+    wait_for(lambda: raw.xlen(DEAD) == 1, message="the refused entry in the dead letters")
+    dead = raw.xrange(DEAD)[0][1]
+    assert dead[b"entry_id"].decode() == bad_id
+    assert b"WRONGTYPE" in dead[b"reason"]
+    wait_for(lambda: raw.xpending(STREAM, GROUP)["pending"] == 0, message="every entry to be acked")
+
+
+def test_bus_metrics_count_entries_read_and_dead_lettered(
+        bus_server: Callable[..., ServerProcess], raw: redis.Redis) -> None:
+    server = bus_server()
+    raw.set("test:not-a-list", "text")
+    send(raw, {"jsonrpc": "2.0", "method": "echo", "params": ["x"], "id": 1})
+    receive(raw)
+    send(raw, {"jsonrpc": "2.0", "method": "echo", "params": ["y"], "id": 2}, reply_to="test:not-a-list")
+    wait_for(lambda: raw.xlen(DEAD) == 1, message="the dead letter")
+
+    def metric(name: str) -> float:
+        for line in server.http.get("/metrics").text.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        return -1.0
+
+    assert metric("sbusr_bus_entries_read_total") == 2
+    assert metric("sbusr_bus_entries_dead_lettered_total") == 1
+    wait_for(lambda: metric("sbusr_bus_pending_entries") == 0, message="the pending gauge")
