@@ -712,7 +712,7 @@ class Pool:
     # ------------------------------------------------------------------ answers
     def _answer(self, call: Call, error: JsonRpcError) -> None:
         self._in_flight -= 1
-        self._deliver(call, False, json.dumps(error.to_object()).encode())
+        self._deliver(call, False, json.dumps(error.to_object(), separators=(",", ":")).encode())
         self._settle()
 
     def _settle(self) -> None:
