@@ -97,3 +97,34 @@ def test_body_not_json_is_400(flow_server: tuple[ServerProcess, redis.Redis]) ->
 def test_bus_off_is_503(server: ServerProcess) -> None:
     response = server.http.post("/api/flow", json={"project": "p", "flow": "f"})
     assert response.status_code == 503 and response.json()["error"]["code"] == 503
+
+
+def test_a_peer_made_of_raw_redis_commands_receives_a_flow_start(
+        flow_server: tuple[ServerProcess, redis.Redis]) -> None:
+    """The peer of docs/protocol.md ("Peers and flow start"), with nothing but Redis commands."""
+    import concurrent.futures
+    import json
+
+    server, raw = flow_server
+    unit, client = 9, 4
+    member, stream = "%d:%d" % (unit, client), "sbusr:peer:%d:%d" % (unit, client)
+    raw.zadd("sbusr:peers", {member: int(time.time() * 1000)})
+    try:
+        with concurrent.futures.ThreadPoolExecutor(1) as executor:
+            pending = executor.submit(start, server, {"project": "ivr", "flow": "welcome",
+                                                      "params": {"lang": "fr"}, "server": unit})
+            read = raw.xread({stream: "0-0"}, block=10000)
+            assert read, "no flow.start on the peer's stream"
+            fields = read[0][1][0][1]
+            assert fields[b"type"] == b"flow.start"
+            data = json.loads(fields[b"data"])
+            assert (data["project"], data["flow"], data["params"]) == ("ivr", "welcome", {"lang": "fr"})
+            raw.rpush(fields[b"reply_to"], json.dumps({"invoke_id": data["invoke_id"], "ack": 1,
+                                                       "msg": "started by hand"}))
+            raw.pexpire(fields[b"reply_to"], 10000)
+            response = pending.result(timeout=20)
+        assert response.status_code == 200
+        assert response.json() == {"invoke_id": data["invoke_id"], "peer": member, "ack": 1,
+                                   "msg": "started by hand"}
+    finally:
+        raw.zrem("sbusr:peers", member)
