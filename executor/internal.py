@@ -35,13 +35,6 @@ def internal_method(name: str) -> Callable[[Callable[[Any], Any]], Callable[[Any
     return register
 
 
-@internal_method("rpc.ping")
-def ping(params: Any) -> dict[str, Any]:
-    """Answer ``{"pong": true, "pid": <worker pid>}``: proves a worker runs calls."""
-    import os
-    return {"pong": True, "pid": os.getpid()}
-
-
 def load_internal_methods() -> None:
     """Import every module of :data:`INTERNAL_MODULES` so that its methods are registered."""
     import importlib

@@ -16,7 +16,7 @@ import jsonschema
 
 from executor.errors import InvalidParams
 
-__all__ = ["params_schema", "SCHEMA_ATTRIBUTE", "prepare_arguments", "schema_validator", "validate",
+__all__ = ["params_schema", "SCHEMA_ATTRIBUTE", "schema_validator", "validate",
            "split", "check_binding", "binding_failure"]
 
 SCHEMA_ATTRIBUTE = "__sbusr_params_schema__"
@@ -126,24 +126,3 @@ def binding_failure(error: TypeError) -> InvalidParams | None:
     if traceback is not None and traceback.tb_next is None:
         return InvalidParams(data={"errors": [{"path": "/", "message": str(error)}]})
     return None
-
-
-def prepare_arguments(function: Callable[..., Any], params: Any) -> tuple[tuple, dict]:
-    """Check ``params`` against the method and return the ``(args, kwargs)`` to call it with.
-
-    Args:
-        function: the resolved method.
-        params: the request's params: None (absent), a list (positional) or a dict (named).
-
-    Returns:
-        ``(args, kwargs)``: a tuple and a dict.
-
-    Raises:
-        InvalidParams: the params fail the method's schema or do not bind to its signature.
-    """
-    validator = schema_validator(function)
-    if validator is not None:
-        validate(validator, params)
-    args, kwargs = split(params)
-    check_binding(function, args, kwargs)
-    return args, kwargs

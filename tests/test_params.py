@@ -6,7 +6,18 @@ import jsonschema
 import pytest
 
 from executor.errors import InvalidParams
-from executor.params import params_schema, prepare_arguments
+from executor import params as params_module
+from executor.params import params_schema
+
+
+def prepare_arguments(function, params):
+    """What the worker does before a call: schema, then (args, kwargs), then the binding check."""
+    validator = params_module.schema_validator(function)
+    if validator is not None:
+        params_module.validate(validator, params)
+    args, kwargs = params_module.split(params)
+    params_module.check_binding(function, args, kwargs)
+    return args, kwargs
 
 
 def two(a, b=2):
