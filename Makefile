@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install install-test browser bench clean
+.PHONY: run test lint format install install-test browser bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,17 @@ browser:
 
 test: install-test browser
 	$(BIN)/python -m pytest -q tests
+
+# ruff (lint and format) and mypy, configured in pyproject.toml; CI runs it before the tests.
+lint: install-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+# Rewrite the tree in the house format and apply ruff's safe fixes.
+format: install-test
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
 clean:
 	rm -rf $(VENV) .pytest_cache

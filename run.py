@@ -18,7 +18,6 @@ from pathlib import Path
 import settings as settings_module
 from server import __version__
 
-
 #: Fields a record may carry besides the standard ones: the request id of a call (also on
 #: the workers' records) and the access log's facts.
 EXTRA_FIELDS = ("request_id", "http_method", "path", "status", "duration_ms", "rpc_methods")
@@ -33,7 +32,7 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
         request_id = getattr(record, "request_id", None)
-        return line if request_id is None else "%s request_id=%s" % (line, request_id)
+        return line if request_id is None else f"{line} request_id={request_id}"
 
 
 class JsonFormatter(logging.Formatter):
@@ -73,14 +72,21 @@ def setup_logging(level: int, log_format: str) -> None:
 def parse_arguments(argv: list[str]) -> argparse.Namespace:
     """Parse the command line (``argv`` without the program name)."""
     parser = argparse.ArgumentParser(
-        prog="run.py", description="sbusr: a JSON-RPC 2.0 method server.")
+        prog="run.py", description="sbusr: a JSON-RPC 2.0 method server."
+    )
     parser.add_argument("-V", "--version", action="version", version="sbusr " + __version__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
-    parser.add_argument("-W", "--no-web-server", action="store_true",
-                        help="do not serve HTTP (serve the message bus only)")
+    parser.add_argument(
+        "-W",
+        "--no-web-server",
+        action="store_true",
+        help="do not serve HTTP (serve the message bus only)",
+    )
     parser.add_argument("--host", help="address to bind (SBUSR_HOST, default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="TCP port (SBUSR_PORT, default 8080)")
-    parser.add_argument("--methods", type=Path, help="folder of the methods package (SBUSR_METHODS_DIR)")
+    parser.add_argument(
+        "--methods", type=Path, help="folder of the methods package (SBUSR_METHODS_DIR)"
+    )
     parser.add_argument("--redis", help="Redis URL of the message bus (SBUSR_REDIS_URL)")
     return parser.parse_args(argv)
 
@@ -90,17 +96,24 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["call"]:
         from busclient.cli import main as call_main
+
         return call_main(argv[1:])
     arguments = parse_arguments(argv)
     try:
         settings = settings_module.load()
     except settings_module.SettingsError as exc:
-        print("sbusr: invalid setting: %s" % exc, file=sys.stderr)
+        print(f"sbusr: invalid setting: {exc}", file=sys.stderr)
         return 2
-    changes = {key: value for key, value in (
-        ("host", arguments.host), ("port", arguments.port),
-        ("methods_dir", arguments.methods.resolve() if arguments.methods else None),
-        ("redis_url", arguments.redis)) if value is not None}
+    changes = {
+        key: value
+        for key, value in (
+            ("host", arguments.host),
+            ("port", arguments.port),
+            ("methods_dir", arguments.methods.resolve() if arguments.methods else None),
+            ("redis_url", arguments.redis),
+        )
+        if value is not None
+    }
     settings = settings.replace(**changes)
     level = logging.DEBUG if arguments.verbose else logging.INFO
     setup_logging(level, settings.log_format)
@@ -115,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     from server.main import serve
+
     return asyncio.run(serve(settings, level, web=not arguments.no_web_server))
 
 

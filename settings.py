@@ -14,8 +14,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Callable, Mapping
 
 __all__ = ["Settings", "SettingsError", "load", "ENV_PREFIX"]
 
@@ -160,7 +160,7 @@ class Settings:
     jobs_table: str = "sbusr_jobs"
     scheduler_poll_ms: int = 1000
 
-    def replace(self, **changes: object) -> "Settings":
+    def replace(self, **changes: object) -> Settings:
         """Return a copy with ``changes`` applied (command-line options use this)."""
         return dataclasses.replace(self, **changes)
 
@@ -168,11 +168,12 @@ class Settings:
         shown = dataclasses.asdict(self)
         if shown["auth_token"]:
             shown["auth_token"] = "***"
-        from kit.redact import redact_url  # the one masking of URLs (stdlib only)
+        from wire.redact import redact_url  # the one masking of URLs (stdlib only)
+
         for name in ("redis_url", "database_url"):
             if shown[name]:
                 shown[name] = redact_url(shown[name])
-        return "Settings(%s)" % ", ".join("%s=%r" % item for item in shown.items())
+        return "Settings({})".format(", ".join("{}={!r}".format(*item) for item in shown.items()))
 
 
 # setting name -> (environment variable, cast). The cast raises ValueError on bad input.
@@ -236,5 +237,5 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
             values[name] = cast(text)
         except ValueError as exc:
             shown = "***" if name == "auth_token" else repr(text)
-            raise SettingsError("%s=%s: %s" % (variable, shown, exc)) from None
+            raise SettingsError(f"{variable}={shown}: {exc}") from None
     return Settings(**values)

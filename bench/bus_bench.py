@@ -50,13 +50,14 @@ def wait_until(condition, timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
         if time.monotonic() > deadline:
-            raise SystemExit("bench: timed out waiting for %s" % what)
+            raise SystemExit(f"bench: timed out waiting for {what}")
         time.sleep(0.05)
 
 
 def pings(port: int) -> bool:
     """True when a Redis answers PING on ``port``."""
     import redis
+
     try:
         return bool(redis.Redis(port=port).ping())
     except redis.exceptions.ConnectionError:
@@ -66,6 +67,7 @@ def pings(port: int) -> bool:
 # ---------------------------------------------------------------------- sbusr side
 async def _bus_closed_loop(url: str, concurrency: int, seconds: float) -> int:
     from busclient import AsyncBusClient
+
     done = 0
     async with AsyncBusClient(url) as bus:
         await bus.call("echo", ["warm-up"])
@@ -76,6 +78,7 @@ async def _bus_closed_loop(url: str, concurrency: int, seconds: float) -> int:
             while time.perf_counter() < deadline:
                 await bus.call("echo", ["x"])
                 done += 1
+
         await asyncio.gather(*(caller() for _ in range(concurrency)))
     return done
 
@@ -83,11 +86,13 @@ async def _bus_closed_loop(url: str, concurrency: int, seconds: float) -> int:
 def bus_closed_loop(args: tuple[str, int, float]) -> int:
     """One client process: ``concurrency`` tasks calling echo for ``seconds``; returns calls."""
     import uvloop
+
     return uvloop.run(_bus_closed_loop(*args))
 
 
 async def _bus_fixed_rate(url: str, rate: float, seconds: float) -> list[float]:
     from busclient import AsyncBusClient
+
     latencies: list[float] = []
     async with AsyncBusClient(url) as bus:
         for _ in range(50):
@@ -114,6 +119,7 @@ async def _bus_fixed_rate(url: str, rate: float, seconds: float) -> list[float]:
 def bus_fixed_rate(url: str, rate: float, seconds: float) -> list[float]:
     """Send ``rate`` calls/s for ``seconds`` (open loop); returns each latency, milliseconds."""
     import uvloop
+
     return uvloop.run(_bus_fixed_rate(url, rate, seconds))
 
 
@@ -123,6 +129,7 @@ def celery_closed_loop(args: tuple[str, int, float]) -> int:
     url, threads, seconds = args
     os.environ["SBUSR_BENCH_CELERY_URL"] = url
     from bench.celery_app import echo
+
     echo.delay("warm-up").get(timeout=30)
     deadline = time.perf_counter() + seconds
 
@@ -141,6 +148,7 @@ def celery_fixed_rate(url: str, rate: float, seconds: float) -> list[float]:
     """As :func:`bus_fixed_rate`, through Celery (256 threads send on schedule)."""
     os.environ["SBUSR_BENCH_CELERY_URL"] = url
     from bench.celery_app import echo
+
     for _ in range(20):
         echo.delay("warm-up").get(timeout=30)
     latencies: list[float] = []
@@ -178,17 +186,32 @@ def throughput(function, url: str, concurrency: int, processes: int, seconds: fl
 def percentiles(latencies: list[float]) -> tuple[float, float, float]:
     """``(p50, p99, max)`` of the latencies, in their unit."""
     ordered = sorted(latencies)
-    return (statistics.median(ordered), ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], ordered[-1])
+    return (
+        statistics.median(ordered),
+        ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))],
+        ordered[-1],
+    )
 
 
 def main() -> int:
     """Start Redis, sbusr and Celery, measure, print the table; returns the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each measurement, s")
-    parser.add_argument("--concurrency", default="1,16,64,256", help="concurrent callers, comma-separated")
-    parser.add_argument("--client-processes", type=int, default=2, help="processes the callers run in")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="sbusr pool / Celery worker processes")
-    parser.add_argument("--rate", type=float, default=1000.0, help="fixed rate of the latency run, calls/s")
+    parser.add_argument(
+        "--concurrency", default="1,16,64,256", help="concurrent callers, comma-separated"
+    )
+    parser.add_argument(
+        "--client-processes", type=int, default=2, help="processes the callers run in"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 2,
+        help="sbusr pool / Celery worker processes",
+    )
+    parser.add_argument(
+        "--rate", type=float, default=1000.0, help="fixed rate of the latency run, calls/s"
+    )
     parser.add_argument("--skip-celery", action="store_true")
     args = parser.parse_args()
     concurrencies = [int(n) for n in args.concurrency.split(",")]
@@ -198,48 +221,130 @@ def main() -> int:
     redis_port = free_port()
     processes: list[subprocess.Popen] = []
     try:
-        processes.append(subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", str(redis_port),
-                                           "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                                           "--dir", str(folder)], stdout=subprocess.DEVNULL))
+        processes.append(
+            subprocess.Popen(
+                [
+                    shutil.which("redis-server") or "redis-server",
+                    "--port",
+                    str(redis_port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    str(folder),
+                ],
+                stdout=subprocess.DEVNULL,
+            )
+        )
         wait_until(lambda: pings(redis_port), 10, "redis-server")
         bus_url = "redis://127.0.0.1:%d/0" % redis_port
         celery_url = "redis://127.0.0.1:%d/1" % redis_port
-        environment = {**os.environ, "SBUSR_REDIS_URL": bus_url, "SBUSR_PORT": str(free_port()),
-                       "SBUSR_POOL_PROCESSES": str(args.workers), "SBUSR_POOL_MAXTASKSPERCHILD": "0",
-                       "SBUSR_ACCESS_LOG": "0", "SBUSR_QUEUE_MAXSIZE": "2000"}
-        processes.append(subprocess.Popen([sys.executable, str(PROJECT_DIR / "run.py"), "-W"], cwd=PROJECT_DIR,
-                                          env=environment, stderr=open(folder / "sbusr.log", "wb")))
+        environment = {
+            **os.environ,
+            "SBUSR_REDIS_URL": bus_url,
+            "SBUSR_PORT": str(free_port()),
+            "SBUSR_POOL_PROCESSES": str(args.workers),
+            "SBUSR_POOL_MAXTASKSPERCHILD": "0",
+            "SBUSR_ACCESS_LOG": "0",
+            "SBUSR_QUEUE_MAXSIZE": "2000",
+        }
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, str(PROJECT_DIR / "run.py"), "-W"],
+                cwd=PROJECT_DIR,
+                env=environment,
+                stderr=open(folder / "sbusr.log", "wb"),
+            )
+        )
         import redis
+
         raw = redis.Redis(port=redis_port)
-        wait_until(lambda: raw.exists("sbusr:rpc") and raw.xinfo_groups("sbusr:rpc"), 60, "the sbusr bus consumer")
+        wait_until(
+            lambda: raw.exists("sbusr:rpc") and raw.xinfo_groups("sbusr:rpc"),
+            60,
+            "the sbusr bus consumer",
+        )
         rows: list[tuple[str, str, str]] = []
         bus_rates = {}
         for concurrency in concurrencies:
-            bus_rates[concurrency] = throughput(bus_closed_loop, bus_url, concurrency,
-                                                min(args.client_processes, concurrency), args.seconds)
+            bus_rates[concurrency] = throughput(
+                bus_closed_loop,
+                bus_url,
+                concurrency,
+                min(args.client_processes, concurrency),
+                args.seconds,
+            )
         p50, p99, worst = percentiles(bus_fixed_rate(bus_url, args.rate, args.seconds))
-        rows.append(("sbusr bus", "%.0f/s fixed rate" % args.rate, "p50 %.2f ms  p99 %.2f ms  max %.1f ms" % (p50, p99, worst)))
+        rows.append(
+            (
+                "sbusr bus",
+                f"{args.rate:.0f}/s fixed rate",
+                f"p50 {p50:.2f} ms  p99 {p99:.2f} ms  max {worst:.1f} ms",
+            )
+        )
         celery_rates = {}
         if not args.skip_celery:
-            processes.append(subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "bench.celery_app", "worker", "--pool", "prefork",
-                 "--concurrency", str(args.workers), "--loglevel", "WARNING", "--without-gossip",
-                 "--without-mingle", "--without-heartbeat"], cwd=PROJECT_DIR,
-                env={**os.environ, "SBUSR_BENCH_CELERY_URL": celery_url}, stdout=subprocess.DEVNULL,
-                stderr=open(folder / "celery.log", "wb")))
+            processes.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "celery",
+                        "-A",
+                        "bench.celery_app",
+                        "worker",
+                        "--pool",
+                        "prefork",
+                        "--concurrency",
+                        str(args.workers),
+                        "--loglevel",
+                        "WARNING",
+                        "--without-gossip",
+                        "--without-mingle",
+                        "--without-heartbeat",
+                    ],
+                    cwd=PROJECT_DIR,
+                    env={**os.environ, "SBUSR_BENCH_CELERY_URL": celery_url},
+                    stdout=subprocess.DEVNULL,
+                    stderr=open(folder / "celery.log", "wb"),
+                )
+            )
             for concurrency in concurrencies:
-                celery_rates[concurrency] = throughput(celery_closed_loop, celery_url, concurrency,
-                                                       min(args.client_processes, concurrency), args.seconds)
+                celery_rates[concurrency] = throughput(
+                    celery_closed_loop,
+                    celery_url,
+                    concurrency,
+                    min(args.client_processes, concurrency),
+                    args.seconds,
+                )
             p50, p99, worst = percentiles(celery_fixed_rate(celery_url, args.rate, args.seconds))
-            rows.append(("celery 5", "%.0f/s fixed rate" % args.rate, "p50 %.2f ms  p99 %.2f ms  max %.1f ms" % (p50, p99, worst)))
-        print("\nsbusr bus vs Celery 5, echo, %d worker processes each, %d CPUs (load average %.1f "
-              "before the bench), %.0f s per figure" % (args.workers, os.cpu_count() or 0, load_before, args.seconds))
+            rows.append(
+                (
+                    "celery 5",
+                    f"{args.rate:.0f}/s fixed rate",
+                    f"p50 {p50:.2f} ms  p99 {p99:.2f} ms  max {worst:.1f} ms",
+                )
+            )
+        print(
+            "\nsbusr bus vs Celery 5, echo, %d worker processes each, %d CPUs (load average %.1f "
+            "before the bench), %.0f s per figure"
+            % (args.workers, os.cpu_count() or 0, load_before, args.seconds)
+        )
         print("%-12s %14s %14s %8s" % ("callers", "sbusr calls/s", "celery calls/s", "ratio"))
         for concurrency in concurrencies:
             celery = celery_rates.get(concurrency)
-            print("%-12d %14.0f %14s %8s" % (concurrency, bus_rates[concurrency],
-                                              "%.0f" % celery if celery else "-",
-                                              "%.1fx" % (bus_rates[concurrency] / celery) if celery else "-"))
+            print(
+                "%-12d %14.0f %14s %8s"
+                % (
+                    concurrency,
+                    bus_rates[concurrency],
+                    f"{celery:.0f}" if celery else "-",
+                    "%.1fx" % (bus_rates[concurrency] / celery) if celery else "-",
+                )
+            )
         for name, what, figures in rows:
             print("%-12s %-20s %s" % (name, what, figures))
         return 0

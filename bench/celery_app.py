@@ -13,9 +13,15 @@ from celery import Celery
 URL = os.environ.get("SBUSR_BENCH_CELERY_URL", "redis://127.0.0.1:6379/0")
 
 app = Celery("sbusr_bench", broker=URL, backend=URL)
-app.conf.update(task_serializer="json", result_serializer="json", accept_content=["json"],
-                worker_prefetch_multiplier=4, broker_connection_retry_on_startup=True,
-                result_expires=60, task_ignore_result=False)
+app.conf.update(
+    task_serializer="json",
+    result_serializer="json",
+    accept_content=["json"],
+    worker_prefetch_multiplier=4,
+    broker_connection_retry_on_startup=True,
+    result_expires=60,
+    task_ignore_result=False,
+)
 
 
 @app.task(name="echo")

@@ -63,7 +63,7 @@ def wait_listening(port: int, process: subprocess.Popen, timeout_s: float = 30.0
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            sys.exit("a server exited early with %s" % process.returncode)
+            sys.exit(f"a server exited early with {process.returncode}")
         with socket.socket() as probe:
             if probe.connect_ex(("127.0.0.1", port)) == 0:
                 return
@@ -74,16 +74,22 @@ def wait_listening(port: int, process: subprocess.Popen, timeout_s: float = 30.0
 def start(command: list[str], port: int, env: dict[str, str] | None = None) -> subprocess.Popen:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("SBUSR_")}
     environment.update(env or {})
-    process = subprocess.Popen(["taskset", "-c", SERVER_CPU, *command], cwd=PROJECT_DIR,
-                               env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        ["taskset", "-c", SERVER_CPU, *command],
+        cwd=PROJECT_DIR,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     wait_listening(port, process)
     return process
 
 
 def wrk_script(directory: Path, name: str, body: str) -> Path:
     path = directory / (name + ".lua")
-    path.write_text('wrk.method = "POST"\nwrk.body = %s\nwrk.headers["Content-Type"] = "application/json"\n'
-                    % json.dumps(body))
+    path.write_text(
+        f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\nwrk.headers["Content-Type"] = "application/json"\n'
+    )
     return path
 
 
@@ -119,17 +125,32 @@ def cpu_seconds(pids: list[int]) -> float:
 def run_wrk(wrk: str, url: str, script: Path, seconds: int, connections: int) -> tuple[float, int]:
     """Drive ``url`` for ``seconds``; return (requests/s, requests completed)."""
     output = subprocess.run(
-        ["taskset", "-c", LOAD_CPU, wrk, "-t1", "-c%d" % connections, "-d%ds" % seconds,
-         "-s", str(script), url], capture_output=True, text=True, check=True).stdout
+        [
+            "taskset",
+            "-c",
+            LOAD_CPU,
+            wrk,
+            "-t1",
+            "-c%d" % connections,
+            "-d%ds" % seconds,
+            "-s",
+            str(script),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     if errors:
-        sys.exit("wrk saw %s failed responses:\n%s" % (errors.group(1), output))
+        sys.exit(f"wrk saw {errors.group(1)} failed responses:\n{output}")
     completed = int(re.search(r"(\d+) requests in", output).group(1))
     return float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)), completed
 
 
-def measure(wrk: str, process: subprocess.Popen, port: int, script: Path, seconds: int,
-            connections: int) -> tuple[float, float]:
+def measure(
+    wrk: str, process: subprocess.Popen, port: int, script: Path, seconds: int, connections: int
+) -> tuple[float, float]:
     """Return (requests/s, CPU microseconds per request of the server and its workers)."""
     pids = process_tree(process.pid)
     before = cpu_seconds(pids)
@@ -142,45 +163,82 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=100)
-    parser.add_argument("--extra", action="store_true",
-                        help="also measure sbusr without metrics and with the access log on")
+    parser.add_argument(
+        "--extra",
+        action="store_true",
+        help="also measure sbusr without metrics and with the access log on",
+    )
     arguments = parser.parse_args()
     wrk = ensure_wrk()
     python = sys.executable
-    sbusr_env = {"SBUSR_POOL_PROCESSES": "1", "SBUSR_ACCESS_LOG": "0",
-                 "SBUSR_QUEUE_MAXSIZE": "10000", "SBUSR_POOL_MAXTASKSPERCHILD": "0"}
+    sbusr_env = {
+        "SBUSR_POOL_PROCESSES": "1",
+        "SBUSR_ACCESS_LOG": "0",
+        "SBUSR_QUEUE_MAXSIZE": "10000",
+        "SBUSR_POOL_MAXTASKSPERCHILD": "0",
+    }
     variants = {"sbusr": sbusr_env, "sbusr-asyncio": {**sbusr_env, "SBUSR_UVLOOP": "0"}}
     if arguments.extra:
         variants["sbusr-no-metrics"] = {**sbusr_env, "SBUSR_METRICS": "0"}
         variants["sbusr-access-log"] = {**sbusr_env, "SBUSR_ACCESS_LOG": "1"}
     ports = {name: free_port() for name in ("minimal", *variants)}
-    servers = {"minimal": start([python, "bench/minimal_server.py", str(ports["minimal"])], ports["minimal"])}
+    servers = {
+        "minimal": start(
+            [python, "bench/minimal_server.py", str(ports["minimal"])], ports["minimal"]
+        )
+    }
     for name, environment in variants.items():
-        servers[name] = start([python, "run.py", "--port", str(ports[name])], ports[name], environment)
+        servers[name] = start(
+            [python, "run.py", "--port", str(ports[name])], ports[name], environment
+        )
     results: dict[str, list[float]] = {name: [] for name in [*servers, "sbusr batch x100"]}
     cpu: dict[str, list[float]] = {name: [] for name in results}
     try:
         with tempfile.TemporaryDirectory() as scratch:
-            single = wrk_script(Path(scratch), "single", json.dumps(
-                {"jsonrpc": "2.0", "method": "echo", "params": ["hello"], "id": 1}))
-            batch = wrk_script(Path(scratch), "batch", json.dumps(
-                [{"jsonrpc": "2.0", "method": "echo", "params": ["hello"], "id": n} for n in range(100)]))
+            single = wrk_script(
+                Path(scratch),
+                "single",
+                json.dumps({"jsonrpc": "2.0", "method": "echo", "params": ["hello"], "id": 1}),
+            )
+            batch = wrk_script(
+                Path(scratch),
+                "batch",
+                json.dumps(
+                    [
+                        {"jsonrpc": "2.0", "method": "echo", "params": ["hello"], "id": n}
+                        for n in range(100)
+                    ]
+                ),
+            )
             for name, port in ports.items():  # warm up
                 run_wrk(wrk, "http://127.0.0.1:%d/rpc" % port, single, 2, arguments.connections)
             for round_number in range(arguments.rounds):
                 for name, port in ports.items():
-                    rate, micros = measure(wrk, servers[name], port, single, arguments.seconds,
-                                           arguments.connections)
+                    rate, micros = measure(
+                        wrk, servers[name], port, single, arguments.seconds, arguments.connections
+                    )
                     results[name].append(rate)
                     cpu[name].append(micros)
-                    print("round %d  %-16s %9.0f requests/s  %6.1f us CPU/request"
-                          % (round_number + 1, name, rate, micros), flush=True)
-                rate, micros = measure(wrk, servers["sbusr"], ports["sbusr"], batch, arguments.seconds,
-                                       min(arguments.connections, 10))
+                    print(
+                        "round %d  %-16s %9.0f requests/s  %6.1f us CPU/request"
+                        % (round_number + 1, name, rate, micros),
+                        flush=True,
+                    )
+                rate, micros = measure(
+                    wrk,
+                    servers["sbusr"],
+                    ports["sbusr"],
+                    batch,
+                    arguments.seconds,
+                    min(arguments.connections, 10),
+                )
                 results["sbusr batch x100"].append(rate * 100)
                 cpu["sbusr batch x100"].append(micros / 100)
-                print("round %d  %-16s %9.0f calls/s     %6.1f us CPU/call"
-                      % (round_number + 1, "sbusr batch x100", rate * 100, micros / 100), flush=True)
+                print(
+                    "round %d  %-16s %9.0f calls/s     %6.1f us CPU/call"
+                    % (round_number + 1, "sbusr batch x100", rate * 100, micros / 100),
+                    flush=True,
+                )
     finally:
         for process in servers.values():
             process.send_signal(signal.SIGTERM)
@@ -191,14 +249,18 @@ def main() -> None:
                 process.kill()
     baseline = statistics.median(results["minimal"])
     baseline_cpu = statistics.median(cpu["minimal"])
-    print("\n%-18s %14s %7s %18s %7s" % ("server", "median rate", "ratio", "CPU per request", "ratio"))
+    print(
+        "\n%-18s %14s %7s %18s %7s" % ("server", "median rate", "ratio", "CPU per request", "ratio")
+    )
     for name, rates in results.items():
         median, micros = statistics.median(rates), statistics.median(cpu[name])
         if "batch" in name:
             print("%-18s %8.0f calls/s %7s %11.1f us/call" % (name, median, "", micros))
         else:
-            print("%-18s %10.0f req/s %6.2fx %14.1f us %6.2fx" % (
-                name, median, median / baseline, micros, baseline_cpu / micros))
+            print(
+                "%-18s %10.0f req/s %6.2fx %14.1f us %6.2fx"
+                % (name, median, median / baseline, micros, baseline_cpu / micros)
+            )
 
 
 if __name__ == "__main__":

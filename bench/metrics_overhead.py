@@ -42,8 +42,7 @@ from tests.support import ServerProcess  # noqa: E402
 logger = logging.getLogger(__name__)
 
 ECHO = b'{"jsonrpc":"2.0","method":"echo","params":["x"],"id":1}'
-WRK_SCRIPT = 'wrk.method = "POST"\nwrk.body = \'%s\'\nwrk.headers["Content-Type"] = "application/json"\n' \
-    % ECHO.decode()
+WRK_SCRIPT = f'wrk.method = "POST"\nwrk.body = \'{ECHO.decode()}\'\nwrk.headers["Content-Type"] = "application/json"\n'
 
 
 def _order(number: int) -> tuple[str, str]:
@@ -88,7 +87,9 @@ async def bench_core(calls: int, rounds: int, processes: int, concurrency: int) 
             for mode in _order(number):
                 on = mode == "on"
                 pool.observer = metrics.call_metrics.observe_pool_call if on else None
-                core = JsonRpcCore(pool, 30.0, 100, observer=metrics.call_metrics.observe if on else None)
+                core = JsonRpcCore(
+                    pool, 30.0, 100, observer=metrics.call_metrics.observe if on else None
+                )
                 best[mode] = max(best[mode], await _core_round(core, calls, concurrency))
     finally:
         await pool.shutdown(5.0)
@@ -106,13 +107,31 @@ def bench_http(seconds: int, rounds: int, processes: int) -> dict[str, float] | 
         script.write_text(WRK_SCRIPT)
         for number in range(rounds):
             for mode in _order(number):
-                server = ServerProcess(PROJECT_DIR / "methods", Path(folder) / ("%s.log" % mode), env={
-                    "SBUSR_METRICS": "1" if mode == "on" else "0", "SBUSR_ACCESS_LOG": "0",
-                    "SBUSR_POOL_PROCESSES": str(processes), "SBUSR_QUEUE_MAXSIZE": "100000"})
+                server = ServerProcess(
+                    PROJECT_DIR / "methods",
+                    Path(folder) / (f"{mode}.log"),
+                    env={
+                        "SBUSR_METRICS": "1" if mode == "on" else "0",
+                        "SBUSR_ACCESS_LOG": "0",
+                        "SBUSR_POOL_PROCESSES": str(processes),
+                        "SBUSR_QUEUE_MAXSIZE": "100000",
+                    },
+                )
                 try:
                     output = subprocess.run(
-                        [wrk, "-t1", "-c32", "-d%ds" % seconds, "-s", str(script), server.url + "/rpc"],
-                        capture_output=True, text=True, check=True).stdout
+                        [
+                            wrk,
+                            "-t1",
+                            "-c32",
+                            "-d%ds" % seconds,
+                            "-s",
+                            str(script),
+                            server.url + "/rpc",
+                        ],
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                    ).stdout
                 finally:
                     server.stop()
                 found = re.search(r"Requests/sec:\s+([\d.]+)", output)
@@ -131,22 +150,37 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seconds", type=int, default=5, help="duration of one wrk round")
     arguments = parser.parse_args(argv)
     observe = bench_observe(200000)
-    print("observe: %.0f ns per result, %.0f ns per error" % (observe["result"], observe["error"]))
+    print(
+        "observe: {:.0f} ns per result, {:.0f} ns per error".format(
+            observe["result"], observe["error"]
+        )
+    )
     try:
         import uvloop
+
         runner = uvloop.run
     except ImportError:
         runner = asyncio.run
-    core = runner(bench_core(arguments.calls, arguments.rounds, arguments.processes, arguments.concurrency))
-    print("core: metrics off %.0f calls/s, on %.0f calls/s (%+.1f%%)"
-          % (core["off"], core["on"], 100.0 * (core["on"] - core["off"]) / core["off"]))
+    core = runner(
+        bench_core(arguments.calls, arguments.rounds, arguments.processes, arguments.concurrency)
+    )
+    print(
+        "core: metrics off {:.0f} calls/s, on {:.0f} calls/s ({:+.1f}%)".format(
+            core["off"], core["on"], 100.0 * (core["on"] - core["off"]) / core["off"]
+        )
+    )
     http = bench_http(arguments.seconds, arguments.rounds, arguments.processes)
     if http is None:
         print("http: skipped (no wrk on PATH)")
     else:
-        print("http: metrics off %.0f req/s, on %.0f req/s (%+.1f%%)"
-              % (http["off"], http["on"], 100.0 * (http["on"] - http["off"]) / http["off"]))
-    print(json.dumps({"observe_ns": observe, "core_calls_per_s": core, "http_requests_per_s": http}))
+        print(
+            "http: metrics off {:.0f} req/s, on {:.0f} req/s ({:+.1f}%)".format(
+                http["off"], http["on"], 100.0 * (http["on"] - http["off"]) / http["off"]
+            )
+        )
+    print(
+        json.dumps({"observe_ns": observe, "core_calls_per_s": core, "http_requests_per_s": http})
+    )
     return 0
 
 

@@ -18,9 +18,18 @@ The wire protocol, for peers in any language: docs/protocol.md, "Message bus".
 
 from busclient._async import AsyncBusClient
 from busclient._errors import BusConnectionError, BusError, BusTimeout, RpcError
-from busclient._keys import BusKeys
 from busclient._peer import BusPeer, FlowStart
 from busclient._sync import BusClient
+from wire.keys import BusKeys
 
-__all__ = sorted(["AsyncBusClient", "BusClient", "BusConnectionError", "BusError", "BusKeys",
-                  "BusPeer", "BusTimeout", "FlowStart", "RpcError"])
+__all__ = [
+    "AsyncBusClient",
+    "BusClient",
+    "BusConnectionError",
+    "BusError",
+    "BusKeys",
+    "BusPeer",
+    "BusTimeout",
+    "FlowStart",
+    "RpcError",
+]

@@ -25,10 +25,10 @@ from busclient import _protocol as protocol
 from busclient._base import DEFAULT_MAX_BATCH, DEFAULT_TIMEOUT_S, ClientBase
 from busclient._connection import async_redis, send_error
 from busclient._errors import BusTimeout
-from busclient._keys import DEFAULT_PREFIX
 from busclient._reader import BLOCK_S, AsyncReplyReader
 from busclient._script import XADD_MANY
 from busclient._tasks import Outbox, cancel_and_wait
+from wire.keys import DEFAULT_PREFIX
 
 __all__ = ["AsyncBusClient"]
 
@@ -45,23 +45,27 @@ class AsyncBusClient(ClientBase):
     ``async with``) releases them.
     """
 
-    def __init__(self, url: str, *, prefix: str = DEFAULT_PREFIX,
-                 max_batch: int = DEFAULT_MAX_BATCH) -> None:
+    def __init__(
+        self, url: str, *, prefix: str = DEFAULT_PREFIX, max_batch: int = DEFAULT_MAX_BATCH
+    ) -> None:
         super().__init__(url, prefix, max_batch)
         self._redis = async_redis(url)
-        self._reader = AsyncReplyReader(async_redis(url, BLOCK_S), self.reply_key, self._on_reply,
-                                        "bus client replies")
+        self._reader = AsyncReplyReader(
+            async_redis(url, BLOCK_S), self.reply_key, self._on_reply, "bus client replies"
+        )
         self._outbox: Outbox[tuple[bytes, str | None, asyncio.Future[Any]]] = Outbox()
         self._writer: asyncio.Task[None] | None = None
 
-    async def __aenter__(self) -> "AsyncBusClient":
+    async def __aenter__(self) -> AsyncBusClient:
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:
         await self.close()
 
     # ------------------------------------------------------------------ public
-    async def call(self, method: str, params: Any = None, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> Any:
+    async def call(
+        self, method: str, params: Any = None, *, timeout_s: float = DEFAULT_TIMEOUT_S
+    ) -> Any:
         """Call ``method`` and return its result; as :meth:`busclient.BusClient.call`.
 
         Raises:
@@ -83,7 +87,9 @@ class AsyncBusClient(ClientBase):
         self._enqueue(protocol.dumps(protocol.request(method, params, None)), None, future)
         await future
 
-    async def batch(self, calls: list[tuple[str, Any]], *, timeout_s: float = DEFAULT_TIMEOUT_S) -> list[Any]:
+    async def batch(
+        self, calls: list[tuple[str, Any]], *, timeout_s: float = DEFAULT_TIMEOUT_S
+    ) -> list[Any]:
         """Send ``[(method, params), ...]`` as one batch; as :meth:`busclient.BusClient.batch`.
 
         Returns:
@@ -139,16 +145,20 @@ class AsyncBusClient(ClientBase):
                     outcomes = await self._add_entries(stream, groups)
             except redis.exceptions.RedisError as exc:
                 outcomes = [exc] * len(groups)
-            for (reply_key, members), outcome in zip(groups.items(), outcomes):
+            for (reply_key, members), outcome in zip(groups.items(), outcomes, strict=False):
                 for _, future in members:
                     if future.done():
                         continue
                     if isinstance(outcome, BaseException):
                         future.set_exception(send_error(self.url, outcome))
                     elif not reply_key:
-                        future.set_result(None)  # a notification: stored is all there is to wait for
+                        future.set_result(
+                            None
+                        )  # a notification: stored is all there is to wait for
 
-    async def _add_entries(self, stream: str, groups: dict[str, list[tuple[bytes, Any]]]) -> list[Any]:
+    async def _add_entries(
+        self, stream: str, groups: dict[str, list[tuple[bytes, Any]]]
+    ) -> list[Any]:
         """One XADD_MANY per reply list, pipelined; returns each call's outcome or exception."""
         pipe = self._redis.pipeline(transaction=False)
         for reply_key, members in groups.items():
@@ -158,4 +168,6 @@ class AsyncBusClient(ClientBase):
 
 def _expire(future: asyncio.Future[Any], request_id: int, timeout_s: float) -> None:
     if not future.done():
-        future.set_exception(BusTimeout("no reply to request %s within %.3f s" % (request_id, timeout_s)))
+        future.set_exception(
+            BusTimeout(f"no reply to request {request_id} within {timeout_s:.3f} s")
+        )

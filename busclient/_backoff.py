@@ -34,8 +34,13 @@ class Outage:
         max_delay_s: the cap of the back-off delay, seconds.
     """
 
-    def __init__(self, logger: logging.Logger, what: str, first_delay_s: float = FIRST_DELAY_S,
-                 max_delay_s: float = MAX_DELAY_S) -> None:
+    def __init__(
+        self,
+        logger: logging.Logger,
+        what: str,
+        first_delay_s: float = FIRST_DELAY_S,
+        max_delay_s: float = MAX_DELAY_S,
+    ) -> None:
         self.logger = logger
         self.what = what
         self.first_delay_s = first_delay_s
@@ -56,8 +61,12 @@ class Outage:
         """
         if self.failures == 0:
             self.since = time.monotonic()
-            self.logger.warning("%s: Redis unreachable (%s: %s); retrying with back-off",
-                                self.what, type(exc).__name__, exc)
+            self.logger.warning(
+                "%s: Redis unreachable (%s: %s); retrying with back-off",
+                self.what,
+                type(exc).__name__,
+                exc,
+            )
         self.failures += 1
         delay = min(self.max_delay_s, self.first_delay_s * 2 ** min(self.failures - 1, 16))
         return delay * random.uniform(0.8, 1.2)
@@ -65,6 +74,7 @@ class Outage:
     def recovered(self) -> None:
         """Record a successful attempt; logs once when it ends an outage."""
         if self.failures:
-            self.logger.info("%s: Redis reachable again after %.1f s", self.what,
-                             time.monotonic() - self.since)
+            self.logger.info(
+                "%s: Redis reachable again after %.1f s", self.what, time.monotonic() - self.since
+            )
             self.failures = 0

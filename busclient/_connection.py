@@ -14,13 +14,20 @@ import urllib.parse
 import redis
 import redis.asyncio
 import redis.exceptions
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
-from redis.asyncio.retry import Retry as AsyncRetry
 
 from busclient._errors import BusConnectionError, BusError
 
-__all__ = ["CONNECTION_ERRORS", "SOCKET_MARGIN_S", "async_redis", "safe_url", "send_error", "sync_redis"]
+__all__ = [
+    "CONNECTION_ERRORS",
+    "SOCKET_MARGIN_S",
+    "async_redis",
+    "safe_url",
+    "send_error",
+    "sync_redis",
+]
 
 #: What a lost, refused or stalled Redis raises (``BusyLoadingError`` is a ConnectionError).
 #: redis-py maps socket errors to these; the builtin TimeoutError (an OSError) is not among
@@ -43,7 +50,7 @@ def safe_url(url: str) -> str:
     host = parts.hostname or ""
     if parts.port is not None:
         host = "%s:%d" % (host, parts.port)
-    return urllib.parse.urlunsplit(parts._replace(netloc="%s:***@%s" % (user, host)))
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 def sync_redis(url: str, block_s: float = 0.0, max_connections: int | None = None) -> redis.Redis:
@@ -57,7 +64,9 @@ def sync_redis(url: str, block_s: float = 0.0, max_connections: int | None = Non
     """
     kwargs = dict(socket_timeout=block_s + SOCKET_MARGIN_S, retry=Retry(NoBackoff(), 0))
     if max_connections is not None:
-        pool = redis.BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=None, **kwargs)
+        pool = redis.BlockingConnectionPool.from_url(
+            url, max_connections=max_connections, timeout=None, **kwargs
+        )
         return redis.Redis(connection_pool=pool)
     return redis.Redis.from_url(url, **kwargs)
 
@@ -71,8 +80,9 @@ def async_redis(url: str, block_s: float = 0.0, retries: int = 0) -> redis.async
             fails once, and the retry goes out on a fresh one instead of reporting an outage
             that is already over. 0 for senders whose command must not run twice (XADD).
     """
-    return redis.asyncio.Redis.from_url(url, socket_timeout=block_s + SOCKET_MARGIN_S,
-                                        retry=AsyncRetry(NoBackoff(), retries))
+    return redis.asyncio.Redis.from_url(
+        url, socket_timeout=block_s + SOCKET_MARGIN_S, retry=AsyncRetry(NoBackoff(), retries)
+    )
 
 
 def send_error(url: str, exc: BaseException) -> BusError:
@@ -82,5 +92,5 @@ def send_error(url: str, exc: BaseException) -> BusError:
         :class:`BusConnectionError` for a lost/refused/stalled Redis, else :class:`BusError`.
     """
     if isinstance(exc, CONNECTION_ERRORS):
-        return BusConnectionError("cannot reach the bus at %s: %s" % (safe_url(url), exc))
-    return BusError("Redis refused the request: %s: %s" % (type(exc).__name__, exc))
+        return BusConnectionError(f"cannot reach the bus at {safe_url(url)}: {exc}")
+    return BusError(f"Redis refused the request: {type(exc).__name__}: {exc}")

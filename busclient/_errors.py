@@ -6,14 +6,14 @@
     ├── BusTimeout                 no reply (or ack) within the time limit; also a TimeoutError
     ├── BusConnectionError         Redis could not be reached (mapped from redis-py, ``from exc``)
     └── RpcError                   the server answered with a JSON-RPC error object; also an
-                                   :class:`executor.errors.JsonRpcError` (code, message, data)
+                                   :class:`wire.errors.JsonRpcError` (code, message, data)
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from executor.errors import JsonRpcError
+from wire.errors import JsonRpcError
 
 __all__ = ["BusError", "BusTimeout", "BusConnectionError", "RpcError"]
 
@@ -44,7 +44,7 @@ class RpcError(JsonRpcError, BusError):
     """
 
     @classmethod
-    def from_object(cls, error: Any) -> "RpcError":
+    def from_object(cls, error: Any) -> RpcError:
         """Build from a response's ``error`` member; a malformed one becomes -32603."""
         if not isinstance(error, dict) or not isinstance(error.get("code"), int):
             return cls(-32603, "malformed error object in the response", {"error": error})

@@ -22,17 +22,26 @@ Its loop, on one Redis connection:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from busclient._backoff import Outage
 from busclient._connection import CONNECTION_ERRORS, safe_url, sync_redis
-from busclient._keys import DEFAULT_PREFIX, FIELD_DATA, FIELD_REPLY_TO, FIELD_TYPE, FLOW_START, BusKeys
 from busclient._protocol import dumps
+from wire.keys import (
+    DEFAULT_PREFIX,
+    FIELD_DATA,
+    FIELD_REPLY_TO,
+    FIELD_TYPE,
+    FLOW_START,
+    BusKeys,
+)
 
 __all__ = ["BusPeer", "FlowStart", "OnFlowStart", "ACK_FAILED"]
 
@@ -82,8 +91,17 @@ class BusPeer:
         ack_ttl_ms: life of the reply list after the ack is pushed, milliseconds.
     """
 
-    def __init__(self, unit: int, client: int, on_flow_start: OnFlowStart, *, url: str,
-                 prefix: str = DEFAULT_PREFIX, heartbeat_ms: int = 5000, ack_ttl_ms: int = 10000) -> None:
+    def __init__(
+        self,
+        unit: int,
+        client: int,
+        on_flow_start: OnFlowStart,
+        *,
+        url: str,
+        prefix: str = DEFAULT_PREFIX,
+        heartbeat_ms: int = 5000,
+        ack_ttl_ms: int = 10000,
+    ) -> None:
         self.unit = int(unit)
         self.client_id = int(client)
         self.on_flow_start = on_flow_start
@@ -94,7 +112,7 @@ class BusPeer:
         self.heartbeat_ms = heartbeat_ms
         self.ack_ttl_ms = ack_ttl_ms
         self.redis = sync_redis(url, MAX_BLOCK_S)
-        self.outage = Outage(logger, "bus peer %s" % self.member)
+        self.outage = Outage(logger, f"bus peer {self.member}")
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -103,7 +121,9 @@ class BusPeer:
 
     def start(self) -> threading.Thread:
         """Run :meth:`run` in a daemon thread; returns it."""
-        self._thread = threading.Thread(target=self.run, name="bus-peer-" + self.member, daemon=True)
+        self._thread = threading.Thread(
+            target=self.run, name="bus-peer-" + self.member, daemon=True
+        )
         self._thread.start()
         return self._thread
 
@@ -131,7 +151,9 @@ class BusPeer:
                         self.heartbeat()
                         next_beat = time.monotonic() + self.heartbeat_ms / 1000.0
                     block_s = min(MAX_BLOCK_S, max(0.001, next_beat - time.monotonic()))
-                    streams = self.redis.xread({self.stream: last_id}, count=16, block=int(block_s * 1000))
+                    streams = self.redis.xread(
+                        {self.stream: last_id}, count=16, block=int(block_s * 1000)
+                    )
                     self.outage.recovered()
                 except CONNECTION_ERRORS as exc:
                     self._stopping.wait(self.outage.failed(exc))
@@ -141,10 +163,8 @@ class BusPeer:
                         last_id = entry_id.decode()
                         self._serve(last_id, fields)
         finally:
-            try:
+            with contextlib.suppress(CONNECTION_ERRORS):
                 self.redis.zrem(self.keys.peers, self.member)
-            except CONNECTION_ERRORS:
-                pass
             self.redis.close()
 
     def _serve(self, entry_id: str, fields: dict[bytes, bytes]) -> None:
@@ -157,10 +177,12 @@ class BusPeer:
         try:
             data = json.loads(fields.get(FIELD_DATA.encode(), b""))
             invoke_id = data["invoke_id"]
-            start = FlowStart(invoke_id, data["project"], data["flow"], data.get("params"), entry_id)
+            start = FlowStart(
+                invoke_id, data["project"], data["flow"], data.get("params"), entry_id
+            )
         except (ValueError, UnicodeDecodeError, KeyError, TypeError) as exc:
             logger.warning("peer %s: malformed flow.start %s: %s", self.member, entry_id, exc)
-            ack, msg = ACK_FAILED, "malformed flow.start: %s" % exc
+            ack, msg = ACK_FAILED, f"malformed flow.start: {exc}"
         else:
             ack, msg = self._ack_of(start)
         if not reply_to:
@@ -178,7 +200,7 @@ class BusPeer:
             outcome = self.on_flow_start(start)
         except Exception as exc:  # the user's callback: its failure becomes the ack
             logger.exception("peer %s: on_flow_start failed for %s", self.member, start.invoke_id)
-            return ACK_FAILED, "%s: %s" % (type(exc).__name__, exc)
+            return ACK_FAILED, f"{type(exc).__name__}: {exc}"
         if isinstance(outcome, tuple):
             return outcome[0], str(outcome[1]) if len(outcome) > 1 else ""
         return outcome, ""

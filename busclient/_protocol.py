@@ -9,14 +9,25 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from busclient._errors import RpcError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["batch_outcomes", "batch_payload", "decode_reply", "deliver", "dumps", "entry_fields", "outcome",
-           "request", "response_ids", "result"]
+__all__ = [
+    "batch_outcomes",
+    "batch_payload",
+    "decode_reply",
+    "deliver",
+    "dumps",
+    "entry_fields",
+    "outcome",
+    "request",
+    "response_ids",
+    "result",
+]
 
 
 def dumps(value: Any) -> bytes:
@@ -31,14 +42,15 @@ def request(method: str, params: Any, request_id: int | None) -> dict[str, Any]:
         TypeError: ``params`` is not None, a list, a tuple or a dict (JSON-RPC 2.0 §4.2).
     """
     if not isinstance(method, str):
-        raise TypeError("method must be a string, not %s" % type(method).__name__)
+        raise TypeError(f"method must be a string, not {type(method).__name__}")
     message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
     if params is not None:
         if isinstance(params, tuple):
             params = list(params)
         if not isinstance(params, (list, dict)):
-            raise TypeError("params must be a list or a dict (by-position or by-name), not %s"
-                            % type(params).__name__)
+            raise TypeError(
+                f"params must be a list or a dict (by-position or by-name), not {type(params).__name__}"
+            )
         message["params"] = params
     if request_id is not None:
         message["id"] = request_id
@@ -115,9 +127,14 @@ def batch_outcomes(request_ids: list[int], reply: Any) -> list[Any]:
     """
     members = reply if isinstance(reply, list) else [reply]
     by_id = {member.get("id"): member for member in members if isinstance(member, dict)}
-    return [outcome(by_id[request_id]) if request_id in by_id else
-            RpcError(-32603, "the batch reply has no response for this request", {"id": request_id})
-            for request_id in request_ids]
+    return [
+        outcome(by_id[request_id])
+        if request_id in by_id
+        else RpcError(
+            -32603, "the batch reply has no response for this request", {"id": request_id}
+        )
+        for request_id in request_ids
+    ]
 
 
 def entry_fields(payload: bytes, reply_key: str | None) -> dict[str, Any]:
@@ -137,5 +154,9 @@ def batch_payload(calls: list[tuple[str, Any]], ids: list[int]) -> bytes:
     """
     if not calls:
         raise ValueError("a batch needs at least one call")
-    return dumps([request(method, params, request_id)
-                  for (method, params), request_id in zip(calls, ids)])
+    return dumps(
+        [
+            request(method, params, request_id)
+            for (method, params), request_id in zip(calls, ids, strict=False)
+        ]
+    )

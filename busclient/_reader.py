@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 import redis
 import redis.asyncio
@@ -46,8 +46,14 @@ class AsyncReplyReader:
         outage: share another loop's outage tracker (one log line for both), else its own.
     """
 
-    def __init__(self, client: redis.asyncio.Redis, key: str, on_reply: Callable[[bytes], None],
-                 what: str, outage: Outage | None = None) -> None:
+    def __init__(
+        self,
+        client: redis.asyncio.Redis,
+        key: str,
+        on_reply: Callable[[bytes], None],
+        what: str,
+        outage: Outage | None = None,
+    ) -> None:
         self.client = client
         self.key = key
         self.on_reply = on_reply
@@ -62,7 +68,9 @@ class AsyncReplyReader:
     async def _run(self) -> None:
         while True:
             try:
-                popped = await self.client.blmpop(BLOCK_S, 1, self.key, direction="LEFT", count=POP_COUNT)
+                popped = await self.client.blmpop(
+                    BLOCK_S, 1, self.key, direction="LEFT", count=POP_COUNT
+                )
                 self.outage.recovered()
             except CONNECTION_ERRORS as exc:
                 await asyncio.sleep(self.outage.failed(exc))
@@ -85,8 +93,9 @@ class ThreadReplyReader:
     thread by pushing :data:`WAKE_UP` to the list, so it ends at once rather than after a block.
     """
 
-    def __init__(self, client: redis.Redis, key: str, on_reply: Callable[[bytes], None],
-                 what: str) -> None:
+    def __init__(
+        self, client: redis.Redis, key: str, on_reply: Callable[[bytes], None], what: str
+    ) -> None:
         self.client = client
         self.key = key
         self.on_reply = on_reply
@@ -99,7 +108,9 @@ class ThreadReplyReader:
         """Start the thread unless it runs (thread-safe)."""
         with self._lock:
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="busclient-replies", daemon=True)
+                self._thread = threading.Thread(
+                    target=self._run, name="busclient-replies", daemon=True
+                )
                 self._thread.start()
 
     def _run(self) -> None:

@@ -7,7 +7,8 @@ keys are not all declared in KEYS, so they are not for Redis Cluster).
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import redis.asyncio
 import redis.exceptions
@@ -30,7 +31,9 @@ class Script:
         """Send the script to Redis (``SCRIPT LOAD``)."""
         await client.script_load(self.source)
 
-    async def run(self, client: redis.asyncio.Redis, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+    async def run(
+        self, client: redis.asyncio.Redis, keys: Sequence[Any], args: Sequence[Any]
+    ) -> Any:
         """Run the script now, loading it first when Redis does not know it."""
         try:
             return await client.evalsha(self.sha, len(keys), *keys, *args)

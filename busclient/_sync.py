@@ -24,8 +24,8 @@ from busclient import _protocol as protocol
 from busclient._base import DEFAULT_MAX_BATCH, DEFAULT_TIMEOUT_S, ClientBase
 from busclient._connection import send_error, sync_redis
 from busclient._errors import BusTimeout
-from busclient._keys import DEFAULT_PREFIX
 from busclient._reader import BLOCK_S, ThreadReplyReader
+from wire.keys import DEFAULT_PREFIX
 
 __all__ = ["BusClient", "DEFAULT_MAX_CONNECTIONS"]
 
@@ -44,14 +44,21 @@ class BusClient(ClientBase):
     Thread-safe. Connections open on first use; :meth:`close` (or ``with``) releases them.
     """
 
-    def __init__(self, url: str, *, prefix: str = DEFAULT_PREFIX, max_batch: int = DEFAULT_MAX_BATCH,
-                 max_connections: int = DEFAULT_MAX_CONNECTIONS) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        max_batch: int = DEFAULT_MAX_BATCH,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    ) -> None:
         super().__init__(url, prefix, max_batch)
         self._redis = sync_redis(url, max_connections=max_connections)
-        self._reader = ThreadReplyReader(sync_redis(url, BLOCK_S), self.reply_key, self._on_reply,
-                                         "bus client replies")
+        self._reader = ThreadReplyReader(
+            sync_redis(url, BLOCK_S), self.reply_key, self._on_reply, "bus client replies"
+        )
 
-    def __enter__(self) -> "BusClient":
+    def __enter__(self) -> BusClient:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
@@ -83,7 +90,9 @@ class BusClient(ClientBase):
         """
         self._send(protocol.dumps(protocol.request(method, params, None)), None)
 
-    def batch(self, calls: list[tuple[str, Any]], *, timeout_s: float = DEFAULT_TIMEOUT_S) -> list[Any]:
+    def batch(
+        self, calls: list[tuple[str, Any]], *, timeout_s: float = DEFAULT_TIMEOUT_S
+    ) -> list[Any]:
         """Send ``[(method, params), ...]`` as one batch (JSON-RPC 2.0 §6).
 
         Returns:
@@ -114,7 +123,7 @@ class BusClient(ClientBase):
             self._send(payload, self.reply_key)
             return future.result(timeout_s)
         except concurrent.futures.TimeoutError:
-            raise BusTimeout("no reply to request %s within %.3f s" % (ids[0], timeout_s)) from None
+            raise BusTimeout(f"no reply to request {ids[0]} within {timeout_s:.3f} s") from None
         finally:
             for request_id in ids:
                 self._waiters.pop(request_id, None)
@@ -124,4 +133,3 @@ class BusClient(ClientBase):
             self._redis.xadd(self.keys.requests, protocol.entry_fields(payload, reply_key))
         except redis.exceptions.RedisError as exc:
             raise send_error(self.url, exc) from exc
-

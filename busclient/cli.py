@@ -31,11 +31,20 @@ def parse_param(text: str) -> Any:
 
 
 def _arguments(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="run.py call", description="Call one JSON-RPC method of sbusr.")
-    parser.add_argument("--bus", action="store_true", help="call over the Redis bus instead of HTTP")
+    parser = argparse.ArgumentParser(
+        prog="run.py call", description="Call one JSON-RPC method of sbusr."
+    )
+    parser.add_argument(
+        "--bus", action="store_true", help="call over the Redis bus instead of HTTP"
+    )
     parser.add_argument("--url", help="HTTP URL of /rpc, or with --bus the Redis URL")
-    parser.add_argument("--timeout", type=float, default=30.0, dest="timeout_s",
-                        help="seconds to wait for the reply (default 30)")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        dest="timeout_s",
+        help="seconds to wait for the reply (default 30)",
+    )
     parser.add_argument("--named", type=json.loads, help="params by name, a JSON object")
     parser.add_argument("method", help="the method's dotted name, e.g. greetings.greet")
     parser.add_argument("params", nargs="*", help="params by position (JSON when it parses)")
@@ -43,9 +52,15 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
 
 
 def _call_http(url: str, token: str | None, method: str, params: Any, timeout_s: float) -> Any:
-    from busclient._protocol import dumps, request as request_object, result
-    request = urllib.request.Request(url, data=dumps(request_object(method, params, 1)),
-                                     headers={"Content-Type": "application/json"}, method="POST")
+    from busclient._protocol import dumps, result
+    from busclient._protocol import request as request_object
+
+    request = urllib.request.Request(
+        url,
+        data=dumps(request_object(method, params, 1)),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
     if token:
         request.add_header("Authorization", "Bearer " + token)
     try:
@@ -67,12 +82,15 @@ def main(argv: list[str]) -> int:
     if arguments.named is not None and arguments.params:
         print("run.py call: give params by position or --named, not both", file=sys.stderr)
         return 2
-    params = arguments.named if arguments.named is not None else (
-        [parse_param(text) for text in arguments.params] or None)
+    params = (
+        arguments.named
+        if arguments.named is not None
+        else ([parse_param(text) for text in arguments.params] or None)
+    )
     try:
         settings = settings_module.load()
     except settings_module.SettingsError as exc:
-        print("run.py call: invalid setting: %s" % exc, file=sys.stderr)
+        print(f"run.py call: invalid setting: {exc}", file=sys.stderr)
         return 2
     try:
         if arguments.bus:
@@ -84,12 +102,14 @@ def main(argv: list[str]) -> int:
                 value = bus.call(arguments.method, params, timeout_s=arguments.timeout_s)
         else:
             url = arguments.url or "http://%s:%d/rpc" % (settings.host, settings.port)
-            value = _call_http(url, settings.auth_token, arguments.method, params, arguments.timeout_s)
+            value = _call_http(
+                url, settings.auth_token, arguments.method, params, arguments.timeout_s
+            )
     except RpcError as exc:
         print(json.dumps({"error": exc.to_object()}, ensure_ascii=False), file=sys.stderr)
         return 1
     except (BusError, OSError, RuntimeError, ValueError) as exc:
-        print("run.py call: %s" % exc, file=sys.stderr)
+        print(f"run.py call: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(value, ensure_ascii=False))
     return 0

@@ -35,12 +35,13 @@ import sys
 import types
 import typing
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from executor.errors import JsonRpcError
 from executor.internal import internal_method
 from executor.params import SCHEMA_ATTRIBUTE
 from executor.resolve import PACKAGE, resolve
+from wire.errors import JsonRpcError
 
 __all__ = ["OPENRPC_VERSION", "build_document", "describe_method", "schema_for_hint", "discover"]
 
@@ -103,8 +104,15 @@ def schema_for_hint(hint: Any) -> dict[str, Any]:
         return {"anyOf": [schema_for_hint(argument) for argument in arguments]}
     if origin is typing.Literal:
         return {"enum": list(arguments)}
-    if origin in (list, set, frozenset, collections.abc.Sequence, collections.abc.Iterable,
-                  collections.abc.Set, collections.abc.MutableSequence):
+    if origin in (
+        list,
+        set,
+        frozenset,
+        collections.abc.Sequence,
+        collections.abc.Iterable,
+        collections.abc.Set,
+        collections.abc.MutableSequence,
+    ):
         schema: dict[str, Any] = {"type": "array"}
         if arguments:
             schema["items"] = schema_for_hint(arguments[0])
@@ -114,8 +122,12 @@ def schema_for_hint(hint: Any) -> dict[str, Any]:
     if origin is tuple:
         if len(arguments) == 2 and arguments[1] is Ellipsis:
             return {"type": "array", "items": schema_for_hint(arguments[0])}
-        return {"type": "array", "prefixItems": [schema_for_hint(a) for a in arguments],
-                "minItems": len(arguments), "maxItems": len(arguments)}
+        return {
+            "type": "array",
+            "prefixItems": [schema_for_hint(a) for a in arguments],
+            "minItems": len(arguments),
+            "maxItems": len(arguments),
+        }
     if origin in (dict, collections.abc.Mapping, collections.abc.MutableMapping):
         schema = {"type": "object"}
         if len(arguments) == 2:
@@ -125,9 +137,15 @@ def schema_for_hint(hint: Any) -> dict[str, Any]:
         if issubclass(hint, enum.Enum):
             return {"enum": [member.value for member in hint]}
         if dataclasses.is_dataclass(hint):
-            return _object_schema(hint, {field.name for field in dataclasses.fields(hint)
-                                         if field.default is dataclasses.MISSING
-                                         and field.default_factory is dataclasses.MISSING})
+            return _object_schema(
+                hint,
+                {
+                    field.name
+                    for field in dataclasses.fields(hint)
+                    if field.default is dataclasses.MISSING
+                    and field.default_factory is dataclasses.MISSING
+                },
+            )
         if typing.is_typeddict(hint):
             return _object_schema(hint, set(getattr(hint, "__required_keys__", ())))
         for base, schema in _SIMPLE_TYPES.items():  # a subclass of a simple type, e.g. of str
@@ -138,8 +156,11 @@ def schema_for_hint(hint: Any) -> dict[str, Any]:
 
 def _object_schema(cls: type, required: set[str]) -> dict[str, Any]:
     hints = _type_hints(cls)
-    schema: dict[str, Any] = {"type": "object", "title": cls.__name__,
-                              "properties": {name: schema_for_hint(hint) for name, hint in hints.items()}}
+    schema: dict[str, Any] = {
+        "type": "object",
+        "title": cls.__name__,
+        "properties": {name: schema_for_hint(hint) for name, hint in hints.items()},
+    }
     if required:
         schema["required"] = sorted(required)
     return schema
@@ -166,7 +187,8 @@ def _jsonable_default(value: Any) -> tuple[bool, Any]:
     if value is None or isinstance(value, (bool, int, float, str)):
         return True, value
     if isinstance(value, (list, tuple)) and all(
-            v is None or isinstance(v, (bool, int, float, str)) for v in value):
+        v is None or isinstance(v, (bool, int, float, str)) for v in value
+    ):
         return True, list(value)
     return False, None
 
@@ -185,7 +207,9 @@ def _param_structure(parameters: list[inspect.Parameter], schema: Any) -> str:
     return "either"
 
 
-def _schema_of_param(schema: Any, parameter: inspect.Parameter, position: int) -> dict[str, Any] | None:
+def _schema_of_param(
+    schema: Any, parameter: inspect.Parameter, position: int
+) -> dict[str, Any] | None:
     """The part of a whole-params schema that applies to one parameter, or None."""
     if not isinstance(schema, dict):
         return None
@@ -198,10 +222,18 @@ def _schema_of_param(schema: Any, parameter: inspect.Parameter, position: int) -
             if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
                 rest = schema.get("items")
                 return {"type": "array", "items": rest} if isinstance(rest, dict) else None
-            return dict(items[position]) if position < len(items) and isinstance(items[position], dict) else None
+            return (
+                dict(items[position])
+                if position < len(items) and isinstance(items[position], dict)
+                else None
+            )
         if isinstance(schema.get("items"), dict):
             item = dict(schema["items"])
-            return {"type": "array", "items": item} if parameter.kind is inspect.Parameter.VAR_POSITIONAL else item
+            return (
+                {"type": "array", "items": item}
+                if parameter.kind is inspect.Parameter.VAR_POSITIONAL
+                else item
+            )
     return None
 
 
@@ -244,19 +276,31 @@ def describe_method(name: str, function: Callable[..., Any]) -> dict[str, Any]:
         if param_schema is None:
             param_schema = schema_for_hint(hints.get(parameter.name, inspect.Parameter.empty))
             if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
-                param_schema = {"type": "array", "items": param_schema} if param_schema else {"type": "array"}
+                param_schema = (
+                    {"type": "array", "items": param_schema} if param_schema else {"type": "array"}
+                )
             elif parameter.kind is inspect.Parameter.VAR_KEYWORD:
-                param_schema = ({"type": "object", "additionalProperties": param_schema}
-                                if param_schema else {"type": "object"})
+                param_schema = (
+                    {"type": "object", "additionalProperties": param_schema}
+                    if param_schema
+                    else {"type": "object"}
+                )
         if parameter.default is not inspect.Parameter.empty:
             ok, default = _jsonable_default(parameter.default)
             if ok and "default" not in param_schema:
                 param_schema = dict(param_schema, default=default)
-        variadic = parameter.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+        variadic = parameter.kind in (
+            inspect.Parameter.VAR_POSITIONAL,
+            inspect.Parameter.VAR_KEYWORD,
+        )
         required = _required_by_schema(schema, parameter, position)
         if required is None:
             required = parameter.default is inspect.Parameter.empty and not variadic
-        descriptor: dict[str, Any] = {"name": parameter.name, "required": required, "schema": param_schema}
+        descriptor: dict[str, Any] = {
+            "name": parameter.name,
+            "required": required,
+            "schema": param_schema,
+        }
         if variadic:
             descriptor["x-variadic"] = True
         descriptors.append(descriptor)
@@ -270,7 +314,9 @@ def describe_method(name: str, function: Callable[..., Any]) -> dict[str, Any]:
 
 
 def _inside_package(module_name: Any) -> bool:
-    return isinstance(module_name, str) and (module_name == PACKAGE or module_name.startswith(PACKAGE + "."))
+    return isinstance(module_name, str) and (
+        module_name == PACKAGE or module_name.startswith(PACKAGE + ".")
+    )
 
 
 def _class_candidates(prefix: str, cls: type, depth: int, seen: set[int]) -> list[str]:
@@ -313,7 +359,7 @@ def _discover_method() -> dict[str, Any]:
         "name": "rpc.discover",
         "summary": "Return the OpenRPC document of this server.",
         "description": "The OpenRPC document of every reachable method (OpenRPC 1.x, "
-                       "service discovery method). The same document is served at GET /openrpc.json.",
+        "service discovery method). The same document is served at GET /openrpc.json.",
         "paramStructure": "either",
         "params": [],
         "result": {"name": "OpenRPC document", "schema": {"$ref": META_SCHEMA_URL}},
@@ -345,8 +391,11 @@ def build_document(title: str = "sbusr", version: str = "0") -> dict[str, Any]:
     package = sys.modules.get(PACKAGE)
     if package is not None and inspect.getdoc(package):
         info["description"] = inspect.getdoc(package)
-    return {"openrpc": OPENRPC_VERSION, "info": info,
-            "methods": [methods[name] for name in sorted(methods)]}
+    return {
+        "openrpc": OPENRPC_VERSION,
+        "info": info,
+        "methods": [methods[name] for name in sorted(methods)],
+    }
 
 
 @internal_method("rpc.discover")

@@ -17,7 +17,7 @@ NaN, Infinity                              refused
 anything else                              refused
 =========================================  ==========================================
 
-A refused value raises :class:`~executor.errors.InternalError`, which the worker answers
+A refused value raises :class:`~wire.errors.InternalError`, which the worker answers
 as -32603 with ``data = {"type", "message"}`` naming the offending type.
 """
 
@@ -32,7 +32,7 @@ import json
 import uuid
 from typing import Any
 
-from executor.errors import InternalError
+from wire.errors import InternalError
 
 __all__ = ["encode", "to_jsonable"]
 
@@ -69,11 +69,12 @@ def to_jsonable(value: Any) -> Any:
         return value.value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return dataclasses.asdict(value)
-    raise TypeError("Object of type %s is not JSON serializable" % type(value).__name__)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
-_encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"),
-                            default=to_jsonable)
+_encoder = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=to_jsonable
+)
 
 
 def encode(value: Any) -> bytes:
@@ -92,5 +93,7 @@ def encode(value: Any) -> bytes:
     try:
         return _encoder.encode(value).encode("utf-8")
     except (TypeError, ValueError, RecursionError) as exc:
-        raise InternalError(message="result cannot be encoded as JSON",
-                            data={"type": type(exc).__name__, "message": str(exc)}) from None
+        raise InternalError(
+            message="result cannot be encoded as JSON",
+            data={"type": type(exc).__name__, "message": str(exc)},
+        ) from None

@@ -2,7 +2,7 @@
 
 Names start with ``rpc.``, which resolution refuses for callers: only the server submits
 them (e.g. through :meth:`executor.pool.Pool.run`). A handler takes the call's params and
-returns a JSON-encodable value, or raises :class:`~executor.errors.JsonRpcError`.
+returns a JSON-encodable value, or raises :class:`~wire.errors.JsonRpcError`.
 
 Register with::
 
@@ -12,7 +12,8 @@ Register with::
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 __all__ = ["INTERNAL_METHODS", "internal_method", "load_internal_methods"]
 
@@ -26,7 +27,7 @@ INTERNAL_MODULES: tuple[str, ...] = ("executor.discover", "executor.scheduled")
 def internal_method(name: str) -> Callable[[Callable[[Any], Any]], Callable[[Any], Any]]:
     """Register ``handler`` as the worker-side method ``name`` (which must start with ``rpc.``)."""
     if not name.startswith("rpc."):
-        raise ValueError("internal method names start with 'rpc.': %r" % name)
+        raise ValueError(f"internal method names start with 'rpc.': {name!r}")
 
     def register(handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
         INTERNAL_METHODS[name] = handler
@@ -38,5 +39,6 @@ def internal_method(name: str) -> Callable[[Callable[[Any], Any]], Callable[[Any
 def load_internal_methods() -> None:
     """Import every module of :data:`INTERNAL_MODULES` so that its methods are registered."""
     import importlib
+
     for module in INTERNAL_MODULES:
         importlib.import_module(module)

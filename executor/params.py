@@ -10,14 +10,22 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import jsonschema
 
-from executor.errors import InvalidParams
+from wire.errors import InvalidParams
 
-__all__ = ["params_schema", "SCHEMA_ATTRIBUTE", "schema_validator", "validate",
-           "split", "check_binding", "binding_failure"]
+__all__ = [
+    "params_schema",
+    "SCHEMA_ATTRIBUTE",
+    "schema_validator",
+    "validate",
+    "split",
+    "check_binding",
+    "binding_failure",
+]
 
 SCHEMA_ATTRIBUTE = "__sbusr_params_schema__"
 _VALIDATOR_ATTRIBUTE = "__sbusr_params_validator__"
@@ -44,7 +52,9 @@ def params_schema(schema: dict[str, Any]) -> Callable[[Function], Function]:
         def add(a, b):
             return a + b
     """
-    validator_class = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    validator_class = jsonschema.validators.validator_for(
+        schema, default=jsonschema.Draft202012Validator
+    )
     validator_class.check_schema(schema)
     validator = validator_class(schema)
 
@@ -58,8 +68,13 @@ def params_schema(schema: dict[str, Any]) -> Callable[[Function], Function]:
 
 def _schema_errors(validator: Any, params: Any) -> list[dict[str, str]]:
     errors = sorted(validator.iter_errors(params), key=lambda error: list(error.absolute_path))
-    return [{"path": "/" + "/".join(str(part) for part in error.absolute_path),
-             "message": error.message} for error in errors]
+    return [
+        {
+            "path": "/" + "/".join(str(part) for part in error.absolute_path),
+            "message": error.message,
+        }
+        for error in errors
+    ]
 
 
 def schema_validator(function: Callable[..., Any]) -> Any:

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 from executor import framing
-from executor.errors import CallTimeout, JsonRpcError, ServerBusy, WorkerDied
+from wire.errors import CallTimeout, JsonRpcError, ServerBusy, WorkerDied
 
 __all__ = ["Call", "CallObserver", "Pool", "ReloadFailed", "OnDone"]
 

@@ -21,9 +21,10 @@ import importlib
 import importlib.util
 import inspect
 import types
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from executor.errors import InternalError, MethodNotFound
+from wire.errors import InternalError, MethodNotFound
 
 __all__ = ["PACKAGE", "resolve", "is_reachable_name"]
 
@@ -66,8 +67,9 @@ def _import_submodule(package: types.ModuleType, segment: str) -> types.ModuleTy
     try:
         return importlib.import_module(name)
     except Exception as exc:  # the user's module is broken: say so instead of "not found"
-        raise InternalError(message="cannot import %s" % name,
-                            data={"type": type(exc).__name__, "message": str(exc)}) from exc
+        raise InternalError(
+            message=f"cannot import {name}", data={"type": type(exc).__name__, "message": str(exc)}
+        ) from exc
 
 
 def _class_member(cls: type, segment: str) -> Callable[..., Any] | type:
@@ -102,8 +104,10 @@ def resolve(method: str) -> Callable[..., Any]:
     try:
         target: Any = importlib.import_module(PACKAGE)
     except ImportError as exc:  # the package failed to import in this worker
-        raise InternalError(message="the methods package failed to import",
-                            data={"type": type(exc).__name__, "message": str(exc)}) from None
+        raise InternalError(
+            message="the methods package failed to import",
+            data={"type": type(exc).__name__, "message": str(exc)},
+        ) from None
     from_class = False
     for segment in method.split("."):
         if inspect.isclass(target):

@@ -26,8 +26,9 @@ import datetime as _datetime
 import inspect
 import json
 import sys
+from collections.abc import Callable, Iterable
 from types import ModuleType
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, TypeVar
 
 import jsonschema
 
@@ -35,9 +36,20 @@ from executor.context import call_context
 from executor.internal import internal_method
 from executor.resolve import PACKAGE
 
-__all__ = ["JobSpecError", "JOB_SCHEMA", "SCHEDULED_ATTRIBUTE", "TRIGGER_KEYS", "scheduled",
-           "validate_job", "build_trigger", "PARAMS_MAX_BYTES", "collect_declared_jobs", "current_job",
-           "JOB_CONTEXT_ID", "JOB_CONTEXT_RUN_TIME"]
+__all__ = [
+    "JobSpecError",
+    "JOB_SCHEMA",
+    "SCHEDULED_ATTRIBUTE",
+    "TRIGGER_KEYS",
+    "scheduled",
+    "validate_job",
+    "build_trigger",
+    "PARAMS_MAX_BYTES",
+    "collect_declared_jobs",
+    "current_job",
+    "JOB_CONTEXT_ID",
+    "JOB_CONTEXT_RUN_TIME",
+]
 
 #: attribute of a decorated function: a list of job specs (without ``method``)
 SCHEDULED_ATTRIBUTE = "__sbusr_scheduled__"
@@ -57,14 +69,25 @@ JOB_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
         "id": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,190}$"},
-        "method": {"type": "string", "pattern": r"^(?!rpc\.)%s(\.%s)*$" % (_NAME, _NAME),
-                   "maxLength": 400},
+        "method": {
+            "type": "string",
+            "pattern": rf"^(?!rpc\.){_NAME}(\.{_NAME})*$",
+            "maxLength": 400,
+        },
         "params": {"type": ["object", "array", "null"]},
-        "cron": {"oneOf": [
-            {"type": "string", "minLength": 1},
-            {"type": "object", "minProperties": 1, "additionalProperties": False,
-             "properties": {field: {"type": ["string", "integer"]} for field in _CRON_FIELDS}},
-        ]},
+        "cron": {
+            "oneOf": [
+                {"type": "string", "minLength": 1},
+                {
+                    "type": "object",
+                    "minProperties": 1,
+                    "additionalProperties": False,
+                    "properties": {
+                        field: {"type": ["string", "integer"]} for field in _CRON_FIELDS
+                    },
+                },
+            ]
+        },
         "interval_s": {"type": "number", "exclusiveMinimum": 0},
         "date": {"type": "string", "minLength": 1},
         "timezone": {"type": "string", "minLength": 1},
@@ -104,17 +127,20 @@ class JobSpecError(ValueError):
 
     def __init__(self, errors: list[dict[str, str]]) -> None:
         self.errors = errors
-        super().__init__("; ".join("%s: %s" % (e["path"], e["message"]) for e in errors))
+        super().__init__("; ".join("{}: {}".format(e["path"], e["message"]) for e in errors))
 
 
 def _schema_errors(spec: Any) -> list[dict[str, str]]:
     errors = []
-    for error in sorted(_VALIDATOR.iter_errors(spec), key=lambda e: list(map(str, e.absolute_path))):
+    for error in sorted(
+        _VALIDATOR.iter_errors(spec), key=lambda e: list(map(str, e.absolute_path))
+    ):
         message = error.message
         if error.validator == "oneOf" and not error.absolute_path:
-            message = "exactly one trigger is required: one of %s" % ", ".join(TRIGGER_KEYS)
-        errors.append({"path": "/" + "/".join(str(part) for part in error.absolute_path),
-                       "message": message})
+            message = "exactly one trigger is required: one of {}".format(", ".join(TRIGGER_KEYS))
+        errors.append(
+            {"path": "/" + "/".join(str(part) for part in error.absolute_path), "message": message}
+        )
     return errors
 
 
@@ -135,14 +161,26 @@ def validate_job(spec: Any, source: str = "api") -> dict[str, Any]:
             ISO 8601); ``errors`` lists why.
     """
     errors = _schema_errors(spec)
-    if not errors and len(json.dumps(spec.get("params"), separators=(",", ":")).encode()) > PARAMS_MAX_BYTES:
-        errors.append({"path": "/params", "message": "params over %d bytes of JSON" % PARAMS_MAX_BYTES})
+    if (
+        not errors
+        and len(json.dumps(spec.get("params"), separators=(",", ":")).encode()) > PARAMS_MAX_BYTES
+    ):
+        errors.append(
+            {"path": "/params", "message": "params over %d bytes of JSON" % PARAMS_MAX_BYTES}
+        )
     if errors:
         raise JobSpecError(errors)
     given = copy.deepcopy(spec)
     trigger = next(key for key in TRIGGER_KEYS if key in given)
-    normalised = {"id": given["id"], "method": given["method"], "params": None,
-                  trigger: given[trigger], **DEFAULTS, **given, "source": source}
+    normalised = {
+        "id": given["id"],
+        "method": given["method"],
+        "params": None,
+        trigger: given[trigger],
+        **DEFAULTS,
+        **given,
+        "source": source,
+    }
     build_trigger(normalised)  # raises JobSpecError
     return normalised
 
@@ -157,15 +195,18 @@ def build_trigger(spec: dict[str, Any]) -> Any:
     Raises:
         JobSpecError: a bad crontab or cron field, an unknown time zone, or a bad date.
     """
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
     from apscheduler.triggers.cron import CronTrigger
     from apscheduler.triggers.date import DateTrigger
     from apscheduler.triggers.interval import IntervalTrigger
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     try:
         timezone = ZoneInfo(spec.get("timezone") or "UTC")
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise JobSpecError([{"path": "/timezone", "message": "unknown time zone: %s" % exc}]) from None
+        raise JobSpecError(
+            [{"path": "/timezone", "message": f"unknown time zone: {exc}"}]
+        ) from None
     key = next(key for key in TRIGGER_KEYS if key in spec)
     value = spec[key]
     try:
@@ -181,9 +222,15 @@ def build_trigger(spec: dict[str, Any]) -> Any:
         raise JobSpecError([{"path": "/" + key, "message": str(exc)}]) from None
 
 
-def scheduled(cron: str | dict[str, Any] | None = None, *, interval_s: float | None = None,
-              date: str | None = None, id: str | None = None, params: Any = None,
-              **options: Any) -> Callable[[Function], Function]:
+def scheduled(
+    cron: str | dict[str, Any] | None = None,
+    *,
+    interval_s: float | None = None,
+    date: str | None = None,
+    id: str | None = None,
+    params: Any = None,
+    **options: Any,
+) -> Callable[[Function], Function]:
     """Declare that a method runs as a scheduled job (no side effect but an attribute).
 
     Args:
@@ -209,8 +256,13 @@ def scheduled(cron: str | dict[str, Any] | None = None, *, interval_s: float | N
         def purge(days): ...
     """
     declaration: dict[str, Any] = dict(options)
-    for key, value in (("cron", cron), ("interval_s", interval_s), ("date", date),
-                       ("id", id), ("params", params)):
+    for key, value in (
+        ("cron", cron),
+        ("interval_s", interval_s),
+        ("date", date),
+        ("id", id),
+        ("params", params),
+    ):
         if value is not None:
             declaration[key] = value
     probe = {"id": declaration.get("id", "declared"), "method": "declared", **declaration}
@@ -226,8 +278,11 @@ def scheduled(cron: str | dict[str, Any] | None = None, *, interval_s: float | N
 
 
 def _method_modules() -> list[ModuleType]:
-    return [module for name, module in sorted(sys.modules.items())
-            if module is not None and (name == PACKAGE or name.startswith(PACKAGE + "."))]
+    return [
+        module
+        for name, module in sorted(sys.modules.items())
+        if module is not None and (name == PACKAGE or name.startswith(PACKAGE + "."))
+    ]
 
 
 def collect_declared_jobs(modules: Iterable[ModuleType]) -> dict[str, Any]:
@@ -244,17 +299,26 @@ def collect_declared_jobs(modules: Iterable[ModuleType]) -> dict[str, Any]:
     errors: list[dict[str, str]] = []
     for module in modules:
         module_name = module.__name__
-        prefix = module_name[len(PACKAGE) + 1:] + "." if module_name != PACKAGE else ""
+        prefix = module_name[len(PACKAGE) + 1 :] + "." if module_name != PACKAGE else ""
         for name, function in sorted(vars(module).items()):
-            if (name.startswith("_") or not inspect.isfunction(function)
-                    or function.__module__ != module_name):
+            if (
+                name.startswith("_")
+                or not inspect.isfunction(function)
+                or function.__module__ != module_name
+            ):
                 continue
             for declaration in getattr(function, SCHEDULED_ATTRIBUTE, ()):
                 method = prefix + name
                 spec = {"id": method, **declaration, "method": method}
                 if spec["id"] in jobs:
-                    errors.append({"id": spec["id"], "message": "job id declared twice (%s and %s)"
-                                   % (jobs[spec["id"]]["method"], method)})
+                    errors.append(
+                        {
+                            "id": spec["id"],
+                            "message": "job id declared twice ({} and {})".format(
+                                jobs[spec["id"]]["method"], method
+                            ),
+                        }
+                    )
                     continue
                 try:
                     jobs[spec["id"]] = validate_job(spec, source="declared")

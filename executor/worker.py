@@ -31,12 +31,11 @@ import types
 from pathlib import Path
 from typing import Any, Callable
 
-from executor import framing
+from executor import framing, params
 from executor.context import call_context
 from executor.encoding import encode
-from executor.errors import InternalError, JsonRpcError, MethodNotFound, MethodRaised
+from wire.errors import InternalError, JsonRpcError, MethodNotFound, MethodRaised
 from executor.internal import INTERNAL_METHODS, load_internal_methods
-from executor import params
 from executor.resolve import PACKAGE, resolve
 
 __all__ = ["main", "call_context"]

@@ -17,20 +17,33 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from executor.errors import JsonRpcError
 from executor.params import params_schema
+from wire.errors import JsonRpcError
 
 # public name -> module that defines it
 _LAZY = {
-    "KitError": "kit.errors", "RetryError": "kit.errors", "LockError": "kit.errors",
-    "LockNotAcquired": "kit.errors", "LockLost": "kit.errors",
-    "Client": "kit.http", "AsyncClient": "kit.http", "RetryPolicy": "kit.http",
-    "requests": "kit.http", "aiorequests": "kit.http", "DEFAULT_RETRY_EXCEPTIONS": "kit.http",
-    "get_engine": "kit.db", "get_mysql_pool": "kit.db", "mysql_url": "kit.db",
-    "session_scope": "kit.db", "get_dataset": "kit.db",
-    "get_redis": "kit.redis", "get_redis_pool": "kit.redis",
-    "lock": "kit.lock", "RedisLock": "kit.lock",
-    "scheduled": "executor.scheduled", "current_job": "executor.scheduled",
+    "KitError": "kit.errors",
+    "RetryError": "kit.errors",
+    "LockError": "kit.errors",
+    "LockNotAcquired": "kit.errors",
+    "LockLost": "kit.errors",
+    "Client": "kit.http",
+    "AsyncClient": "kit.http",
+    "RetryPolicy": "kit.http",
+    "requests": "kit.http",
+    "aiorequests": "kit.http",
+    "DEFAULT_RETRY_EXCEPTIONS": "kit.http",
+    "get_engine": "kit.db",
+    "get_mysql_pool": "kit.db",
+    "mysql_url": "kit.db",
+    "session_scope": "kit.db",
+    "get_dataset": "kit.db",
+    "get_redis": "kit.redis",
+    "get_redis_pool": "kit.redis",
+    "lock": "kit.lock",
+    "RedisLock": "kit.lock",
+    "scheduled": "executor.scheduled",
+    "current_job": "executor.scheduled",
 }
 
 __all__ = sorted(["JsonRpcError", "params_schema", *_LAZY])
@@ -39,7 +52,7 @@ __all__ = sorted(["JsonRpcError", "params_schema", *_LAZY])
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
-        raise AttributeError("module 'kit' has no attribute %r" % name)
+        raise AttributeError(f"module 'kit' has no attribute {name!r}")
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value

@@ -57,7 +57,7 @@ class ProcessCache(Generic[T]):
         """Return the object cached under ``key`` in this process, creating it if needed.
 
         Args:
-            key: a cache key without secrets (see ``kit.redact.cache_key_for_url``).
+            key: a cache key without secrets (see ``wire.redact.cache_key_for_url``).
             factory: builds the object; called at most once per key and process.
 
         Returns:
@@ -97,9 +97,7 @@ class ProcessCache(Generic[T]):
                 _abandoned.append(self._on_abandon(item))
             _abandoned.append(item)
         if inherited:
-            logger.debug(
-                "pid %d dropped %d inherited %s(s)", pid, len(inherited), self.kind
-            )
+            logger.debug("pid %d dropped %d inherited %s(s)", pid, len(inherited), self.kind)
 
 
 def _after_fork_in_child() -> None:

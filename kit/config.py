@@ -27,7 +27,7 @@ def default_database_url() -> str:
     """
     url = settings.load().database_url
     if url.startswith(_SQLITE_PREFIX) and url != _SQLITE_PREFIX + ":memory:":
-        Path(url[len(_SQLITE_PREFIX):]).parent.mkdir(parents=True, exist_ok=True)
+        Path(url[len(_SQLITE_PREFIX) :]).parent.mkdir(parents=True, exist_ok=True)
     return url
 
 

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from kit._process_cache import ProcessCache
 from kit.config import default_database_url
-from kit.redact import cache_key_for_url, redact_url
+from wire.redact import cache_key_for_url, redact_url
 
 __all__ = [
     "ReconnectingDatabase",
@@ -72,9 +72,7 @@ _datasets: ProcessCache[dataset.Database] = ProcessCache(
 )
 
 
-def _engine_options(
-    url: str, pool: dict[str, Any], extra: dict[str, Any] | None
-) -> dict[str, Any]:
+def _engine_options(url: str, pool: dict[str, Any], extra: dict[str, Any] | None) -> dict[str, Any]:
     """``create_engine`` keyword arguments: the pool settings that fit the URL's
     backend (``pool`` holds pool_size, max_overflow, pool_recycle, pool_timeout,
     pool_pre_ping), then ``extra``."""

@@ -69,8 +69,7 @@ class RetryError(KitError):
         else:
             last = f"last error {type(error).__name__}: {error}"
         super().__init__(
-            f"{method} {url} failed after {attempts} attempt(s) "
-            f"in {elapsed_ms:.0f} ms; {last}"
+            f"{method} {url} failed after {attempts} attempt(s) in {elapsed_ms:.0f} ms; {last}"
         )
 
     @property

@@ -38,7 +38,7 @@ import tenacity
 
 from kit._process_cache import ProcessCache
 from kit.errors import RetryError
-from kit.redact import redact_headers, redact_url
+from wire.redact import redact_headers, redact_url
 
 __all__ = [
     "DEFAULT_RETRY_EXCEPTIONS",
@@ -214,9 +214,7 @@ def split_retry_options(
     settings = {name: options[name] for name in options if name in _RETRY_SETTING_NAMES}
     httpx_options = {name: v for name, v in options.items() if name not in settings}
     if retry_policy is not None and settings:
-        raise TypeError(
-            f"pass either retry_policy or retry settings, not both: {sorted(settings)}"
-        )
+        raise TypeError(f"pass either retry_policy or retry settings, not both: {sorted(settings)}")
     return retry_policy or RetryPolicy(**settings), httpx_options
 
 
@@ -245,9 +243,7 @@ class _Call:
     def log_retry(self, retry_state: tenacity.RetryCallState) -> None:
         outcome = retry_state.outcome
         what = (
-            type(outcome.exception()).__name__
-            if outcome.failed
-            else outcome.result().status_code
+            type(outcome.exception()).__name__ if outcome.failed else outcome.result().status_code
         )
         logger.debug(
             "retrying %s %s after attempt %d (%s), waiting %.3f s",
@@ -258,9 +254,7 @@ class _Call:
             retry_state.upcoming_sleep,
         )
 
-    def log_outcome(
-        self, response: httpx.Response | None, error: BaseException | None
-    ) -> None:
+    def log_outcome(self, response: httpx.Response | None, error: BaseException | None) -> None:
         elapsed_ms = self.elapsed_ms()
         status = None if response is None else response.status_code
         fields = {

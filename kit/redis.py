@@ -26,7 +26,7 @@ import redis
 
 from kit._process_cache import ProcessCache
 from kit.config import default_redis_url
-from kit.redact import cache_key_for_url, redact_url
+from wire.redact import cache_key_for_url, redact_url
 
 __all__ = ["close_all", "get_redis", "get_redis_pool", "redis_url"]
 

@@ -5,24 +5,28 @@ import asyncio
 from kit import JsonRpcError, params_schema
 
 
-@params_schema({
-    "type": "object",
-    "properties": {"name": {"type": "string", "minLength": 1},
-                   "times": {"type": "integer", "minimum": 1, "maximum": 10}},
-    "required": ["name"],
-    "additionalProperties": False,
-})
+@params_schema(
+    {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "minLength": 1},
+            "times": {"type": "integer", "minimum": 1, "maximum": 10},
+        },
+        "required": ["name"],
+        "additionalProperties": False,
+    }
+)
 def greet(name, times=1):
     """Return ``"Hello, <name>!"`` repeated ``times`` times; call with named params."""
-    return " ".join(["Hello, %s!" % name] * times)
+    return " ".join([f"Hello, {name}!"] * times)
 
 
 async def greet_later(name, delay_s=0.01):
     """An ``async def`` method: wait ``delay_s`` seconds, then greet."""
     await asyncio.sleep(delay_s)
-    return "Hello, %s!" % name
+    return f"Hello, {name}!"
 
 
 def refuse(name):
     """Answer with an error code of our own: 4004 for every name."""
-    raise JsonRpcError(4004, "no greeting for %s" % name, {"name": name})
+    raise JsonRpcError(4004, f"no greeting for {name}", {"name": name})

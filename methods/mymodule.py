@@ -9,7 +9,7 @@ class MyClass:
     @classmethod
     def mymethod(cls, name="world"):
         """Return ``"hello, <name>"`` using a class attribute."""
-        return "%s, %s" % (cls.greeting, name)
+        return f"{cls.greeting}, {name}"
 
     @staticmethod
     def double(x):

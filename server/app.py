@@ -34,21 +34,36 @@ def _log_request(handler: tornado.web.RequestHandler) -> None:
     status = handler.get_status()
     duration_ms = request.request_time() * 1000.0
     request_id = getattr(handler, "request_id", None) or request.headers.get(REQUEST_ID_HEADER, "-")
-    access_logger.log(logging.WARNING if status >= 500 else logging.INFO,
-                      "%s %s %d %.1fms%s", request.method, request.path, status, duration_ms,
-                      " " + ",".join(methods) if methods else "",
-                      extra={"request_id": request_id, "http_method": request.method,
-                             "path": request.path, "status": status,
-                             "duration_ms": round(duration_ms, 3), "rpc_methods": methods})
+    access_logger.log(
+        logging.WARNING if status >= 500 else logging.INFO,
+        "%s %s %d %.1fms%s",
+        request.method,
+        request.path,
+        status,
+        duration_ms,
+        " " + ",".join(methods) if methods else "",
+        extra={
+            "request_id": request_id,
+            "http_method": request.method,
+            "path": request.path,
+            "status": status,
+            "duration_ms": round(duration_ms, 3),
+            "rpc_methods": methods,
+        },
+    )
 
 
 def _no_log(handler: tornado.web.RequestHandler) -> None:
     pass
 
 
-def make_app(settings: Settings, pool: Pool, rpc_core: JsonRpcCore,
-             extra_routes: list[Any] | None = None,
-             discovery: Discovery | None = None) -> tornado.web.Application:
+def make_app(
+    settings: Settings,
+    pool: Pool,
+    rpc_core: JsonRpcCore,
+    extra_routes: list[Any] | None = None,
+    discovery: Discovery | None = None,
+) -> tornado.web.Application:
     """Build the application.
 
     Args:
@@ -77,6 +92,9 @@ def make_app(settings: Settings, pool: Pool, rpc_core: JsonRpcCore,
         routes,
         default_handler_class=NotFoundHandler,
         log_function=_log_request if settings.access_log else _no_log,
-        sbusr=settings, pool=pool, rpc_core=rpc_core, started_at=time.time(),
+        sbusr=settings,
+        pool=pool,
+        rpc_core=rpc_core,
+        started_at=time.time(),
         discovery=discovery or Discovery(pool),
     )

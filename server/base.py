@@ -20,8 +20,14 @@ from typing import Any
 
 import tornado.web
 
-__all__ = ["BaseHandler", "NotFoundHandler", "RestError", "json_bytes", "request_id_of",
-           "REQUEST_ID_HEADER"]
+__all__ = [
+    "BaseHandler",
+    "NotFoundHandler",
+    "RestError",
+    "json_bytes",
+    "request_id_of",
+    "REQUEST_ID_HEADER",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -63,8 +69,9 @@ class RestError(tornado.web.HTTPError):
         headers: extra response headers, e.g. ``{"Retry-After": "1"}``.
     """
 
-    def __init__(self, status: int, message: str, details: Any = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, message: str, details: Any = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(status, log_message=None)
         self.message = message
         self.details = details
@@ -98,9 +105,13 @@ class BaseHandler(tornado.web.RequestHandler):
             given = self.request.headers.get("Authorization", "")
             scheme, _, credentials = given.partition(" ")
             if scheme.lower() != "bearer" or not hmac.compare_digest(
-                    credentials.strip().encode(), token.encode()):
-                raise RestError(401, "missing or wrong bearer token",
-                                headers={"WWW-Authenticate": 'Bearer realm="sbusr"'})
+                credentials.strip().encode(), token.encode()
+            ):
+                raise RestError(
+                    401,
+                    "missing or wrong bearer token",
+                    headers={"WWW-Authenticate": 'Bearer realm="sbusr"'},
+                )
 
     def write_json(self, value: Any, status: int = 200) -> None:
         """Finish the response with ``value`` as JSON and the given HTTP status."""
@@ -123,7 +134,9 @@ class BaseHandler(tornado.web.RequestHandler):
                 reason = self._reason
             body = {"code": status_code, "message": reason}
             if isinstance(error, tornado.web.HTTPError) and error.log_message and status_code < 500:
-                body["message"] = error.log_message % error.args if error.args else error.log_message
+                body["message"] = (
+                    error.log_message % error.args if error.args else error.log_message
+                )
         self.set_header("Content-Type", "application/json")
         self.finish(json_bytes({"error": body}))
 
@@ -133,4 +146,4 @@ class NotFoundHandler(BaseHandler):
 
     def prepare(self) -> None:
         super().prepare()
-        raise RestError(404, "no route %s" % self.request.path)
+        raise RestError(404, f"no route {self.request.path}")

@@ -18,10 +18,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from executor.errors import InternalError, JsonRpcError
 from executor.pool import Pool
 from server import __version__
 from server.base import BaseHandler, json_bytes
+from wire.errors import InternalError, JsonRpcError
 
 __all__ = ["Discovery", "OpenRpcHandler", "DocsHandler", "DOCS_PAGE"]
 
@@ -68,11 +68,16 @@ class Discovery:
             raise
 
     async def _build(self, generation: int) -> bytes:
-        ok, payload = await self.pool.run("rpc.discover", {"title": self.title, "version": __version__},
-                                          timeout_s=DISCOVER_TIMEOUT_S)
+        ok, payload = await self.pool.run(
+            "rpc.discover",
+            {"title": self.title, "version": __version__},
+            timeout_s=DISCOVER_TIMEOUT_S,
+        )
         if not ok:
             error = json.loads(payload)
-            raise JsonRpcError(error.get("code", InternalError.code), error.get("message"), error.get("data"))
+            raise JsonRpcError(
+                error.get("code", InternalError.code), error.get("message"), error.get("data")
+            )
         logger.debug("OpenRPC document of generation %d: %d bytes", generation, len(payload))
         return payload
 
@@ -100,8 +105,17 @@ class OpenRpcHandler(BaseHandler):
         except JsonRpcError as error:
             self.set_status(503)
             self.set_header("Content-Type", "application/json")
-            self.finish(json_bytes({"error": {"code": 503, "message": "cannot build the document",
-                                              "details": error.to_object()}}))
+            self.finish(
+                json_bytes(
+                    {
+                        "error": {
+                            "code": 503,
+                            "message": "cannot build the document",
+                            "details": error.to_object(),
+                        }
+                    }
+                )
+            )
             return
         self.set_header("Content-Type", "application/json")
         self.set_header("Cache-Control", "no-cache")
@@ -122,7 +136,9 @@ class DocsHandler(BaseHandler):
         if DocsHandler._page is None:
             DocsHandler._page = DOCS_PAGE.read_bytes()
         self.set_header("Content-Type", "text/html; charset=utf-8")
-        self.set_header("Content-Security-Policy",
-                        "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
-                        "connect-src 'self'; img-src data:")
+        self.set_header(
+            "Content-Security-Policy",
+            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+            "connect-src 'self'; img-src data:",
+        )
         self.finish(DocsHandler._page)

@@ -22,8 +22,7 @@ from typing import Any
 import jsonschema
 
 from server.base import BaseHandler, RestError
-from server.bus.flow import (BusUnreachable, FlowAckTimeout, FlowRejected, FlowStarter,
-                             NoLivePeer)
+from server.bus.flow import BusUnreachable, FlowAckTimeout, FlowRejected, FlowStarter, NoLivePeer
 
 __all__ = ["FlowHandler", "FLOW_SCHEMA"]
 
@@ -46,8 +45,15 @@ _VALIDATOR = jsonschema.Draft202012Validator(FLOW_SCHEMA)
 
 def schema_errors(body: Any) -> list[dict[str, str]]:
     """The schema errors of ``body``: ``[{"path": JSON pointer, "message": str}, ...]``."""
-    return [{"path": "/" + "/".join(str(part) for part in error.absolute_path), "message": error.message}
-            for error in sorted(_VALIDATOR.iter_errors(body), key=lambda e: list(map(str, e.absolute_path)))]
+    return [
+        {
+            "path": "/" + "/".join(str(part) for part in error.absolute_path),
+            "message": error.message,
+        }
+        for error in sorted(
+            _VALIDATOR.iter_errors(body), key=lambda e: list(map(str, e.absolute_path))
+        )
+    ]
 
 
 class FlowHandler(BaseHandler):
@@ -65,21 +71,30 @@ class FlowHandler(BaseHandler):
         try:
             body = json.loads(self.request.body or b"null")
         except (ValueError, UnicodeDecodeError) as exc:
-            raise RestError(400, "the body is not JSON", details=[{"path": "/", "message": str(exc)}]) from None
+            raise RestError(
+                400, "the body is not JSON", details=[{"path": "/", "message": str(exc)}]
+            ) from None
         errors = schema_errors(body)
         if errors:
             raise RestError(400, "the body does not match the flow start schema", details=errors)
         if self.starter is None:
             raise RestError(503, "the message bus is off (set SBUSR_REDIS_URL)")
         try:
-            answer = await self.starter.start(body["project"], body["flow"], body.get("params"),
-                                              body.get("server"), body.get("process"))
+            answer = await self.starter.start(
+                body["project"],
+                body["flow"],
+                body.get("params"),
+                body.get("server"),
+                body.get("process"),
+            )
         except NoLivePeer as exc:
             raise RestError(404, str(exc)) from None
         except FlowRejected as exc:
             raise RestError(502, str(exc), details=exc.ack) from None
         except FlowAckTimeout as exc:
-            raise RestError(504, str(exc), details={"invoke_id": exc.invoke_id, "peer": exc.peer}) from None
+            raise RestError(
+                504, str(exc), details={"invoke_id": exc.invoke_id, "peer": exc.peer}
+            ) from None
         except BusUnreachable as exc:
             raise RestError(503, str(exc)) from None
         self.write_json(answer)

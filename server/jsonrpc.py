@@ -21,11 +21,12 @@ import asyncio
 import json
 import logging
 import time
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
-from executor.errors import InvalidRequest, JsonRpcError, MethodNotFound, ParseError, ServerBusy
 from executor.pool import Call, CallObserver, Pool
 from executor.resolve import is_reachable_name
+from wire.errors import InvalidRequest, JsonRpcError, MethodNotFound, ParseError, ServerBusy
 
 __all__ = ["JsonRpcCore", "Reply", "ServerMethod"]
 
@@ -50,20 +51,22 @@ class Reply:
 
     __slots__ = ("body", "busy", "methods")
 
-    def __init__(self, body: bytes | None, busy: bool = False, methods: list[str] | None = None) -> None:
+    def __init__(
+        self, body: bytes | None, busy: bool = False, methods: list[str] | None = None
+    ) -> None:
         self.body = body
         self.busy = busy
         self.methods = methods or []
 
 
 def _refuse_constant(name: str) -> Any:
-    raise ValueError("%s is not JSON (RFC 8259 has no NaN or Infinity)" % name)
+    raise ValueError(f"{name} is not JSON (RFC 8259 has no NaN or Infinity)")
 
 
 def _finite_float(text: str) -> float:
     value = float(text)
     if value in (_INFINITY, -_INFINITY):
-        raise ValueError("number %s is out of range" % text[:40])
+        raise ValueError(f"number {text[:40]} is out of range")
     return value
 
 
@@ -135,7 +138,9 @@ class _Request:
         if self.id_json is not None:
             self.response = (_result_response if ok else _error_response)(self.id_json, payload)
         elif not ok:
-            logger.warning("notification %s failed: %s", self.method, payload.decode(errors="replace"))
+            logger.warning(
+                "notification %s failed: %s", self.method, payload.decode(errors="replace")
+            )
         pending = self.pending
         pending.count -= 1
         if pending.count == 0:
@@ -154,9 +159,14 @@ class JsonRpcCore:
             names resolution refuses, -32003 refusals), like ``Pool.observer``; or None.
     """
 
-    def __init__(self, pool: Pool, timeout_s: float, max_batch: int,
-                 server_methods: dict[str, ServerMethod] | None = None,
-                 observer: CallObserver | None = None) -> None:
+    def __init__(
+        self,
+        pool: Pool,
+        timeout_s: float,
+        max_batch: int,
+        server_methods: dict[str, ServerMethod] | None = None,
+        observer: CallObserver | None = None,
+    ) -> None:
         self.pool = pool
         self.timeout_s = timeout_s
         self.max_batch = max_batch
@@ -176,8 +186,13 @@ class JsonRpcCore:
         try:
             message = _decode(payload)
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-            error = ParseError(data={"message": str(exc) if not isinstance(exc, RecursionError)
-                                     else "JSON nested too deeply"})
+            error = ParseError(
+                data={
+                    "message": str(exc)
+                    if not isinstance(exc, RecursionError)
+                    else "JSON nested too deeply"
+                }
+            )
             return Reply(_error_response(_NULL_ID, _error_json(error)))
         if isinstance(message, list):
             return await self._handle_batch(message, context)
@@ -185,16 +200,23 @@ class JsonRpcCore:
         if isinstance(entry, bytes):
             return Reply(entry)
         busy = await self._run([entry], context)
-        return Reply(entry.response if entry.response or not busy else self._busy_response(),
-                     busy, [entry.method])
+        return Reply(
+            entry.response if entry.response or not busy else self._busy_response(),
+            busy,
+            [entry.method],
+        )
 
     async def _handle_batch(self, messages: list[Any], context: dict[str, Any] | None) -> Reply:
         if not messages:
             error = InvalidRequest(data={"message": "an empty batch is not a valid request"})
             return Reply(_error_response(_NULL_ID, _error_json(error)))
         if len(messages) > self.max_batch:
-            error = InvalidRequest(data={"message": "a batch of %d requests is over the limit of %d"
-                                         % (len(messages), self.max_batch)})
+            error = InvalidRequest(
+                data={
+                    "message": "a batch of %d requests is over the limit of %d"
+                    % (len(messages), self.max_batch)
+                }
+            )
             return Reply(_error_response(_NULL_ID, _error_json(error)))
         entries = [self._check(message) for message in messages]
         requests = [entry for entry in entries if not isinstance(entry, bytes)]
@@ -202,7 +224,9 @@ class JsonRpcCore:
         responses = [entry if isinstance(entry, bytes) else entry.response for entry in entries]
         body = [response for response in responses if response is not None]
         if not body:
-            return Reply(self._busy_response() if busy else None, busy, [r.method for r in requests])
+            return Reply(
+                self._busy_response() if busy else None, busy, [r.method for r in requests]
+            )
         return Reply(b"[" + b",".join(body) + b"]", busy, [request.method for request in requests])
 
     def _check(self, message: Any) -> _Request | bytes:
@@ -210,7 +234,9 @@ class JsonRpcCore:
         if type(message) is dict and message.get("jsonrpc") == "2.0":  # the common case first
             method = message.get("method")
             params = message.get("params", _ABSENT)
-            if type(method) is str and (params is _ABSENT or type(params) is list or type(params) is dict):
+            if type(method) is str and (
+                params is _ABSENT or type(params) is list or type(params) is dict
+            ):
                 if params is _ABSENT:
                     params = None
                 if "id" not in message:
@@ -256,13 +282,17 @@ class JsonRpcCore:
                     self.observer(request.method, False, _METHOD_NOT_FOUND, 0.0)
             else:
                 request.pending = pending
-                calls.append(Call(request.method, request.params, request.on_done, self.timeout_s, context))
+                calls.append(
+                    Call(request.method, request.params, request.on_done, self.timeout_s, context)
+                )
         if calls:
             pending.count = len(calls)
             if not self.pool.submit(calls):
                 busy = self._busy_error()
                 for request in requests:
-                    request.response = None if request.id_json is None else _error_response(request.id_json, busy)
+                    request.response = (
+                        None if request.id_json is None else _error_response(request.id_json, busy)
+                    )
                 if self.observer is not None:
                     for call in calls:
                         self.observer(call.method, False, busy, 0.0)
@@ -291,8 +321,13 @@ class JsonRpcCore:
             response, ok = _error_json(error), False
         except Exception as exc:  # a bug of ours: answer -32603 and log it with its stack
             logger.exception("server method %s failed", request.method)
-            response, ok = _error_json(JsonRpcError(-32603, "Internal error", {"type": type(exc).__name__})), False
+            response, ok = (
+                _error_json(JsonRpcError(-32603, "Internal error", {"type": type(exc).__name__})),
+                False,
+            )
         if self.observer is not None:
             self.observer(request.method, ok, response, time.monotonic() - started)
         if request.id_json is not None:
-            request.response = (_result_response if ok else _error_response)(request.id_json, response)
+            request.response = (_result_response if ok else _error_response)(
+                request.id_json, response
+            )

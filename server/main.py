@@ -34,9 +34,10 @@ logger = logging.getLogger(__name__)
 BUS_CLOSE_TIMEOUT_S = 5.0
 
 
-def flow_routes(bus: "Bus | None") -> list[Any]:
+def flow_routes(bus: Bus | None) -> list[Any]:
     """The ``POST /api/flow`` route; it answers 503 when the bus is off (``bus`` None)."""
     from server.flow_handler import FlowHandler
+
     return [(r"/api/flow", FlowHandler, {"starter": bus.flows if bus is not None else None})]
 
 
@@ -69,14 +70,24 @@ async def serve(settings: Settings, log_level: int = logging.INFO, web: bool = T
         The process exit code: 0 after a graceful stop, 1 when the methods fail to import or
         the job database cannot be used.
     """
-    pool = Pool(settings.methods_dir, settings.pool_processes, settings.pool_maxtasksperchild,
-                settings.queue_maxsize, debug=settings.debug, log_level=log_level)
+    pool = Pool(
+        settings.methods_dir,
+        settings.pool_processes,
+        settings.pool_maxtasksperchild,
+        settings.queue_maxsize,
+        debug=settings.debug,
+        log_level=log_level,
+    )
     try:
         started = await pool.start()
     except ReloadFailed as exc:
         for error in exc.errors:
-            logger.error("cannot import %s: %s: %s", error.get("module"), error.get("type"),
-                         error.get("message"))
+            logger.error(
+                "cannot import %s: %s: %s",
+                error.get("module"),
+                error.get("type"),
+                error.get("message"),
+            )
         logger.error("the methods in %s failed to import; not serving", settings.methods_dir)
         await pool.shutdown(0)
         return 1
@@ -86,38 +97,61 @@ async def serve(settings: Settings, log_level: int = logging.INFO, web: bool = T
         observer = metrics.call_metrics.observe
     metrics.watch_pool(pool)
     discovery = Discovery(pool)
-    core = JsonRpcCore(pool, settings.rpc_timeout_s, settings.max_batch,
-                       {"rpc.discover": discovery.rpc_discover}, observer=observer)
+    core = JsonRpcCore(
+        pool,
+        settings.rpc_timeout_s,
+        settings.max_batch,
+        {"rpc.discover": discovery.rpc_discover},
+        observer=observer,
+    )
     jobs = None
     if settings.scheduler:
         jobs = JobScheduler(settings, pool)
         try:
             await jobs.start()
         except sqlalchemy.exc.SQLAlchemyError as exc:
-            shown_url = sqlalchemy.engine.make_url(settings.database_url).render_as_string(hide_password=True)
-            logger.error("the job database %s cannot be used, not serving: %s", shown_url,
-                         getattr(exc, "orig", None) or type(exc).__name__)
+            shown_url = sqlalchemy.engine.make_url(settings.database_url).render_as_string(
+                hide_password=True
+            )
+            logger.error(
+                "the job database %s cannot be used, not serving: %s",
+                shown_url,
+                getattr(exc, "orig", None) or type(exc).__name__,
+            )
             await pool.shutdown(0)
             return 1
         pool.after_reload.append(jobs.sync_declared)
     bus = None
     if settings.redis_url:
         from server.bus import Bus
+
         bus = Bus(settings, pool, core)
         await bus.start()
     server = None
     if web:
         if not settings.auth_token and not _is_loopback(settings.host):
-            logger.warning("listening on %s without SBUSR_AUTH_TOKEN: anyone who reaches this "
-                           "address can call every method", settings.host)
-        app = make_app(settings, pool, core, job_routes(jobs) + flow_routes(bus), discovery=discovery)
-        server = tornado.httpserver.HTTPServer(app, max_body_size=settings.max_body_bytes + (1 << 20))
+            logger.warning(
+                "listening on %s without SBUSR_AUTH_TOKEN: anyone who reaches this "
+                "address can call every method",
+                settings.host,
+            )
+        app = make_app(
+            settings, pool, core, job_routes(jobs) + flow_routes(bus), discovery=discovery
+        )
+        server = tornado.httpserver.HTTPServer(
+            app, max_body_size=settings.max_body_bytes + (1 << 20)
+        )
         sockets = tornado.netutil.bind_sockets(settings.port, address=settings.host)
         server.add_sockets(sockets)
         port = sockets[0].getsockname()[1]
-        logger.info("sbusr serving http://%s:%d/rpc with %d workers (generation %d, %.0f ms)",
-                    settings.host, port, settings.pool_processes, started["generation"],
-                    started["elapsed_ms"])
+        logger.info(
+            "sbusr serving http://%s:%d/rpc with %d workers (generation %d, %.0f ms)",
+            settings.host,
+            port,
+            settings.pool_processes,
+            started["generation"],
+            started["elapsed_ms"],
+        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signal_number in (signal.SIGTERM, signal.SIGINT):

@@ -39,12 +39,24 @@ import bisect
 import itertools
 import json
 import logging
-from typing import TYPE_CHECKING, Any, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, disable_created_metrics
-from prometheus_client import GCCollector, PlatformCollector, ProcessCollector
-from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily,
-                                   SummaryMetricFamily)
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    SummaryMetricFamily,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
@@ -55,8 +67,17 @@ if TYPE_CHECKING:
     from executor.pool import Pool
 
 __all__ = [
-    "REGISTRY", "CONTENT_TYPE", "MAX_METHOD_LABELS", "CallMetrics", "MetricsHandler", "call_metrics", "watch_pool",
-    "render", "bus_entries_read", "bus_entries_reclaimed", "bus_entries_dead_lettered",
+    "REGISTRY",
+    "CONTENT_TYPE",
+    "MAX_METHOD_LABELS",
+    "CallMetrics",
+    "MetricsHandler",
+    "call_metrics",
+    "watch_pool",
+    "render",
+    "bus_entries_read",
+    "bus_entries_reclaimed",
+    "bus_entries_dead_lettered",
     "bus_pending",
 ]
 
@@ -78,17 +99,42 @@ UNKNOWN_METHOD = "(unknown)"
 OTHER_METHOD = "(other)"
 
 #: Latency buckets, seconds: from 1 ms (a trivial call) to 60 s (past the default limit).
-LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                     10.0, 30.0, 60.0)
+LATENCY_BUCKETS_S = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+)
 
-_BUS_READ = Counter("sbusr_bus_entries_read", "Bus entries read from the request stream.",
-                    registry=REGISTRY)
-_BUS_RECLAIMED = Counter("sbusr_bus_entries_reclaimed", "Bus entries claimed from a silent "
-                         "consumer after claim_idle_ms.", registry=REGISTRY)
-_BUS_DEAD = Counter("sbusr_bus_entries_dead_lettered", "Bus entries moved to the dead-letter "
-                    "stream after max_deliveries.", registry=REGISTRY)
-_BUS_PENDING = Gauge("sbusr_bus_pending_entries", "Bus entries delivered and not acked yet "
-                     "(as last seen by the bus consumer).", registry=REGISTRY)
+_BUS_READ = Counter(
+    "sbusr_bus_entries_read", "Bus entries read from the request stream.", registry=REGISTRY
+)
+_BUS_RECLAIMED = Counter(
+    "sbusr_bus_entries_reclaimed",
+    "Bus entries claimed from a silent consumer after claim_idle_ms.",
+    registry=REGISTRY,
+)
+_BUS_DEAD = Counter(
+    "sbusr_bus_entries_dead_lettered",
+    "Bus entries moved to the dead-letter stream after max_deliveries.",
+    registry=REGISTRY,
+)
+_BUS_PENDING = Gauge(
+    "sbusr_bus_pending_entries",
+    "Bus entries delivered and not acked yet (as last seen by the bus consumer).",
+    registry=REGISTRY,
+)
 
 
 def _outcome_of_error(payload: bytes) -> str:
@@ -99,7 +145,7 @@ def _outcome_of_error(payload: bytes) -> str:
     """
     if payload.startswith(b'{"code":'):
         end = payload.find(b",", 8)
-        text = payload[8:end if end > 0 else -1].strip()
+        text = payload[8 : end if end > 0 else -1].strip()
         if text.lstrip(b"-").isdigit():
             return text.decode()
     try:
@@ -133,7 +179,10 @@ class CallMetrics(Collector):
         self._by_method: dict[str, _MethodStats] = {}
 
     def _stats(self, method: str) -> _MethodStats:
-        if len(self._by_method) >= MAX_METHOD_LABELS and method not in (UNKNOWN_METHOD, OTHER_METHOD):
+        if len(self._by_method) >= MAX_METHOD_LABELS and method not in (
+            UNKNOWN_METHOD,
+            OTHER_METHOD,
+        ):
             return self._stats(OTHER_METHOD)
         stats = self._by_method.get(method)
         if stats is None:
@@ -172,16 +221,25 @@ class CallMetrics(Collector):
 
     def collect(self) -> Iterator[Any]:
         """The two families, built from the counts at scrape time."""
-        calls = CounterMetricFamily("sbusr_calls", "JSON-RPC calls answered, by method and outcome "
-                                    "(result, or the error code).", labels=["method", "outcome"])
-        latency = HistogramMetricFamily("sbusr_call_duration_seconds", "Time from submit to "
-                                        "answer of a call, by method.", labels=["method"])
+        calls = CounterMetricFamily(
+            "sbusr_calls",
+            "JSON-RPC calls answered, by method and outcome (result, or the error code).",
+            labels=["method", "outcome"],
+        )
+        latency = HistogramMetricFamily(
+            "sbusr_call_duration_seconds",
+            "Time from submit to answer of a call, by method.",
+            labels=["method"],
+        )
         bounds = [floatToGoString(bound) for bound in LATENCY_BUCKETS_S] + ["+Inf"]
         for method, stats in sorted(self._by_method.items()):
             for outcome, count in sorted(stats.outcomes.items()):
                 calls.add_metric([method, outcome], count)
-            latency.add_metric([method], list(zip(bounds, itertools.accumulate(stats.buckets))),
-                               sum_value=stats.sum_s)
+            latency.add_metric(
+                [method],
+                list(zip(bounds, itertools.accumulate(stats.buckets), strict=False)),
+                sum_value=stats.sum_s,
+            )
         yield calls
         yield latency
 
@@ -194,20 +252,28 @@ REGISTRY.register(call_metrics)
 class _PoolCollector(Collector):
     """Reads the pool's state at scrape time: in flight, queue, workers, restarts, reloads."""
 
-    def __init__(self, pool: "Pool") -> None:
+    def __init__(self, pool: Pool) -> None:
         self.pool = pool
 
     def collect(self) -> Iterator[Any]:
         pool = self.pool
         status = pool.status()
-        yield GaugeMetricFamily("sbusr_calls_in_flight", "Calls submitted and not answered yet.",
-                                value=status["in_flight"])
-        yield GaugeMetricFamily("sbusr_queue_depth", "Calls waiting for a worker.",
-                                value=status["queue_depth"])
-        yield GaugeMetricFamily("sbusr_queue_maxsize", "Calls that may wait for a worker.",
-                                value=status["queue_maxsize"])
-        yield GaugeMetricFamily("sbusr_pool_generation", "Current generation of workers.",
-                                value=status["generation"])
+        yield GaugeMetricFamily(
+            "sbusr_calls_in_flight",
+            "Calls submitted and not answered yet.",
+            value=status["in_flight"],
+        )
+        yield GaugeMetricFamily(
+            "sbusr_queue_depth", "Calls waiting for a worker.", value=status["queue_depth"]
+        )
+        yield GaugeMetricFamily(
+            "sbusr_queue_maxsize",
+            "Calls that may wait for a worker.",
+            value=status["queue_maxsize"],
+        )
+        yield GaugeMetricFamily(
+            "sbusr_pool_generation", "Current generation of workers.", value=status["generation"]
+        )
         states = {"busy": 0, "idle": 0, "starting": 0, "draining": 0}
         for worker in status["workers"]:
             state = worker["state"]
@@ -219,28 +285,36 @@ class _PoolCollector(Collector):
         for state, count in states.items():
             workers.add_metric([state], count)
         yield workers
-        restarts = CounterMetricFamily("sbusr_worker_restarts", "Workers replaced, by reason.",
-                                       labels=["reason"])
+        restarts = CounterMetricFamily(
+            "sbusr_worker_restarts", "Workers replaced, by reason.", labels=["reason"]
+        )
         for reason in ("recycle", "timeout", "crash", "reload"):
             restarts.add_metric([reason], status["restarts"].get(reason, 0))
         for reason, count in sorted(status["restarts"].items()):
             if reason not in ("recycle", "timeout", "crash", "reload"):
                 restarts.add_metric([reason], count)
         yield restarts
-        reloads = CounterMetricFamily("sbusr_reloads", "Reloads (GET /sys/reset), by outcome; "
-                                      "the first start is not counted.", labels=["outcome"])
+        reloads = CounterMetricFamily(
+            "sbusr_reloads",
+            "Reloads (GET /sys/reset), by outcome; the first start is not counted.",
+            labels=["outcome"],
+        )
         stats = pool.reload_stats
         reloads.add_metric(["ok"], stats["ok"])
         reloads.add_metric(["failed"], stats["failed"])
         yield reloads
-        yield SummaryMetricFamily("sbusr_reload_duration_seconds", "Time a reload took, seconds.",
-                                  count_value=stats["ok"] + stats["failed"], sum_value=stats["seconds"])
+        yield SummaryMetricFamily(
+            "sbusr_reload_duration_seconds",
+            "Time a reload took, seconds.",
+            count_value=stats["ok"] + stats["failed"],
+            sum_value=stats["seconds"],
+        )
 
 
 _pool_collector: _PoolCollector | None = None
 
 
-def watch_pool(pool: "Pool") -> None:
+def watch_pool(pool: Pool) -> None:
     """Show ``pool``'s gauges and counters on ``/metrics`` (replaces a pool watched before).
 
     Also turns off the ``*_created`` series of prometheus_client (process-wide): they double

@@ -52,8 +52,10 @@ class RpcHandler(BaseHandler):
         if self._refusal is not None:
             raise self._refusal
         if self._too_large:
-            raise RestError(413, "request body over %d bytes"
-                            % self.application.settings["sbusr"].max_body_bytes)
+            raise RestError(
+                413,
+                "request body over %d bytes" % self.application.settings["sbusr"].max_body_bytes,
+            )
 
     def _wrong_method(self) -> None:
         self._refuse()

@@ -26,8 +26,11 @@ class ResetHandler(BaseHandler):
             outcome = await pool.reload()
         except ReloadFailed as exc:
             logger.error("reload refused, generation %d keeps serving: %s", pool.generation, exc)
-            raise RestError(500, "the new code failed to import; generation %d keeps serving"
-                            % pool.generation, details=exc.errors) from None
+            raise RestError(
+                500,
+                "the new code failed to import; generation %d keeps serving" % pool.generation,
+                details=exc.errors,
+            ) from None
         self.write_json(outcome)
 
     post = get

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 
@@ -26,8 +26,12 @@ def start_server(tmp_path: Path, methods_dir: Path) -> Iterator[Callable[..., Se
     started: list[ServerProcess] = []
     numbers = itertools.count(1)
 
-    def start(env: dict[str, str] | None = None, args: list[str] | None = None,
-              methods: Path | None = None, wait: bool = True) -> ServerProcess:
+    def start(
+        env: dict[str, str] | None = None,
+        args: list[str] | None = None,
+        methods: Path | None = None,
+        wait: bool = True,
+    ) -> ServerProcess:
         log_path = tmp_path / ("server-%d.log" % next(numbers))
         server = ServerProcess(methods or methods_dir, log_path, env=env, args=args, wait=wait)
         started.append(server)

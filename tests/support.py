@@ -16,15 +16,23 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import httpx
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 SHIPPED_METHODS = PROJECT_DIR / "methods"
 
-__all__ = ["ServerProcess", "free_port", "wait_for", "copy_methods", "flushed_redis_db", "PROJECT_DIR"]
+__all__ = [
+    "ServerProcess",
+    "free_port",
+    "wait_for",
+    "copy_methods",
+    "flushed_redis_db",
+    "PROJECT_DIR",
+]
 
 
 def free_port() -> int:
@@ -34,8 +42,12 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def wait_for(condition: Callable[[], Any], timeout_s: float = 10.0, interval_s: float = 0.02,
-             message: str = "condition") -> Any:
+def wait_for(
+    condition: Callable[[], Any],
+    timeout_s: float = 10.0,
+    interval_s: float = 0.02,
+    message: str = "condition",
+) -> Any:
     """Poll ``condition()`` until it returns a truthy value; return that value.
 
     Raises:
@@ -47,7 +59,7 @@ def wait_for(condition: Callable[[], Any], timeout_s: float = 10.0, interval_s: 
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError("timed out after %.1f s waiting for %s" % (timeout_s, message))
+            raise AssertionError(f"timed out after {timeout_s:.1f} s waiting for {message}")
         time.sleep(interval_s)
 
 
@@ -63,7 +75,7 @@ def flushed_redis_db(url: str) -> Iterator[str]:
     try:
         client.flushdb()
     except redis.RedisError as exc:
-        pytest.fail("Redis is required at %s but cannot be reached: %s" % (url, exc))
+        pytest.fail(f"Redis is required at {url} but cannot be reached: {exc}")
     yield url
     client.flushdb()
     client.close()
@@ -86,36 +98,59 @@ class ServerProcess:
         wait: wait until /health_check answers (False: tests that expect a failed start).
     """
 
-    def __init__(self, methods_dir: Path, log_path: Path, env: dict[str, str] | None = None,
-                 args: list[str] | None = None, wait: bool = True, port: int | None = None) -> None:
+    def __init__(
+        self,
+        methods_dir: Path,
+        log_path: Path,
+        env: dict[str, str] | None = None,
+        args: list[str] | None = None,
+        wait: bool = True,
+        port: int | None = None,
+    ) -> None:
         self.port = port or free_port()
         self.url = "http://127.0.0.1:%d" % self.port
         self.log_path = log_path
-        environment = {key: value for key, value in os.environ.items() if not key.startswith("SBUSR_")}
-        environment.update({"SBUSR_METHODS_DIR": str(methods_dir), "SBUSR_PORT": str(self.port),
-                            "SBUSR_HOST": "127.0.0.1", "SBUSR_POOL_PROCESSES": "2",
-                            "PYTHONUNBUFFERED": "1",
-                            # each server its own job database, next to its log
-                            "SBUSR_DATABASE_URL": "sqlite:///%s" % log_path.with_suffix(".jobs.sqlite3")})
+        environment = {
+            key: value for key, value in os.environ.items() if not key.startswith("SBUSR_")
+        }
+        environment.update(
+            {
+                "SBUSR_METHODS_DIR": str(methods_dir),
+                "SBUSR_PORT": str(self.port),
+                "SBUSR_HOST": "127.0.0.1",
+                "SBUSR_POOL_PROCESSES": "2",
+                "PYTHONUNBUFFERED": "1",
+                # each server its own job database, next to its log
+                "SBUSR_DATABASE_URL": "sqlite:///{}".format(log_path.with_suffix(".jobs.sqlite3")),
+            }
+        )
         environment.update(env or {})
         self._log_file = open(log_path, "ab")
-        self.process = subprocess.Popen([sys.executable, str(PROJECT_DIR / "run.py"), *(args or [])],
-                                        cwd=PROJECT_DIR, env=environment, stdout=self._log_file,
-                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            [sys.executable, str(PROJECT_DIR / "run.py"), *(args or [])],
+            cwd=PROJECT_DIR,
+            env=environment,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
         self.http = httpx.Client(base_url=self.url, timeout=30.0)
         if wait:
             self.wait_until_serving()
 
     def wait_until_serving(self, timeout_s: float = 30.0) -> None:
         """Poll /health_check until it answers 200; fail with the log if the process ends first."""
+
         def serving() -> bool:
             if self.process.poll() is not None:
-                raise AssertionError("server exited with %s before serving:\n%s"
-                                     % (self.process.returncode, self.log()))
+                raise AssertionError(
+                    f"server exited with {self.process.returncode} before serving:\n{self.log()}"
+                )
             try:
                 return httpx.get(self.url + "/health_check", timeout=1.0).status_code == 200
             except httpx.HTTPError:
                 return False
+
         wait_for(serving, timeout_s, message="the server to answer /health_check")
 
     def log(self) -> str:

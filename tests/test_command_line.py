@@ -10,10 +10,17 @@ from tests.support import PROJECT_DIR
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     import os
+
     environment = {k: v for k, v in os.environ.items() if not k.startswith("SBUSR_")}
     environment.update(env or {})
-    return subprocess.run([sys.executable, str(PROJECT_DIR / "run.py"), *args], env=environment,
-                          capture_output=True, text=True, timeout=60, cwd=PROJECT_DIR)
+    return subprocess.run(
+        [sys.executable, str(PROJECT_DIR / "run.py"), *args],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=PROJECT_DIR,
+    )
 
 
 def test_version():

@@ -14,15 +14,18 @@ from executor.discover import describe_method, schema_for_hint
 from executor.params import params_schema
 from tests.support import ServerProcess
 
-META_SCHEMA = json.loads((Path(__file__).parent / "fixtures" / "openrpc_meta_schema.json").read_text())
+META_SCHEMA = json.loads(
+    (Path(__file__).parent / "fixtures" / "openrpc_meta_schema.json").read_text()
+)
 
 
 def openrpc_validator() -> jsonschema.Draft7Validator:
     """The OpenRPC meta-schema, its reference to the draft-07 meta-schema resolved offline."""
     draft7 = Resource.from_contents(jsonschema.Draft7Validator.META_SCHEMA)
     registry = Registry().with_resource("https://json-schema.org/draft-07/schema", draft7)
-    return jsonschema.Draft7Validator(META_SCHEMA, registry=registry,
-                                      format_checker=jsonschema.FormatChecker())
+    return jsonschema.Draft7Validator(
+        META_SCHEMA, registry=registry, format_checker=jsonschema.FormatChecker()
+    )
 
 
 def methods_by_name(document: dict) -> dict[str, dict]:
@@ -30,8 +33,11 @@ def methods_by_name(document: dict) -> dict[str, dict]:
 
 
 def test_meta_schema_rejects_a_broken_document():
-    errors = list(openrpc_validator().iter_errors(
-        {"openrpc": "1.3.2", "info": {"title": "x", "version": "1"}, "methods": [{"name": "m"}]}))
+    errors = list(
+        openrpc_validator().iter_errors(
+            {"openrpc": "1.3.2", "info": {"title": "x", "version": "1"}, "methods": [{"name": "m"}]}
+        )
+    )
     assert errors  # a method without params and result is refused: the validator does validate
 
 
@@ -52,9 +58,17 @@ def test_openrpc_json_serves_the_same_document(shared_server: ServerProcess):
 
 def test_document_lists_exactly_the_reachable_methods(shared_server: ServerProcess):
     names = set(methods_by_name(shared_server.call("rpc.discover")["result"]))
-    assert {"add", "echo", "plus", "greetings.greet", "greetings.greet_later",
-            "mymodule.MyClass.mymethod", "mymodule.MyClass.double", "bar.boo.loo.Loo.dec",
-            "rpc.discover"} <= names
+    assert {
+        "add",
+        "echo",
+        "plus",
+        "greetings.greet",
+        "greetings.greet_later",
+        "mymodule.MyClass.mymethod",
+        "mymodule.MyClass.double",
+        "bar.boo.loo.Loo.dec",
+        "rpc.discover",
+    } <= names
     assert "mymodule.MyClass.not_reachable" not in names  # an instance method
     assert "mymodule.MyClass" not in names  # a class itself
     assert not any(name.startswith("logging.") or name.startswith("time.") for name in names)
@@ -72,21 +86,26 @@ def test_document_describes_params_docstrings_and_schema(shared_server: ServerPr
     assert echo["paramStructure"] == "either"
     greet = methods["greetings.greet"]
     assert greet["paramStructure"] == "by-name"
-    assert greet["params"][0] == {"name": "name", "required": True,
-                                  "schema": {"type": "string", "minLength": 1}}
+    assert greet["params"][0] == {
+        "name": "name",
+        "required": True,
+        "schema": {"type": "string", "minLength": 1},
+    }
     assert greet["params"][1]["required"] is False
     assert greet["x-params-schema"]["additionalProperties"] is False
     plus = methods["plus"]
     assert plus["paramStructure"] == "by-position"
-    assert plus["params"] == [{"name": "args", "required": False, "schema": {"type": "array"},
-                               "x-variadic": True}]
+    assert plus["params"] == [
+        {"name": "args", "required": False, "schema": {"type": "array"}, "x-variadic": True}
+    ]
 
 
 def test_method_added_and_reloaded_appears(server: ServerProcess, methods_dir: Path):
     before = methods_by_name(server.call("rpc.discover")["result"])
     assert "extra.triple" not in before
     (methods_dir / "extra.py").write_text(
-        'def triple(x: int) -> int:\n    """Return ``3 * x``."""\n    return 3 * x\n')
+        'def triple(x: int) -> int:\n    """Return ``3 * x``."""\n    return 3 * x\n'
+    )
     assert server.http.get("/sys/reset").status_code == 200
     after = methods_by_name(server.call("rpc.discover")["result"])
     triple = after["extra.triple"]
@@ -104,17 +123,27 @@ def test_broken_module_keeps_the_old_document(server: ServerProcess, methods_dir
     assert server.call("rpc.discover")["result"] == before
 
 
-@pytest.mark.parametrize("hint, schema", [
-    (int, {"type": "integer"}),
-    (str | None, {"anyOf": [{"type": "string"}, {"type": "null"}]}),
-    (list[float], {"type": "array", "items": {"type": "number"}}),
-    (dict[str, bool], {"type": "object", "additionalProperties": {"type": "boolean"}}),
-    (tuple[int, str], {"type": "array", "prefixItems": [{"type": "integer"}, {"type": "string"}],
-                       "minItems": 2, "maxItems": 2}),
-    (typing.Literal["a", "b"], {"enum": ["a", "b"]}),
-    (typing.Any, {}),
-    (object, {}),
-])
+@pytest.mark.parametrize(
+    "hint, schema",
+    [
+        (int, {"type": "integer"}),
+        (str | None, {"anyOf": [{"type": "string"}, {"type": "null"}]}),
+        (list[float], {"type": "array", "items": {"type": "number"}}),
+        (dict[str, bool], {"type": "object", "additionalProperties": {"type": "boolean"}}),
+        (
+            tuple[int, str],
+            {
+                "type": "array",
+                "prefixItems": [{"type": "integer"}, {"type": "string"}],
+                "minItems": 2,
+                "maxItems": 2,
+            },
+        ),
+        (typing.Literal["a", "b"], {"enum": ["a", "b"]}),
+        (typing.Any, {}),
+        (object, {}),
+    ],
+)
 def test_schema_for_hint(hint, schema):
     assert schema_for_hint(hint) == schema
 
@@ -133,17 +162,24 @@ def test_describe_method_with_hints_defaults_and_keyword_only():
     assert method["paramStructure"] == "by-name"
     assert method["params"] == [
         {"name": "query", "required": True, "schema": {"type": "string"}},
-        {"name": "limit", "required": False, "schema": {"type": "integer", "default": 10}}]
-    assert method["result"] == {"name": "result", "schema": {"type": "array", "items": {"type": "string"}}}
+        {"name": "limit", "required": False, "schema": {"type": "integer", "default": 10}},
+    ]
+    assert method["result"] == {
+        "name": "result",
+        "schema": {"type": "array", "items": {"type": "string"}},
+    }
 
 
 def test_describe_method_with_a_positional_schema():
-    @params_schema({"type": "array", "prefixItems": [{"type": "number"}, {"type": "number"}],
-                    "minItems": 2})
+    @params_schema(
+        {"type": "array", "prefixItems": [{"type": "number"}, {"type": "number"}], "minItems": 2}
+    )
     def add(a, b):
         return a + b
 
     method = describe_method("add", add)
     assert method["paramStructure"] == "by-position"
     assert [(p["name"], p["required"], p["schema"]) for p in method["params"]] == [
-        ("a", True, {"type": "number"}), ("b", True, {"type": "number"})]
+        ("a", True, {"type": "number"}),
+        ("b", True, {"type": "number"}),
+    ]

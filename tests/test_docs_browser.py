@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -30,14 +30,25 @@ from selenium.webdriver.support.ui import WebDriverWait
 def browser() -> Iterator[webdriver.Chrome]:
     """A headless Chromium with a fresh profile, no network beyond what the page asks for."""
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        pytest.fail("%s and %s are needed: run `make test`, which installs Debian's chromium "
-                    "and chromium-driver" % (CHROMIUM, CHROMEDRIVER))
+        pytest.fail(
+            f"{CHROMIUM} and {CHROMEDRIVER} are needed: run `make test`, which installs Debian's chromium "
+            "and chromium-driver"
+        )
     profile = tempfile.mkdtemp(prefix="sbusr-chromium-")
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--user-data-dir=" + profile):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--user-data-dir=" + profile,
+    ):
         options.add_argument(flag)
     service = webdriver.ChromeService(executable_path=str(CHROMEDRIVER))
     driver = webdriver.Chrome(options=options, service=service)
@@ -51,15 +62,18 @@ def browser() -> Iterator[webdriver.Chrome]:
 def wait_until_loaded(browser) -> WebDriverWait:
     """Wait until the page has rendered the method list; return the waiter for more."""
     wait = WebDriverWait(browser, WAIT_S)
-    wait.until(expected_conditions.presence_of_element_located(
-        (By.CSS_SELECTOR, "#status[data-loaded='1']")))
+    wait.until(
+        expected_conditions.presence_of_element_located(
+            (By.CSS_SELECTOR, "#status[data-loaded='1']")
+        )
+    )
     return wait
 
 
 def call_from_page(browser, method: str, params_text: str | None):
     """Type ``params_text`` (None: keep the page's template) into a method's form and press
     Call; return the element where the response appears."""
-    section = browser.find_element(By.CSS_SELECTOR, "section[data-method='%s']" % method)
+    section = browser.find_element(By.CSS_SELECTOR, f"section[data-method='{method}']")
     if params_text is not None:
         params = section.find_element(By.CSS_SELECTOR, "textarea.params")
         params.clear()
@@ -79,14 +93,18 @@ def test_docs_page_lists_methods_and_makes_a_call(server: ServerProcess, browser
     wait.until(lambda _: '"result": "hello from the browser"' in output.text)
     assert "HTTP 200" in output.text
     assert "error" not in output.get_attribute("class")
-    fetched = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    fetched = browser.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name)"
+    )
     assert fetched and all(url.startswith(server.url + "/") for url in fetched), fetched  # offline
 
 
 def test_docs_page_shows_an_error_response(server: ServerProcess, browser):
     browser.get(server.url + "/docs")
     wait = wait_until_loaded(browser)
-    template = browser.find_element(By.CSS_SELECTOR, "section[data-method='greetings.greet'] textarea")
+    template = browser.find_element(
+        By.CSS_SELECTOR, "section[data-method='greetings.greet'] textarea"
+    )
     assert template.get_attribute("value") == '{"name":null,"times":1}'
     output = call_from_page(browser, "greetings.greet", None)
     wait.until(lambda _: "-32602" in output.text)

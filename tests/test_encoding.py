@@ -13,7 +13,7 @@ import uuid
 import pytest
 
 from executor.encoding import encode
-from executor.errors import InternalError
+from wire.errors import InternalError
 
 
 class Colour(enum.Enum):
@@ -26,36 +26,42 @@ class Point:
     y: int
 
 
-@pytest.mark.parametrize("value, expected", [
-    (None, None),
-    ({"a": [1, 2.5, "é"]}, {"a": [1, 2.5, "é"]}),
-    (datetime.datetime(2024, 5, 6, 7, 8, 9, 123000), "2024-05-06T07:08:09.123000"),
-    (datetime.datetime(2024, 5, 6, 7, 8, 9, tzinfo=datetime.timezone.utc), "2024-05-06T07:08:09+00:00"),
-    (datetime.date(2024, 5, 6), "2024-05-06"),
-    (datetime.time(7, 8, 9), "07:08:09"),
-    (datetime.timedelta(minutes=1, milliseconds=500), 60.5),
-    (decimal.Decimal("12.30"), "12.30"),
-    ((1, 2), [1, 2]),
-    ({3}, [3]),
-    (frozenset({"x"}), ["x"]),
-    (b"caf\xc3\xa9", "café"),
-    (bytearray(b"abc"), "abc"),
-    (b"\xff\x00", base64.b64encode(b"\xff\x00").decode()),
-    (uuid.UUID("12345678-1234-5678-1234-567812345678"), "12345678-1234-5678-1234-567812345678"),
-    (Colour.RED, "red"),
-    (Point(1, 2), {"x": 1, "y": 2}),
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (None, None),
+        ({"a": [1, 2.5, "é"]}, {"a": [1, 2.5, "é"]}),
+        (datetime.datetime(2024, 5, 6, 7, 8, 9, 123000), "2024-05-06T07:08:09.123000"),
+        (datetime.datetime(2024, 5, 6, 7, 8, 9, tzinfo=datetime.UTC), "2024-05-06T07:08:09+00:00"),
+        (datetime.date(2024, 5, 6), "2024-05-06"),
+        (datetime.time(7, 8, 9), "07:08:09"),
+        (datetime.timedelta(minutes=1, milliseconds=500), 60.5),
+        (decimal.Decimal("12.30"), "12.30"),
+        ((1, 2), [1, 2]),
+        ({3}, [3]),
+        (frozenset({"x"}), ["x"]),
+        (b"caf\xc3\xa9", "café"),
+        (bytearray(b"abc"), "abc"),
+        (b"\xff\x00", base64.b64encode(b"\xff\x00").decode()),
+        (uuid.UUID("12345678-1234-5678-1234-567812345678"), "12345678-1234-5678-1234-567812345678"),
+        (Colour.RED, "red"),
+        (Point(1, 2), {"x": 1, "y": 2}),
+    ],
+)
 def test_conversions(value, expected):
     assert json.loads(encode(value)) == expected
 
 
-@pytest.mark.parametrize("value, type_name", [
-    (object(), "TypeError"),
-    ({"nested": [object()]}, "TypeError"),
-    (float("nan"), "ValueError"),
-    (float("inf"), "ValueError"),
-    ("\ud800", "UnicodeEncodeError"),
-])
+@pytest.mark.parametrize(
+    "value, type_name",
+    [
+        (object(), "TypeError"),
+        ({"nested": [object()]}, "TypeError"),
+        (float("nan"), "ValueError"),
+        (float("inf"), "ValueError"),
+        ("\ud800", "UnicodeEncodeError"),
+    ],
+)
 def test_unencodable_values_are_internal_errors(value, type_name):
     with pytest.raises(InternalError) as caught:
         encode(value)

@@ -15,17 +15,42 @@ def test_every_exported_name_resolves():
 
 
 def test_the_exports_are_the_expected_ones():
-    assert kit.__all__ == sorted([
-        "AsyncClient", "Client", "DEFAULT_RETRY_EXCEPTIONS", "JsonRpcError", "KitError",
-        "LockError", "LockLost", "LockNotAcquired", "RedisLock", "RetryError", "RetryPolicy",
-        "aiorequests", "current_job", "get_dataset", "get_engine", "get_mysql_pool", "get_redis",
-        "get_redis_pool", "lock", "mysql_url", "params_schema", "requests", "scheduled", "session_scope",
-    ])
+    assert kit.__all__ == sorted(
+        [
+            "AsyncClient",
+            "Client",
+            "DEFAULT_RETRY_EXCEPTIONS",
+            "JsonRpcError",
+            "KitError",
+            "LockError",
+            "LockLost",
+            "LockNotAcquired",
+            "RedisLock",
+            "RetryError",
+            "RetryPolicy",
+            "aiorequests",
+            "current_job",
+            "get_dataset",
+            "get_engine",
+            "get_mysql_pool",
+            "get_redis",
+            "get_redis_pool",
+            "lock",
+            "mysql_url",
+            "params_schema",
+            "requests",
+            "scheduled",
+            "session_scope",
+        ]
+    )
 
 
 def test_importing_kit_loads_no_heavy_library():
-    code = ("import sys, kit; from kit import JsonRpcError, params_schema; "
-            "print(sorted(m for m in ('httpx', 'sqlalchemy', 'dataset', 'redis') if m in sys.modules))")
-    output = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_DIR, capture_output=True,
-                            text=True, check=True).stdout
+    code = (
+        "import sys, kit; from kit import JsonRpcError, params_schema; "
+        "print(sorted(m for m in ('httpx', 'sqlalchemy', 'dataset', 'redis') if m in sys.modules))"
+    )
+    output = subprocess.run(
+        [sys.executable, "-c", code], cwd=PROJECT_DIR, capture_output=True, text=True, check=True
+    ).stdout
     assert output.strip() == "[]"

@@ -20,25 +20,39 @@ def test_first_call_of_the_readme(shared_server):
 
 
 def test_root_path_is_an_alias_of_rpc(shared_server):
-    response = shared_server.http.post("/", json={"jsonrpc": "2.0", "method": "echo", "params": ["x"], "id": 2})
+    response = shared_server.http.post(
+        "/", json={"jsonrpc": "2.0", "method": "echo", "params": ["x"], "id": 2}
+    )
     assert response.json() == {"jsonrpc": "2.0", "result": "x", "id": 2}
 
 
-@pytest.mark.parametrize("method, params, result", [
-    ("plus", [1, 2, 3.5], 6.5),
-    ("plus", [], 0),
-    ("mymodule.MyClass.mymethod", {"name": "Ann"}, "hello, Ann"),
-    ("mymodule.MyClass.double", [21], 42),
-    ("bar.boo.loo.Loo.dec", [10, 4], 6),
-    ("greetings.greet", {"name": "Bo"}, "Hello, Bo!"),
-    ("greetings.greet_later", ["Cy"], "Hello, Cy!"),
-])
+@pytest.mark.parametrize(
+    "method, params, result",
+    [
+        ("plus", [1, 2, 3.5], 6.5),
+        ("plus", [], 0),
+        ("mymodule.MyClass.mymethod", {"name": "Ann"}, "hello, Ann"),
+        ("mymodule.MyClass.double", [21], 42),
+        ("bar.boo.loo.Loo.dec", [10, 4], 6),
+        ("greetings.greet", {"name": "Bo"}, "Hello, Bo!"),
+        ("greetings.greet_later", ["Cy"], "Hello, Cy!"),
+    ],
+)
 def test_example_methods(shared_server, method, params, result):
     assert shared_server.call(method, params)["result"] == result
 
 
-@pytest.mark.parametrize("method", ["mymodule.MyClass", "mymodule.MyClass.not_reachable",
-                                    "logging.getLogger", "time.sleep", "_private", "rpc.no_such_method"])
+@pytest.mark.parametrize(
+    "method",
+    [
+        "mymodule.MyClass",
+        "mymodule.MyClass.not_reachable",
+        "logging.getLogger",
+        "time.sleep",
+        "_private",
+        "rpc.no_such_method",
+    ],
+)
 def test_unreachable_names(shared_server, method):
     assert shared_server.call(method)["error"]["code"] == -32601
 
@@ -47,7 +61,9 @@ def test_a_client_nobody_here_wrote(shared_server):
     request = jsonrpcclient.request("add", params=(40, 2))
     parsed = jsonrpcclient.parse(httpx.post(shared_server.url + "/rpc", json=request).json())
     assert isinstance(parsed, jsonrpcclient.Ok) and parsed.result == 42
-    error = jsonrpcclient.parse(httpx.post(shared_server.url + "/rpc", json=jsonrpcclient.request("nope")).json())
+    error = jsonrpcclient.parse(
+        httpx.post(shared_server.url + "/rpc", json=jsonrpcclient.request("nope")).json()
+    )
     assert isinstance(error, jsonrpcclient.Error) and error.code == -32601
 
 
@@ -166,7 +182,9 @@ def test_every_refused_resolution_case_end_to_end(tmp_path):
     try:
         refused = [name for name in REFUSED if name != "rpc.discover"]  # the server's own method
         names = refused + sorted(REACHABLE)
-        batch = [{"jsonrpc": "2.0", "method": name, "id": number} for number, name in enumerate(names)]
+        batch = [
+            {"jsonrpc": "2.0", "method": name, "id": number} for number, name in enumerate(names)
+        ]
         body = {item["id"]: item for item in server.post(batch).json()}
         for number, name in enumerate(names):
             if name in REACHABLE:

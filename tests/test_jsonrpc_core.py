@@ -32,7 +32,9 @@ async def answer(core: JsonRpcCore, payload) -> object:
 
 @pytest.mark.parametrize("request_id", ["abc", "", 0, -7, 2**70, 1.5, -0.25, None])
 async def test_ids_are_echoed_exactly(core, request_id):
-    response = await answer(core, {"jsonrpc": "2.0", "method": "echo", "params": ["x"], "id": request_id})
+    response = await answer(
+        core, {"jsonrpc": "2.0", "method": "echo", "params": ["x"], "id": request_id}
+    )
     assert response == {"jsonrpc": "2.0", "result": "x", "id": request_id}
     assert type(response["id"]) is type(request_id)
 
@@ -42,19 +44,22 @@ async def test_null_result_is_a_result(core):
     assert response == {"jsonrpc": "2.0", "result": None, "id": 1}
 
 
-@pytest.mark.parametrize("request_object, keeps_id", [
-    ({"jsonrpc": "2.0", "method": "echo", "id": True}, False),
-    ({"jsonrpc": "2.0", "method": "echo", "id": [1]}, False),
-    ({"jsonrpc": "2.0", "method": "echo", "id": {"a": 1}}, False),
-    ({"jsonrpc": "1.0", "method": "echo", "id": 5}, True),
-    ({"method": "echo", "id": 5}, True),
-    ({"jsonrpc": 2.0, "method": "echo", "id": 5}, True),
-    ({"jsonrpc": "2.0", "method": None, "id": 5}, True),
-    ({"jsonrpc": "2.0", "id": 5}, True),
-    ({"jsonrpc": "2.0", "method": "echo", "params": None, "id": 5}, True),
-    ({"jsonrpc": "2.0", "method": "echo", "params": "x", "id": 5}, True),
-    ({"jsonrpc": "2.0", "method": "echo", "params": 3, "id": 5}, True),
-])
+@pytest.mark.parametrize(
+    "request_object, keeps_id",
+    [
+        ({"jsonrpc": "2.0", "method": "echo", "id": True}, False),
+        ({"jsonrpc": "2.0", "method": "echo", "id": [1]}, False),
+        ({"jsonrpc": "2.0", "method": "echo", "id": {"a": 1}}, False),
+        ({"jsonrpc": "1.0", "method": "echo", "id": 5}, True),
+        ({"method": "echo", "id": 5}, True),
+        ({"jsonrpc": 2.0, "method": "echo", "id": 5}, True),
+        ({"jsonrpc": "2.0", "method": None, "id": 5}, True),
+        ({"jsonrpc": "2.0", "id": 5}, True),
+        ({"jsonrpc": "2.0", "method": "echo", "params": None, "id": 5}, True),
+        ({"jsonrpc": "2.0", "method": "echo", "params": "x", "id": 5}, True),
+        ({"jsonrpc": "2.0", "method": "echo", "params": 3, "id": 5}, True),
+    ],
+)
 async def test_invalid_request_objects(core, request_object, keeps_id):
     response = await answer(core, request_object)
     assert response["error"]["code"] == -32600
@@ -99,45 +104,67 @@ async def test_unicode_round_trip(core):
 
 
 async def test_method_error_of_its_own_code(core):
-    response = await answer(core, {"jsonrpc": "2.0", "method": "greetings.refuse", "params": ["Al"], "id": 1})
-    assert response["error"] == {"code": 4004, "message": "no greeting for Al", "data": {"name": "Al"}}
+    response = await answer(
+        core, {"jsonrpc": "2.0", "method": "greetings.refuse", "params": ["Al"], "id": 1}
+    )
+    assert response["error"] == {
+        "code": 4004,
+        "message": "no greeting for Al",
+        "data": {"name": "Al"},
+    }
 
 
 async def test_method_raising_gives_type_and_message_without_traceback(core):
-    response = await answer(core, {"jsonrpc": "2.0", "method": "exception", "params": ["boom"], "id": 1})
+    response = await answer(
+        core, {"jsonrpc": "2.0", "method": "exception", "params": ["boom"], "id": 1}
+    )
     assert response["error"]["code"] == -32000
     assert response["error"]["data"] == {"type": "RuntimeError", "message": "boom"}
 
 
 async def test_full_queue_refuses_whole_payload(core, pool):
-    sleeper = asyncio.ensure_future(core.handle(json.dumps(
-        {"jsonrpc": "2.0", "method": "sleep", "params": [0.5], "id": 0})))
+    sleeper = asyncio.ensure_future(
+        core.handle(json.dumps({"jsonrpc": "2.0", "method": "sleep", "params": [0.5], "id": 0}))
+    )
     await asyncio.sleep(0)
-    waiting = [asyncio.ensure_future(core.handle(json.dumps(
-        {"jsonrpc": "2.0", "method": "echo", "params": [i], "id": i}))) for i in range(3)]
+    waiting = [
+        asyncio.ensure_future(
+            core.handle(json.dumps({"jsonrpc": "2.0", "method": "echo", "params": [i], "id": i}))
+        )
+        for i in range(3)
+    ]
     await asyncio.sleep(0)
     assert pool.queue_depth == 3
-    refused = await core.handle(json.dumps([
-        {"jsonrpc": "2.0", "method": "echo", "params": [9], "id": 9},
-        {"jsonrpc": "2.0", "method": "echo", "params": [10]},
-    ]))
+    refused = await core.handle(
+        json.dumps(
+            [
+                {"jsonrpc": "2.0", "method": "echo", "params": [9], "id": 9},
+                {"jsonrpc": "2.0", "method": "echo", "params": [10]},
+            ]
+        )
+    )
     assert refused.busy
     body = json.loads(refused.body)
     assert [item["error"]["code"] for item in body] == [-32003]
     assert body[0]["id"] == 9
-    notification = await core.handle(json.dumps({"jsonrpc": "2.0", "method": "echo", "params": [1]}))
+    notification = await core.handle(
+        json.dumps({"jsonrpc": "2.0", "method": "echo", "params": [1]})
+    )
     assert notification.busy and json.loads(notification.body)["error"]["code"] == -32003
     answers = [json.loads((await task).body) for task in [sleeper, *waiting]]
     assert [item["result"] for item in answers] == [0.5, 0, 1, 2]
 
 
-@pytest.mark.parametrize("body", [
-    '{"jsonrpc":"2.0","method":"echo","params":["x"],"id":NaN}',
-    '{"jsonrpc":"2.0","method":"echo","params":[Infinity],"id":1}',
-    '{"jsonrpc":"2.0","method":"echo","params":[-Infinity],"id":1}',
-    '{"jsonrpc":"2.0","method":"echo","params":["x"],"id":1e400}',
-    "[" * 100_000,
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"jsonrpc":"2.0","method":"echo","params":["x"],"id":NaN}',
+        '{"jsonrpc":"2.0","method":"echo","params":[Infinity],"id":1}',
+        '{"jsonrpc":"2.0","method":"echo","params":[-Infinity],"id":1}',
+        '{"jsonrpc":"2.0","method":"echo","params":["x"],"id":1e400}',
+        "[" * 100_000,
+    ],
+)
 async def test_what_is_not_strict_json_is_a_parse_error(core, body):
     response = await answer(core, body)
     assert response["error"]["code"] == -32700 and response["id"] is None

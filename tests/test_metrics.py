@@ -69,8 +69,12 @@ def test_pool_gauges_and_reloads(server: ServerProcess):
     assert samples[("sbusr_reload_duration_seconds_count", ())] == 1
     assert samples[("sbusr_reload_duration_seconds_sum", ())] > 0
     assert samples[("sbusr_worker_restarts_total", (("reason", "reload"),))] == 2
-    for name in ("sbusr_bus_entries_read_total", "sbusr_bus_entries_reclaimed_total",
-                 "sbusr_bus_entries_dead_lettered_total", "sbusr_bus_pending_entries"):
+    for name in (
+        "sbusr_bus_entries_read_total",
+        "sbusr_bus_entries_reclaimed_total",
+        "sbusr_bus_entries_dead_lettered_total",
+        "sbusr_bus_pending_entries",
+    ):
         assert samples[(name, ())] == 0
 
 
@@ -78,8 +82,10 @@ def test_busy_workers_show_while_a_call_runs(server: ServerProcess):
     caller = threading.Thread(target=server.call, args=("sleep", [1.0]))
     caller.start()
     try:
-        wait_for(lambda: scrape(server)[("sbusr_workers", (("state", "busy"),))] == 1,
-                 message="one busy worker")
+        wait_for(
+            lambda: scrape(server)[("sbusr_workers", (("state", "busy"),))] == 1,
+            message="one busy worker",
+        )
         assert scrape(server)[("sbusr_calls_in_flight", ())] == 1
     finally:
         caller.join()
@@ -114,10 +120,20 @@ def test_latency_buckets_are_cumulative():
     for elapsed_s in (0.0005, 0.001, 0.003, 100.0):
         observer.observe("hist.m", True, b"1", elapsed_s)
     calls, latency = list(observer.collect())
-    buckets = {sample.labels["le"]: sample.value for sample in latency.samples
-               if sample.name.endswith("_bucket")}
-    assert (buckets["0.001"], buckets["0.0025"], buckets["0.005"], buckets["60.0"], buckets["+Inf"]) == \
-        (2, 2, 3, 3, 4)
+    buckets = {
+        sample.labels["le"]: sample.value
+        for sample in latency.samples
+        if sample.name.endswith("_bucket")
+    }
+    assert (
+        buckets["0.001"],
+        buckets["0.0025"],
+        buckets["0.005"],
+        buckets["60.0"],
+        buckets["+Inf"],
+    ) == (2, 2, 3, 3, 4)
     sums = [sample.value for sample in latency.samples if sample.name.endswith("_sum")]
     assert sums == [0.0005 + 0.001 + 0.003 + 100.0]
-    assert [(s.labels, s.value) for s in calls.samples] == [({"method": "hist.m", "outcome": "result"}, 4)]
+    assert [(s.labels, s.value) for s in calls.samples] == [
+        ({"method": "hist.m", "outcome": "result"}, 4)
+    ]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import jsonschema
 import pytest
 
-from executor.errors import InvalidParams
 from executor import params as params_module
 from executor.params import params_schema
+from wire.errors import InvalidParams
 
 
 def prepare_arguments(function, params):
@@ -33,23 +33,29 @@ def checked(n):
     return n
 
 
-@pytest.mark.parametrize("params, expected", [
-    ([1], ((1,), {})),
-    ([1, 3], ((1, 3), {})),
-    ({"a": 1}, ((), {"a": 1})),
-    ({"b": 5, "a": 1}, ((), {"b": 5, "a": 1})),
-])
+@pytest.mark.parametrize(
+    "params, expected",
+    [
+        ([1], ((1,), {})),
+        ([1, 3], ((1, 3), {})),
+        ({"a": 1}, ((), {"a": 1})),
+        ({"b": 5, "a": 1}, ((), {"b": 5, "a": 1})),
+    ],
+)
 def test_params_that_bind(params, expected):
     assert prepare_arguments(two, params) == expected
 
 
-@pytest.mark.parametrize("params, message", [
-    (None, "missing a required argument: 'a'"),
-    ([], "missing a required argument: 'a'"),
-    ([1, 2, 3], "too many positional arguments"),
-    ({"c": 1}, "missing a required argument: 'a'"),
-    ({"a": 1, "c": 1}, "got an unexpected keyword argument 'c'"),
-])
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        (None, "missing a required argument: 'a'"),
+        ([], "missing a required argument: 'a'"),
+        ([1, 2, 3], "too many positional arguments"),
+        ({"c": 1}, "missing a required argument: 'a'"),
+        ({"a": 1, "c": 1}, "got an unexpected keyword argument 'c'"),
+    ],
+)
 def test_params_that_do_not_bind_are_invalid_params(params, message):
     with pytest.raises(InvalidParams) as caught:
         prepare_arguments(two, params)
@@ -65,7 +71,9 @@ def test_variadic_methods_take_anything():
 def test_schema_errors_are_listed_with_their_paths():
     with pytest.raises(InvalidParams) as caught:
         prepare_arguments(checked, {"n": "x"})
-    assert caught.value.data["errors"] == [{"path": "/n", "message": "'x' is not of type 'integer'"}]
+    assert caught.value.data["errors"] == [
+        {"path": "/n", "message": "'x' is not of type 'integer'"}
+    ]
 
 
 def test_schema_applies_to_params_as_sent():

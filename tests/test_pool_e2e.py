@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import concurrent.futures
+import os
 import shutil
 import signal
-import os
 from pathlib import Path
 
 import httpx
@@ -34,10 +34,13 @@ def in_background(function, *args):
     return future
 
 
-@pytest.mark.parametrize("method, params, facts", [
-    ("probe.exit_now", [3], {"exitcode": 3}),
-    ("probe.segfault", None, {"signal": "SIGSEGV"}),
-])
+@pytest.mark.parametrize(
+    "method, params, facts",
+    [
+        ("probe.exit_now", [3], {"exitcode": 3}),
+        ("probe.segfault", None, {"signal": "SIGSEGV"}),
+    ],
+)
 def test_worker_that_dies_answers_only_its_call(start_server, probe_methods, method, params, facts):
     server = start_server()
     slow = in_background(server.call, "probe.sleep_then_pid", [1.0], "slow")
@@ -54,7 +57,9 @@ def test_worker_that_dies_answers_only_its_call(start_server, probe_methods, met
 def test_worker_killed_from_outside_mid_call(start_server, probe_methods):
     server = start_server()
     pending = in_background(server.call, "probe.sleep_then_pid", [30], 7)
-    busy = wait_for(lambda: [w for w in server.status()["workers"] if w["busy"]], message="a busy worker")
+    busy = wait_for(
+        lambda: [w for w in server.status()["workers"] if w["busy"]], message="a busy worker"
+    )
     os.kill(busy[0]["pid"], signal.SIGKILL)
     response = pending.result(timeout=10)
     assert response["id"] == 7
@@ -81,8 +86,11 @@ def test_flood_over_a_full_queue_gets_one_answer_each(start_server, probe_method
     count = 40
 
     def call(number: int) -> httpx.Response:
-        return httpx.post(server.url + "/rpc", timeout=30, json={
-            "jsonrpc": "2.0", "method": "sleep", "params": [0.05], "id": number})
+        return httpx.post(
+            server.url + "/rpc",
+            timeout=30,
+            json={"jsonrpc": "2.0", "method": "sleep", "params": [0.05], "id": number},
+        )
 
     with concurrent.futures.ThreadPoolExecutor(count) as executor:
         responses = list(executor.map(call, range(count)))
@@ -101,7 +109,7 @@ def test_flood_over_a_full_queue_gets_one_answer_each(start_server, probe_method
 def test_workers_are_recycled_after_max_tasks(start_server, probe_methods):
     server = start_server(env={"SBUSR_POOL_PROCESSES": "1", "SBUSR_POOL_MAXTASKSPERCHILD": "3"})
     pids = [server.call("probe.pid", request_id=n)["result"] for n in range(9)]
-    assert [len(set(pids[i:i + 3])) for i in (0, 3, 6)] == [1, 1, 1]
+    assert [len(set(pids[i : i + 3])) for i in (0, 3, 6)] == [1, 1, 1]
     assert len(set(pids)) == 3
     assert server.status()["restarts"]["recycle"] >= 2
 
@@ -139,10 +147,12 @@ def test_verbose_server_shows_worker_debug_lines(start_server, probe_methods):
 
 def test_calls_queued_behind_a_dying_call_run_elsewhere(start_server, probe_methods):
     server = start_server(env={"SBUSR_POOL_PROCESSES": "1"})
-    batch = [{"jsonrpc": "2.0", "method": "probe.pid", "id": 1},
-             {"jsonrpc": "2.0", "method": "probe.exit_now", "params": [9], "id": 2},
-             {"jsonrpc": "2.0", "method": "probe.pid", "id": 3},
-             {"jsonrpc": "2.0", "method": "probe.pid", "id": 4}]
+    batch = [
+        {"jsonrpc": "2.0", "method": "probe.pid", "id": 1},
+        {"jsonrpc": "2.0", "method": "probe.exit_now", "params": [9], "id": 2},
+        {"jsonrpc": "2.0", "method": "probe.pid", "id": 3},
+        {"jsonrpc": "2.0", "method": "probe.pid", "id": 4},
+    ]
     body = {item["id"]: item for item in server.post(batch).json()}
     assert body[2]["error"]["code"] == -32002 and body[2]["error"]["data"]["exitcode"] == 9
     assert body[3]["result"] == body[4]["result"] != body[1]["result"]
@@ -152,7 +162,9 @@ def test_large_params_and_results_cross_the_pipes(start_server, probe_methods):
     server = start_server(env={"SBUSR_MAX_BODY_BYTES": str(4 << 20)})
     text = "é" * 300_000  # 1.8 MB as escaped JSON
     assert server.call("echo", [text])["result"] == text
-    batch = [{"jsonrpc": "2.0", "method": "echo", "params": ["x" * 100_000], "id": n} for n in range(20)]
+    batch = [
+        {"jsonrpc": "2.0", "method": "echo", "params": ["x" * 100_000], "id": n} for n in range(20)
+    ]
     assert [item["result"] for item in server.post(batch).json()] == ["x" * 100_000] * 20
 
 

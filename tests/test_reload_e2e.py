@@ -10,7 +10,7 @@ import httpx
 
 from tests.support import wait_for
 
-VERSION_MODULE = '''
+VERSION_MODULE = """
 import time
 
 
@@ -21,7 +21,7 @@ def get():
 def slow(seconds):
     time.sleep(seconds)
     return "{version}"
-'''
+"""
 
 
 def write_version(methods_dir: Path, version: str) -> None:
@@ -34,15 +34,19 @@ def test_reload_serves_new_code_and_lets_running_calls_finish(start_server, meth
     assert server.call("version.get")["result"] == "v1"
     with concurrent.futures.ThreadPoolExecutor(1) as executor:
         running = executor.submit(server.call, "version.slow", [1.0])
-        wait_for(lambda: any(w["busy"] for w in server.status()["workers"]), message="a busy worker")
+        wait_for(
+            lambda: any(w["busy"] for w in server.status()["workers"]), message="a busy worker"
+        )
         write_version(methods_dir, "v2")
         reset = server.http.get("/sys/reset")
         assert reset.status_code == 200
         assert reset.json()["generation"] == 2 and reset.json()["elapsed_ms"] > 0
         assert server.call("version.get")["result"] == "v2"
         assert running.result(timeout=10)["result"] == "v1"
-    wait_for(lambda: {w["generation"] for w in server.status()["workers"]} == {2},
-             message="the old generation to exit")
+    wait_for(
+        lambda: {w["generation"] for w in server.status()["workers"]} == {2},
+        message="the old generation to exit",
+    )
 
 
 def test_reload_under_load_loses_and_fails_no_call(start_server):
@@ -55,8 +59,10 @@ def test_reload_under_load_loses_and_fails_no_call(start_server):
             sent = 0
             while not stop.is_set() and sent < 2000:
                 sent += 1
-                response = client.post("/rpc", json={"jsonrpc": "2.0", "method": "add",
-                                                     "params": [number, sent], "id": sent})
+                response = client.post(
+                    "/rpc",
+                    json={"jsonrpc": "2.0", "method": "add", "params": [number, sent], "id": sent},
+                )
                 body = response.json()
                 outcomes.append(body.get("result") == number + sent or body)
 
@@ -100,15 +106,28 @@ def test_reload_with_broken_code_keeps_the_old_generation(start_server, methods_
 def test_concurrent_resets_are_serialised(start_server):
     server = start_server()
     with concurrent.futures.ThreadPoolExecutor(3) as executor:
-        replies = list(executor.map(lambda _: httpx.get(server.url + "/sys/reset", timeout=60).json(), range(3)))
+        replies = list(
+            executor.map(
+                lambda _: httpx.get(server.url + "/sys/reset", timeout=60).json(), range(3)
+            )
+        )
     assert sorted(reply["generation"] for reply in replies) == [2, 3, 4]
-    wait_for(lambda: {w["generation"] for w in server.status()["workers"]} == {4},
-             message="only the last generation to remain")
+    wait_for(
+        lambda: {w["generation"] for w in server.status()["workers"]} == {4},
+        message="only the last generation to remain",
+    )
 
 
-def test_replacement_worker_never_serves_other_code_when_the_package_breaks(start_server, methods_dir):
-    server = start_server(env={"SBUSR_POOL_PROCESSES": "1", "SBUSR_POOL_MAXTASKSPERCHILD": "2",
-                               "SBUSR_RPC_TIMEOUT": "2"})
+def test_replacement_worker_never_serves_other_code_when_the_package_breaks(
+    start_server, methods_dir
+):
+    server = start_server(
+        env={
+            "SBUSR_POOL_PROCESSES": "1",
+            "SBUSR_POOL_MAXTASKSPERCHILD": "2",
+            "SBUSR_RPC_TIMEOUT": "2",
+        }
+    )
     init = methods_dir / "__init__.py"
     good = init.read_text()
     assert server.call("echo", ["a"])["result"] == "a"
@@ -118,8 +137,13 @@ def test_replacement_worker_never_serves_other_code_when_the_package_breaks(star
     assert refused["error"]["code"] == -32001 and refused["error"]["data"]["reason"] == "queued"
     assert "the methods package on disk does not import" in server.log()
     init.write_text(good + "\n\ndef shout(text):\n    return text.upper()\n")
-    answer = wait_for(lambda: server.call("shout", ["d"]).get("result"), timeout_s=20,
-                      message="a replacement worker on the fixed code")
+    answer = wait_for(
+        lambda: server.call("shout", ["d"]).get("result"),
+        timeout_s=20,
+        message="a replacement worker on the fixed code",
+    )
     assert answer == "D"
-    wait_for(lambda: "changed since generation 1 was loaded" in server.log(),
-             message="the warning that the code changed on disk")
+    wait_for(
+        lambda: "changed since generation 1 was loaded" in server.log(),
+        message="the warning that the code changed on disk",
+    )

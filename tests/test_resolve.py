@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from executor.errors import MethodNotFound
 from executor.resolve import is_reachable_name, resolve
 from executor.worker import import_methods
+from wire.errors import MethodNotFound
 
 FIXTURE = Path(__file__).parent / "fixtures" / "resolution_methods"
 
@@ -22,20 +22,53 @@ REACHABLE = {
 }
 
 REFUSED = [
-    "_hidden", "os", "os.system", "ospath.join", "collections.OrderedDict", "OrderedDict",
-    "dumps", "imported_function", "CONSTANT", "Klass", "Klass.Inner", "Klass.instance_method",
-    "Klass._private_static", "Klass.borrowed", "instance.instance_method", "_private.function",
-    "rpc.discover", "rpc.ping", "", ".", "visible.", ".visible", "a..b", "visible.__globals__",
-    "Klass.class_method.__func__", "__init__", "sub.__name__", "missing", "sub.missing",
-    "subpkg.missing.function", "sub.function.extra", "subpkg", "subpkg.leaf", "1abc", "vis ible",
-    "Klass.__dict__", "sys.modules",
+    "_hidden",
+    "os",
+    "os.system",
+    "ospath.join",
+    "collections.OrderedDict",
+    "OrderedDict",
+    "dumps",
+    "imported_function",
+    "CONSTANT",
+    "Klass",
+    "Klass.Inner",
+    "Klass.instance_method",
+    "Klass._private_static",
+    "Klass.borrowed",
+    "instance.instance_method",
+    "_private.function",
+    "rpc.discover",
+    "rpc.ping",
+    "",
+    ".",
+    "visible.",
+    ".visible",
+    "a..b",
+    "visible.__globals__",
+    "Klass.class_method.__func__",
+    "__init__",
+    "sub.__name__",
+    "missing",
+    "sub.missing",
+    "subpkg.missing.function",
+    "sub.function.extra",
+    "subpkg",
+    "subpkg.leaf",
+    "1abc",
+    "vis ible",
+    "Klass.__dict__",
+    "sys.modules",
 ]
 
 
 @pytest.fixture(scope="module", autouse=True)
 def resolution_package():
-    saved = {name: module for name, module in sys.modules.items()
-             if name == "methods" or name.startswith("methods.")}
+    saved = {
+        name: module
+        for name, module in sys.modules.items()
+        if name == "methods" or name.startswith("methods.")
+    }
     for name in saved:
         del sys.modules[name]
     assert import_methods(FIXTURE) == []
@@ -57,6 +90,7 @@ def test_submodule_is_imported_on_demand():
 
 def test_async_method_resolves_to_its_coroutine_function():
     import asyncio
+
     assert asyncio.run(resolve("coroutine_method")()) == "async"
 
 
@@ -66,9 +100,17 @@ def test_refused_names(name: str):
         resolve(name)
 
 
-@pytest.mark.parametrize("name, reachable", [
-    ("a.b.c", True), ("rpc.discover", False), ("a._b", False), ("a..b", False), ("", False),
-    ("a-b", False), ("rpcx.y", True),
-])
+@pytest.mark.parametrize(
+    "name, reachable",
+    [
+        ("a.b.c", True),
+        ("rpc.discover", False),
+        ("a._b", False),
+        ("a..b", False),
+        ("", False),
+        ("a-b", False),
+        ("rpcx.y", True),
+    ],
+)
 def test_name_check_before_import(name: str, reachable: bool):
     assert is_reachable_name(name) is reachable

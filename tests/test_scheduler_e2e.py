@@ -12,8 +12,9 @@ import os
 import secrets
 import sqlite3
 import textwrap
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 import sqlalchemy
@@ -23,7 +24,9 @@ from tests.support import ServerProcess, flushed_redis_db, wait_for
 
 REDIS_URL = os.environ.get("SBUSR_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 MARIADB_URL = os.environ.get("SBUSR_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
-POSTGRESQL_URL = os.environ.get("SBUSR_TEST_POSTGRESQL_URL", "postgresql+psycopg2://root@127.0.0.1:5432/test")
+POSTGRESQL_URL = os.environ.get(
+    "SBUSR_TEST_POSTGRESQL_URL", "postgresql+psycopg2://root@127.0.0.1:5432/test"
+)
 
 PROBE = textwrap.dedent('''\
     """Methods the scheduler tests run as jobs."""
@@ -58,8 +61,11 @@ def probe_methods(methods_dir: Path) -> Path:
 @pytest.fixture
 def job_env(tmp_path: Path) -> dict[str, str]:
     """A private SQLite job database, a fast poll, one worker (quicker starts)."""
-    return {"SBUSR_DATABASE_URL": "sqlite:///%s" % (tmp_path / "data" / "jobs.sqlite3"),
-            "SBUSR_SCHEDULER_POLL_MS": "200", "SBUSR_POOL_PROCESSES": "1"}
+    return {
+        "SBUSR_DATABASE_URL": "sqlite:///%s" % (tmp_path / "data" / "jobs.sqlite3"),
+        "SBUSR_SCHEDULER_POLL_MS": "200",
+        "SBUSR_POOL_PROCESSES": "1",
+    }
 
 
 @pytest.fixture
@@ -81,13 +87,14 @@ def database(request, tmp_path: Path) -> Iterator[dict[str, str]]:
         with engine.connect() as connection:
             connection.execute(sqlalchemy.text("SELECT 1"))
     except sqlalchemy.exc.SQLAlchemyError as exc:
-        pytest.fail("%s at %s cannot be reached (set SBUSR_TEST_%s_URL): %s"
-                    % (request.param, url, request.param.upper(), exc))
-    table = "sbusr_test_jobs_%s" % secrets.token_hex(4)
+        pytest.fail(
+            f"{request.param} at {url} cannot be reached (set SBUSR_TEST_{request.param.upper()}_URL): {exc}"
+        )
+    table = f"sbusr_test_jobs_{secrets.token_hex(4)}"
     yield {"SBUSR_DATABASE_URL": url, "SBUSR_JOBS_TABLE": table}
     with engine.begin() as connection:
         for name in (table, table + "_state"):
-            connection.execute(sqlalchemy.text("DROP TABLE IF EXISTS %s" % name))
+            connection.execute(sqlalchemy.text(f"DROP TABLE IF EXISTS {name}"))
     engine.dispose()
 
 
@@ -98,7 +105,7 @@ def add_job(server: ServerProcess, **spec: Any) -> dict[str, Any]:
 
 
 def get_job(server: ServerProcess, job_id: str) -> dict[str, Any]:
-    response = server.http.get("/api/jobs/%s" % job_id)
+    response = server.http.get(f"/api/jobs/{job_id}")
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -113,12 +120,19 @@ def rows(path: Path) -> list[tuple[Any, ...]]:
             return []
 
 
-def job_state_when(server: ServerProcess, job_id: str, condition: Callable[[dict], bool],
-                   message: str, timeout_s: float = 15.0) -> dict[str, Any]:
+def job_state_when(
+    server: ServerProcess,
+    job_id: str,
+    condition: Callable[[dict], bool],
+    message: str,
+    timeout_s: float = 15.0,
+) -> dict[str, Any]:
     """Poll the job until ``condition(state)`` holds; return the state."""
+
     def check() -> dict[str, Any] | None:
         state = get_job(server, job_id)["state"]
         return state if condition(state) else None
+
     return wait_for(check, timeout_s, interval_s=0.1, message=message)
 
 
@@ -126,13 +140,16 @@ def job_state_when(server: ServerProcess, job_id: str, condition: Callable[[dict
 def test_interval_job_runs_and_its_state_advances(start_server, probe_methods, job_env, tmp_path):
     server = start_server(env=job_env)
     runs_path = tmp_path / "runs.sqlite3"
-    created = add_job(server, id="tick", method="jobprobe.record", params=[str(runs_path)],
-                      interval_s=1)
+    created = add_job(
+        server, id="tick", method="jobprobe.record", params=[str(runs_path)], interval_s=1
+    )
     assert created["state"]["status"] == "scheduled" and created["state"]["runs"] == 0
-    first = job_state_when(server, "tick", lambda s: s["runs"] >= 1 and s["last_run_end"],
-                           "a first run")
-    second = job_state_when(server, "tick", lambda s: s["runs"] >= 2 and s["last_run_end"],
-                            "a second run")
+    first = job_state_when(
+        server, "tick", lambda s: s["runs"] >= 1 and s["last_run_end"], "a first run"
+    )
+    second = job_state_when(
+        server, "tick", lambda s: s["runs"] >= 2 and s["last_run_end"], "a second run"
+    )
     assert second["next_run_time"] > first["next_run_time"]
     assert '"pid"' in second["last_result"] and second["last_error"] is None
     recorded = rows(runs_path)
@@ -144,8 +161,13 @@ def test_interval_job_runs_and_its_state_advances(start_server, probe_methods, j
 def test_pause_resume_run_now_and_delete(start_server, probe_methods, job_env, tmp_path):
     server = start_server(env=job_env)
     runs_path = tmp_path / "runs.sqlite3"
-    add_job(server, id="hourly", method="jobprobe.record", params=[str(runs_path), "manual"],
-            interval_s=3600)
+    add_job(
+        server,
+        id="hourly",
+        method="jobprobe.record",
+        params=[str(runs_path), "manual"],
+        interval_s=3600,
+    )
     assert server.http.post("/api/jobs/hourly/run").status_code == 202
     job_state_when(server, "hourly", lambda s: s["runs"] == 1 and s["last_run_end"], "run now")
     paused = server.http.post("/api/jobs/hourly/pause")
@@ -153,8 +175,9 @@ def test_pause_resume_run_now_and_delete(start_server, probe_methods, job_env, t
     assert paused.json()["state"]["status"] == "paused"
     assert paused.json()["state"]["next_run_time"] is None
     assert server.http.post("/api/jobs/hourly/run").status_code == 202  # runs even when paused
-    state = job_state_when(server, "hourly", lambda s: s["runs"] == 2 and s["last_run_end"],
-                           "run now while paused")
+    state = job_state_when(
+        server, "hourly", lambda s: s["runs"] == 2 and s["last_run_end"], "run now while paused"
+    )
     assert state["status"] == "paused"
     resumed = server.http.post("/api/jobs/hourly/resume").json()
     assert resumed["state"]["status"] == "scheduled" and resumed["state"]["next_run_time"]
@@ -188,10 +211,18 @@ def test_job_routes_answer_503_when_the_scheduler_is_off(start_server, job_env):
     assert "SBUSR_SCHEDULER" in response.json()["error"]["message"]
 
 
-def test_failing_job_with_pause_on_error_ends_paused_with_the_error(start_server, probe_methods, job_env):
+def test_failing_job_with_pause_on_error_ends_paused_with_the_error(
+    start_server, probe_methods, job_env
+):
     server = start_server(env=job_env)
-    add_job(server, id="broken", method="jobprobe.fail", params=["boom"], interval_s=1,
-            pause_on_error=True)
+    add_job(
+        server,
+        id="broken",
+        method="jobprobe.fail",
+        params=["boom"],
+        interval_s=1,
+        pause_on_error=True,
+    )
     state = job_state_when(server, "broken", lambda s: s["status"] == "paused", "the job paused")
     assert state["runs"] == 1 and state["next_run_time"] is None
     assert state["last_error"]["code"] == -32000
@@ -201,11 +232,17 @@ def test_failing_job_with_pause_on_error_ends_paused_with_the_error(start_server
 def test_a_one_shot_job_runs_once_and_is_removed(start_server, probe_methods, job_env, tmp_path):
     server = start_server(env=job_env)
     runs_path = tmp_path / "runs.sqlite3"
-    at = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=1)
-    add_job(server, id="once", method="jobprobe.record", params=[str(runs_path)], date=at.isoformat())
+    at = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=1)
+    add_job(
+        server, id="once", method="jobprobe.record", params=[str(runs_path)], date=at.isoformat()
+    )
     wait_for(lambda: rows(runs_path), 15.0, interval_s=0.1, message="the one-shot run")
-    wait_for(lambda: server.http.get("/api/jobs/once").status_code == 404, 15.0, interval_s=0.1,
-             message="the one-shot job to go")
+    wait_for(
+        lambda: server.http.get("/api/jobs/once").status_code == 404,
+        15.0,
+        interval_s=0.1,
+        message="the one-shot job to go",
+    )
     recorded = rows(runs_path)
     assert len(recorded) == 1
     assert datetime.datetime.fromisoformat(recorded[0][1]) == at
@@ -221,8 +258,13 @@ def test_a_job_past_its_time_limit_records_the_timeout(start_server, job_env):
 
 def test_a_job_survives_a_restart_once(start_server, probe_methods, job_env, tmp_path):
     server = start_server(env=job_env)
-    add_job(server, id="keep", method="jobprobe.record", params=[str(tmp_path / "r.sqlite3")],
-            interval_s=3600)
+    add_job(
+        server,
+        id="keep",
+        method="jobprobe.record",
+        params=[str(tmp_path / "r.sqlite3")],
+        interval_s=3600,
+    )
     server.http.post("/api/jobs/keep/run")
     job_state_when(server, "keep", lambda s: s["runs"] == 1 and s["last_run_end"], "a run")
     before = get_job(server, "keep")
@@ -278,7 +320,8 @@ def test_declared_job_is_added_once_across_restarts(start_server, methods_dir, j
 # ---------------------------------------------------------------- several instances
 async def test_redis_lease_gives_each_occurrence_to_one_claimant(redis_url):
     import redis.asyncio
-    run_time = datetime.datetime(2030, 1, 1, tzinfo=datetime.timezone.utc)
+
+    run_time = datetime.datetime(2030, 1, 1, tzinfo=datetime.UTC)
     first = RedisLease(redis.asyncio.from_url(redis_url), "sbusr", "one")
     second = RedisLease(redis.asyncio.from_url(redis_url), "sbusr", "two")
     try:
@@ -291,18 +334,21 @@ async def test_redis_lease_gives_each_occurrence_to_one_claimant(redis_url):
 
 
 @pytest.mark.parametrize("database", ["sqlite", "mariadb", "postgresql"], indirect=True)
-def test_two_instances_run_each_occurrence_exactly_once(database, redis_url, start_server,
-                                                        probe_methods, job_env, tmp_path):
+def test_two_instances_run_each_occurrence_exactly_once(
+    database, redis_url, start_server, probe_methods, job_env, tmp_path
+):
     env = dict(job_env, SBUSR_REDIS_URL=redis_url, **database)
     first = start_server(env=env)
     second = start_server(env=env)
     runs_path = tmp_path / "runs.sqlite3"
-    add_job(first, id="every-second", method="jobprobe.record", params=[str(runs_path)], interval_s=1)
+    add_job(
+        first, id="every-second", method="jobprobe.record", params=[str(runs_path)], interval_s=1
+    )
     wait_for(lambda: len(rows(runs_path)) >= 8, 30.0, interval_s=0.1, message="8 occurrences")
     assert second.http.delete("/api/jobs/every-second").status_code == 200
     recorded = rows(runs_path)
     run_times = [row[1] for row in recorded]
     duplicates = sorted({t for t in run_times if run_times.count(t) > 1})
-    assert not duplicates, "occurrences ran more than once: %s" % duplicates
+    assert not duplicates, f"occurrences ran more than once: {duplicates}"
     assert all(row[0] == "every-second" and row[1] for row in recorded)
     assert first.http.get("/api/jobs/every-second").status_code == 404

@@ -10,13 +10,18 @@ from pathlib import Path
 import pytest
 
 import kit
-from executor.scheduled import (SCHEDULED_ATTRIBUTE, JobSpecError, collect_declared_jobs,
-                                scheduled, validate_job)
+from executor.scheduled import (
+    SCHEDULED_ATTRIBUTE,
+    JobSpecError,
+    collect_declared_jobs,
+    scheduled,
+    validate_job,
+)
 from server.scheduler import state as job_state
 from server.scheduler.lease import lease_key, lease_ttl_ms
 from server.scheduler.service import make_engine
 
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 
 
 def paths(error: JobSpecError) -> list[str]:
@@ -24,12 +29,15 @@ def paths(error: JobSpecError) -> list[str]:
 
 
 # ---------------------------------------------------------------- validation
-@pytest.mark.parametrize("trigger", [
-    {"cron": "*/5 * * * *"},
-    {"cron": {"hour": "2", "minute": 0}},
-    {"interval_s": 0.5},
-    {"date": "2030-01-01T02:00:00Z"},
-])
+@pytest.mark.parametrize(
+    "trigger",
+    [
+        {"cron": "*/5 * * * *"},
+        {"cron": {"hour": "2", "minute": 0}},
+        {"interval_s": 0.5},
+        {"date": "2030-01-01T02:00:00Z"},
+    ],
+)
 def test_valid_triggers_are_accepted(trigger):
     spec = validate_job({"id": "j1", "method": "a.b", **trigger})
     assert {key: spec[key] for key in trigger} == trigger
@@ -37,9 +45,19 @@ def test_valid_triggers_are_accepted(trigger):
 
 def test_defaults_are_filled_and_source_recorded():
     spec = validate_job({"id": "j1", "method": "echo", "interval_s": 5, "params": ["x"]})
-    assert spec == {"id": "j1", "method": "echo", "params": ["x"], "interval_s": 5,
-                    "timezone": "UTC", "misfire_grace_time_s": 30, "coalesce": True,
-                    "max_instances": 1, "pause_on_error": False, "timeout_s": None, "source": "api"}
+    assert spec == {
+        "id": "j1",
+        "method": "echo",
+        "params": ["x"],
+        "interval_s": 5,
+        "timezone": "UTC",
+        "misfire_grace_time_s": 30,
+        "coalesce": True,
+        "max_instances": 1,
+        "pause_on_error": False,
+        "timeout_s": None,
+        "source": "api",
+    }
 
 
 def test_a_trigger_is_required():
@@ -54,32 +72,38 @@ def test_two_triggers_are_refused():
     assert "exactly one trigger" in str(caught.value)
 
 
-@pytest.mark.parametrize("change, path", [
-    ({"cron": "61 * * * *"}, "/cron"),
-    ({"cron": {"hour": "25"}}, "/cron"),
-    ({"cron": {"minutes": "5"}}, "/cron"),
-    ({"interval_s": 0}, "/interval_s"),
-    ({"interval_s": 1e12}, "/interval_s"),
-    ({"date": "tomorrow"}, "/date"),
-])
+@pytest.mark.parametrize(
+    "change, path",
+    [
+        ({"cron": "61 * * * *"}, "/cron"),
+        ({"cron": {"hour": "25"}}, "/cron"),
+        ({"cron": {"minutes": "5"}}, "/cron"),
+        ({"interval_s": 0}, "/interval_s"),
+        ({"interval_s": 1e12}, "/interval_s"),
+        ({"date": "tomorrow"}, "/date"),
+    ],
+)
 def test_bad_triggers_name_the_trigger(change, path):
     with pytest.raises(JobSpecError) as caught:
         validate_job({"id": "j1", "method": "echo", **change})
     assert path in paths(caught.value)
 
 
-@pytest.mark.parametrize("change, path", [
-    ({"id": "a/b"}, "/id"),
-    ({"id": ""}, "/id"),
-    ({"method": "rpc.discover"}, "/method"),
-    ({"method": "a..b"}, "/method"),
-    ({"method": "tools._private"}, "/method"),
-    ({"params": 3}, "/params"),
-    ({"timezone": "Mars/Olympus"}, "/timezone"),
-    ({"max_instances": 0}, "/max_instances"),
-    ({"timeout_s": -1}, "/timeout_s"),
-    ({"coalesce": "yes"}, "/coalesce"),
-])
+@pytest.mark.parametrize(
+    "change, path",
+    [
+        ({"id": "a/b"}, "/id"),
+        ({"id": ""}, "/id"),
+        ({"method": "rpc.discover"}, "/method"),
+        ({"method": "a..b"}, "/method"),
+        ({"method": "tools._private"}, "/method"),
+        ({"params": 3}, "/params"),
+        ({"timezone": "Mars/Olympus"}, "/timezone"),
+        ({"max_instances": 0}, "/max_instances"),
+        ({"timeout_s": -1}, "/timeout_s"),
+        ({"coalesce": "yes"}, "/coalesce"),
+    ],
+)
 def test_bad_fields_are_listed_with_their_path(change, path):
     with pytest.raises(JobSpecError) as caught:
         validate_job({"id": "j1", "method": "echo", "interval_s": 1, **change})
@@ -124,15 +148,19 @@ def _module(name: str, source: str) -> types.ModuleType:
 
 
 def test_collector_names_jobs_after_their_method():
-    module = _module("methods.reports", (
-        "from kit import scheduled\n"
-        "@scheduled(cron='0 2 * * *')\n"
-        "def nightly(): pass\n"
-        "@scheduled(interval_s=30, id='often', params=[1])\n"
-        "@scheduled(interval_s=60, id='less-often')\n"
-        "def poll(n=0): pass\n"
-        "@scheduled(interval_s=1)\n"
-        "def _private(): pass\n"))
+    module = _module(
+        "methods.reports",
+        (
+            "from kit import scheduled\n"
+            "@scheduled(cron='0 2 * * *')\n"
+            "def nightly(): pass\n"
+            "@scheduled(interval_s=30, id='often', params=[1])\n"
+            "@scheduled(interval_s=60, id='less-often')\n"
+            "def poll(n=0): pass\n"
+            "@scheduled(interval_s=1)\n"
+            "def _private(): pass\n"
+        ),
+    )
     report = collect_declared_jobs([module])
     jobs = {job["id"]: job for job in report["jobs"]}
     assert report["errors"] == []
@@ -143,10 +171,14 @@ def test_collector_names_jobs_after_their_method():
 
 
 def test_collector_skips_imported_functions_and_reports_duplicate_ids():
-    first = _module("methods.one", "from kit import scheduled\n"
-                                   "@scheduled(interval_s=5, id='same')\ndef a(): pass\n")
-    second = _module("methods.two", "from kit import scheduled\n"
-                                    "@scheduled(interval_s=5, id='same')\ndef b(): pass\n")
+    first = _module(
+        "methods.one",
+        "from kit import scheduled\n@scheduled(interval_s=5, id='same')\ndef a(): pass\n",
+    )
+    second = _module(
+        "methods.two",
+        "from kit import scheduled\n@scheduled(interval_s=5, id='same')\ndef b(): pass\n",
+    )
     second.a = first.a  # imported from elsewhere: not second's job
     report = collect_declared_jobs([first, second])
     assert [job["method"] for job in report["jobs"]] == ["one.a"]
@@ -175,7 +207,11 @@ def test_finished_ok_records_the_result():
 
 def test_finished_with_error_records_code_and_message():
     state = job_state.started(job_state.JobState(), 100.0, 140.0, "i1")
-    error = {"code": -32000, "message": "Server error", "data": {"type": "ValueError", "message": "x"}}
+    error = {
+        "code": -32000,
+        "message": "Server error",
+        "data": {"type": "ValueError", "message": "x"},
+    }
     state = job_state.finished(state, 101.0, False, json.dumps(error).encode())
     assert job_state.status_of(state, 102.0) == "error"
     assert state.last_error == error and state.last_result is None

@@ -29,16 +29,30 @@ def test_defaults_follow_the_contract():
 
 
 def test_every_setting_is_overridden_by_its_variable():
-    loaded = settings.load({
-        "SBUSR_HOST": "0.0.0.0", "SBUSR_PORT": "9000", "SBUSR_METHODS_DIR": "/tmp/m",
-        "SBUSR_POOL_PROCESSES": "3", "SBUSR_POOL_MAXTASKSPERCHILD": "0", "SBUSR_QUEUE_MAXSIZE": "7",
-        "SBUSR_RPC_TIMEOUT": "1.5", "SBUSR_REDIS_URL": "redis://127.0.0.1:6379/3",
-        "SBUSR_DATABASE_URL": "sqlite:///x.db", "SBUSR_AUTH_TOKEN": "s3cret",
-        "SBUSR_FLOW_ACK_TIMEOUT": "2", "SBUSR_NOTIFY_TTL_MS": "500", "SBUSR_DEBUG": "1",
-        "SBUSR_MAX_BODY_BYTES": "10", "SBUSR_MAX_BATCH": "5", "SBUSR_BUS_PREFIX": "t1",
-        "SBUSR_CLAIM_IDLE_MS": "100", "SBUSR_MAX_DELIVERIES": "2", "SBUSR_PEER_TTL_MS": "300",
-        "SBUSR_ACCESS_LOG": "off",
-    })
+    loaded = settings.load(
+        {
+            "SBUSR_HOST": "0.0.0.0",
+            "SBUSR_PORT": "9000",
+            "SBUSR_METHODS_DIR": "/tmp/m",
+            "SBUSR_POOL_PROCESSES": "3",
+            "SBUSR_POOL_MAXTASKSPERCHILD": "0",
+            "SBUSR_QUEUE_MAXSIZE": "7",
+            "SBUSR_RPC_TIMEOUT": "1.5",
+            "SBUSR_REDIS_URL": "redis://127.0.0.1:6379/3",
+            "SBUSR_DATABASE_URL": "sqlite:///x.db",
+            "SBUSR_AUTH_TOKEN": "s3cret",
+            "SBUSR_FLOW_ACK_TIMEOUT": "2",
+            "SBUSR_NOTIFY_TTL_MS": "500",
+            "SBUSR_DEBUG": "1",
+            "SBUSR_MAX_BODY_BYTES": "10",
+            "SBUSR_MAX_BATCH": "5",
+            "SBUSR_BUS_PREFIX": "t1",
+            "SBUSR_CLAIM_IDLE_MS": "100",
+            "SBUSR_MAX_DELIVERIES": "2",
+            "SBUSR_PEER_TTL_MS": "300",
+            "SBUSR_ACCESS_LOG": "off",
+        }
+    )
     assert (loaded.host, loaded.port, loaded.methods_dir) == ("0.0.0.0", 9000, Path("/tmp/m"))
     assert (loaded.pool_processes, loaded.pool_maxtasksperchild, loaded.queue_maxsize) == (3, 0, 7)
     assert loaded.rpc_timeout_s == 1.5 and loaded.redis_url == "redis://127.0.0.1:6379/3"
@@ -49,15 +63,23 @@ def test_every_setting_is_overridden_by_its_variable():
     assert loaded.access_log is False
 
 
-@pytest.mark.parametrize("variable, value", [
-    ("SBUSR_PORT", "http"), ("SBUSR_PORT", "70000"), ("SBUSR_POOL_PROCESSES", "0"),
-    ("SBUSR_RPC_TIMEOUT", "-1"), ("SBUSR_DEBUG", "maybe"), ("SBUSR_QUEUE_MAXSIZE", "1.5"),
-    ("SBUSR_BUS_PREFIX", ""), ("SBUSR_LOG_FORMAT", "xml"),
-])
+@pytest.mark.parametrize(
+    "variable, value",
+    [
+        ("SBUSR_PORT", "http"),
+        ("SBUSR_PORT", "70000"),
+        ("SBUSR_POOL_PROCESSES", "0"),
+        ("SBUSR_RPC_TIMEOUT", "-1"),
+        ("SBUSR_DEBUG", "maybe"),
+        ("SBUSR_QUEUE_MAXSIZE", "1.5"),
+        ("SBUSR_BUS_PREFIX", ""),
+        ("SBUSR_LOG_FORMAT", "xml"),
+    ],
+)
 def test_invalid_values_name_the_variable(variable: str, value: str):
     with pytest.raises(settings.SettingsError) as caught:
         settings.load({variable: value})
-    assert str(caught.value).startswith("%s=%r:" % (variable, value))
+    assert str(caught.value).startswith(f"{variable}={value!r}:")
 
 
 def test_the_token_never_shows_in_repr():
@@ -65,8 +87,16 @@ def test_the_token_never_shows_in_repr():
 
 
 def test_passwords_in_urls_never_show_in_repr():
-    shown = repr(settings.load({"SBUSR_REDIS_URL": "redis://:r3dis@127.0.0.1:6379/1",
-                                "SBUSR_DATABASE_URL": "mysql+pymysql://root:db-pw@127.0.0.1/test"}))
+    shown = repr(
+        settings.load(
+            {
+                "SBUSR_REDIS_URL": "redis://:r3dis@127.0.0.1:6379/1",
+                "SBUSR_DATABASE_URL": "mysql+pymysql://root:db-pw@127.0.0.1/test",
+            }
+        )
+    )
     assert "r3dis" not in shown and "db-pw" not in shown
-    assert "redis://:***@127.0.0.1:6379/1" in shown and "mysql+pymysql://root:***@127.0.0.1/test" in shown
-
+    assert (
+        "redis://:***@127.0.0.1:6379/1" in shown
+        and "mysql+pymysql://root:***@127.0.0.1/test" in shown
+    )

@@ -22,20 +22,30 @@ def by_id(responses: list[dict]) -> dict:
     return {response["id"]: response for response in responses}
 
 
-@pytest.mark.parametrize("params, request_id, result", [
-    ([42, 23], 1, 19),
-    ([23, 42], 2, -19),
-    ({"subtrahend": 23, "minuend": 42}, 3, 19),
-    ({"minuend": 42, "subtrahend": 23}, 4, 19),
-])
+@pytest.mark.parametrize(
+    "params, request_id, result",
+    [
+        ([42, 23], 1, 19),
+        ([23, 42], 2, -19),
+        ({"subtrahend": 23, "minuend": 42}, 3, 19),
+        ({"minuend": 42, "subtrahend": 23}, 4, 19),
+    ],
+)
 def test_subtract_positional_and_named(spec_server: ServerProcess, params, request_id, result):
-    assert spec_server.call("subtract", params, request_id) == {"jsonrpc": "2.0", "result": result, "id": request_id}
+    assert spec_server.call("subtract", params, request_id) == {
+        "jsonrpc": "2.0",
+        "result": result,
+        "id": request_id,
+    }
 
 
-@pytest.mark.parametrize("body", [
-    '{"jsonrpc": "2.0", "method": "update", "params": [1,2,3,4,5]}',
-    '{"jsonrpc": "2.0", "method": "foobar"}',
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"jsonrpc": "2.0", "method": "update", "params": [1,2,3,4,5]}',
+        '{"jsonrpc": "2.0", "method": "foobar"}',
+    ],
+)
 def test_notification_gets_no_response(spec_server: ServerProcess, body: str):
     response = spec_server.post(body)
     assert response.status_code == 204
@@ -63,8 +73,10 @@ def test_invalid_request_object(spec_server: ServerProcess):
 
 
 def test_batch_with_invalid_json(spec_server: ServerProcess):
-    body = spec_server.post('[{"jsonrpc": "2.0", "method": "sum", "params": [1,2,4], "id": "1"},'
-                            '{"jsonrpc": "2.0", "method"]').json()
+    body = spec_server.post(
+        '[{"jsonrpc": "2.0", "method": "sum", "params": [1,2,4], "id": "1"},'
+        '{"jsonrpc": "2.0", "method"]'
+    ).json()
     assert isinstance(body, dict)
     assert body["error"]["code"] == -32700
     assert body["id"] is None
@@ -85,14 +97,16 @@ def test_invalid_batch_members(spec_server: ServerProcess, batch: str, count: in
 
 
 def test_mixed_batch(spec_server: ServerProcess):
-    body = spec_server.post([
-        {"jsonrpc": "2.0", "method": "sum", "params": [1, 2, 4], "id": "1"},
-        {"jsonrpc": "2.0", "method": "notify_hello", "params": [7]},
-        {"jsonrpc": "2.0", "method": "subtract", "params": [42, 23], "id": "2"},
-        {"foo": "boo"},
-        {"jsonrpc": "2.0", "method": "foo.get", "params": {"name": "myself"}, "id": "5"},
-        {"jsonrpc": "2.0", "method": "get_data", "id": "9"},
-    ]).json()
+    body = spec_server.post(
+        [
+            {"jsonrpc": "2.0", "method": "sum", "params": [1, 2, 4], "id": "1"},
+            {"jsonrpc": "2.0", "method": "notify_hello", "params": [7]},
+            {"jsonrpc": "2.0", "method": "subtract", "params": [42, 23], "id": "2"},
+            {"foo": "boo"},
+            {"jsonrpc": "2.0", "method": "foo.get", "params": {"name": "myself"}, "id": "5"},
+            {"jsonrpc": "2.0", "method": "get_data", "id": "9"},
+        ]
+    ).json()
     assert len(body) == 5
     invalid = [item for item in body if item["id"] is None]
     assert len(invalid) == 1 and invalid[0]["error"]["code"] == -32600
@@ -104,9 +118,11 @@ def test_mixed_batch(spec_server: ServerProcess):
 
 
 def test_batch_of_notifications_only(spec_server: ServerProcess):
-    response = spec_server.post([
-        {"jsonrpc": "2.0", "method": "notify_sum", "params": [1, 2, 4]},
-        {"jsonrpc": "2.0", "method": "notify_hello", "params": [7]},
-    ])
+    response = spec_server.post(
+        [
+            {"jsonrpc": "2.0", "method": "notify_sum", "params": [1, 2, 4]},
+            {"jsonrpc": "2.0", "method": "notify_hello", "params": [7]},
+        ]
+    )
     assert response.status_code == 204
     assert response.content == b""

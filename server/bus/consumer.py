@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import os
 import secrets
@@ -46,12 +47,12 @@ import redis.exceptions
 
 from busclient._backoff import Outage
 from busclient._connection import CONNECTION_ERRORS
-from busclient._keys import FIELD_DATA, FIELD_REPLY_TO, BusKeys
 from busclient._tasks import Outbox, cancel_and_wait
 from executor.pool import Pool
 from server import metrics
 from server.bus import scripts
 from server.jsonrpc import JsonRpcCore
+from wire.keys import FIELD_DATA, FIELD_REPLY_TO, BusKeys
 
 __all__ = ["BusConsumer", "Entry", "consumer_name", "READ_BLOCK_MS", "MAX_READ", "DEAD_MAXLEN"]
 
@@ -108,8 +109,16 @@ class BusConsumer:
     Start with :meth:`start`; stop with :meth:`stop_reading`, then :meth:`close`.
     """
 
-    def __init__(self, client: redis.asyncio.Redis, keys: BusKeys, pool: Pool, core: JsonRpcCore,
-                 notify_ttl_ms: int, done_ttl_ms: int, outage: Outage) -> None:
+    def __init__(
+        self,
+        client: redis.asyncio.Redis,
+        keys: BusKeys,
+        pool: Pool,
+        core: JsonRpcCore,
+        notify_ttl_ms: int,
+        done_ttl_ms: int,
+        outage: Outage,
+    ) -> None:
         self.client = client
         self.keys = keys
         self.pool = pool
@@ -119,7 +128,7 @@ class BusConsumer:
         self.outage = outage
         self.name = consumer_name()
         self.max_held = pool.queue_maxsize + pool.processes
-        self.held: dict[str, Entry] = {}       # read (or claimed) and not yet acked
+        self.held: dict[str, Entry] = {}  # read (or claimed) and not yet acked
         self.waiting: collections.deque[Entry] = collections.deque()  # refused by a busy pool
         self._unsubmitted = 0
         self._outbox: Outbox[tuple[Entry, bytes | None]] = Outbox()
@@ -135,7 +144,9 @@ class BusConsumer:
         self._reading = True
         self._reader = asyncio.get_running_loop().create_task(self._read())
         self._writer = asyncio.get_running_loop().create_task(self._write())
-        logger.info("bus consumer %s reading %s (group %s)", self.name, self.keys.requests, self.keys.group)
+        logger.info(
+            "bus consumer %s reading %s (group %s)", self.name, self.keys.requests, self.keys.group
+        )
 
     async def stop_reading(self) -> None:
         """Read no new entries; entries held keep running and are answered."""
@@ -158,13 +169,19 @@ class BusConsumer:
                     self._capacity.clear()
                     await self._capacity.wait()
         except TimeoutError:
-            logger.warning("bus consumer %s: %d entries still unanswered at stop; they stay pending",
-                           self.name, len(self.held) - len(self.waiting))
+            logger.warning(
+                "bus consumer %s: %d entries still unanswered at stop; they stay pending",
+                self.name,
+                len(self.held) - len(self.waiting),
+            )
         try:
             await self._hand_back()
-        except (CONNECTION_ERRORS + (redis.exceptions.ResponseError,)) as exc:
-            logger.warning("bus consumer %s: could not hand back its entries at stop (%s); "
-                           "they stay pending", self.name, exc)
+        except CONNECTION_ERRORS + (redis.exceptions.ResponseError,) as exc:
+            logger.warning(
+                "bus consumer %s: could not hand back its entries at stop (%s); they stay pending",
+                self.name,
+                exc,
+            )
         if self._writer is not None:
             await cancel_and_wait(self._writer)
         for task in list(self._runs):
@@ -178,16 +195,16 @@ class BusConsumer:
 
     async def _wait_for_capacity(self) -> None:
         self._capacity.clear()
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._capacity.wait(), CAPACITY_POLL_S)
-        except TimeoutError:
-            pass
 
     # ------------------------------------------------------------------ reading
     async def ensure_group(self) -> None:
         """``XGROUP CREATE <stream> <group> 0 MKSTREAM``; an existing group is kept."""
         try:
-            await self.client.xgroup_create(self.keys.requests, self.keys.group, id="0", mkstream=True)
+            await self.client.xgroup_create(
+                self.keys.requests, self.keys.group, id="0", mkstream=True
+            )
             logger.info("bus: created consumer group %s on %s", self.keys.group, self.keys.requests)
         except redis.exceptions.ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
@@ -205,16 +222,24 @@ class BusConsumer:
                 if count <= 0:
                     await self._wait_for_capacity()
                     continue
-                streams = await self.client.xreadgroup(self.keys.group, self.name, {self.keys.requests: ">"},
-                                                       count=count, block=READ_BLOCK_MS)
+                streams = await self.client.xreadgroup(
+                    self.keys.group,
+                    self.name,
+                    {self.keys.requests: ">"},
+                    count=count,
+                    block=READ_BLOCK_MS,
+                )
                 self.outage.recovered()
             except CONNECTION_ERRORS as exc:
                 await asyncio.sleep(self.outage.failed(exc))
                 continue
             except redis.exceptions.ResponseError as exc:
                 if "NOGROUP" in str(exc):
-                    logger.warning("bus: consumer group %s is gone (Redis restarted or flushed?); "
-                                   "creating it again", self.keys.group)
+                    logger.warning(
+                        "bus: consumer group %s is gone (Redis restarted or flushed?); "
+                        "creating it again",
+                        self.keys.group,
+                    )
                     group_ready = False
                 else:  # e.g. OOM, READONLY: Redis refuses; wait like for an outage
                     await asyncio.sleep(self.outage.failed(exc))
@@ -246,7 +271,9 @@ class BusConsumer:
         self._unsubmitted -= 1  # handle() submits to the pool before its first suspension
         try:
             reply = await self.core.handle(entry.data, {"request_id": "bus:" + entry.entry_id})
-        except Exception:  # a bug of ours: leave the entry pending; it is reclaimed, then dead-lettered
+        except (
+            Exception
+        ):  # a bug of ours: leave the entry pending; it is reclaimed, then dead-lettered
             logger.exception("bus: entry %s failed; it stays pending", entry.entry_id)
             self.held.pop(entry.entry_id, None)
             self._capacity.set()
@@ -280,32 +307,50 @@ class BusConsumer:
     async def _send_answers(self, items: list[tuple[Entry, bytes | None]]) -> None:
         """Answer and ack ``items``, :data:`MAX_ANSWERS_PER_SCRIPT` per REPLY script call."""
         for start in range(0, len(items), MAX_ANSWERS_PER_SCRIPT):
-            await self._send_chunk(items[start:start + MAX_ANSWERS_PER_SCRIPT])
+            await self._send_chunk(items[start : start + MAX_ANSWERS_PER_SCRIPT])
 
     async def _send_chunk(self, items: list[tuple[Entry, bytes | None]]) -> None:
-        args: list[object] = [self.keys.group, self.name, self.done_ttl_ms, self.notify_ttl_ms, self.keys.done("")]
+        args: list[object] = [
+            self.keys.group,
+            self.name,
+            self.done_ttl_ms,
+            self.notify_ttl_ms,
+            self.keys.done(""),
+        ]
         for entry, body in items:
             args += (entry.entry_id, entry.reply_to or b"", body or b"")
         try:
             outcomes = await scripts.REPLY.run(self.client, [self.keys.requests], args)
         except redis.exceptions.ResponseError as exc:  # not an outage: retrying would not help
-            logger.error("bus: answering %d entries failed (they stay pending): %s", len(items), exc)
+            logger.error(
+                "bus: answering %d entries failed (they stay pending): %s", len(items), exc
+            )
             return
-        for (entry, _), outcome in zip(items, outcomes):
+        for (entry, _), outcome in zip(items, outcomes, strict=False):
             if outcome == 0:
-                logger.info("bus: entry %s was answered before (reclaimed copy); no second reply",
-                            entry.entry_id)
+                logger.info(
+                    "bus: entry %s was answered before (reclaimed copy); no second reply",
+                    entry.entry_id,
+                )
             elif isinstance(outcome, bytes):
-                await self.dead_letter(entry.entry_id, "the reply could not be pushed to reply_to %r: %s"
-                                       % (entry.reply_to, outcome.decode(errors="replace")), 1)
+                await self.dead_letter(
+                    entry.entry_id,
+                    "the reply could not be pushed to reply_to {!r}: {}".format(
+                        entry.reply_to, outcome.decode(errors="replace")
+                    ),
+                    1,
+                )
 
     async def dead_letter(self, entry_id: str, reason: str, deliveries: int) -> bool:
         """Move a pending entry to the dead-letter stream and ack it; False if not pending.
 
         Source: design.md ("after max_deliveries an entry goes to sbusr:rpc:dead with the reason").
         """
-        moved = await scripts.DEAD_LETTER.run(self.client, [self.keys.requests, self.keys.dead],
-                                              [self.keys.group, entry_id, reason, deliveries, DEAD_MAXLEN])
+        moved = await scripts.DEAD_LETTER.run(
+            self.client,
+            [self.keys.requests, self.keys.dead],
+            [self.keys.group, entry_id, reason, deliveries, DEAD_MAXLEN],
+        )
         if moved:
             metrics.bus_entries_dead_lettered()
             logger.error("bus: entry %s dead-lettered to %s: %s", entry_id, self.keys.dead, reason)
@@ -314,15 +359,23 @@ class BusConsumer:
     # ------------------------------------------------------------------ stopping
     async def _hand_back(self) -> None:
         """Requeue the entries pending to this consumer that it holds but will not run."""
-        pending = await self.client.xpending_range(self.keys.requests, self.keys.group, "-", "+",
-                                                   self.max_held + MAX_READ, consumername=self.name)
+        pending = await self.client.xpending_range(
+            self.keys.requests,
+            self.keys.group,
+            "-",
+            "+",
+            self.max_held + MAX_READ,
+            consumername=self.name,
+        )
         running = {entry_id for entry_id in self.held} - {entry.entry_id for entry in self.waiting}
         for item in pending:
             entry_id = item["message_id"].decode()
             if entry_id not in running:
-                new_id = await scripts.REQUEUE.run(self.client, [self.keys.requests],
-                                                   [self.keys.group, self.name, entry_id])
+                new_id = await scripts.REQUEUE.run(
+                    self.client, [self.keys.requests], [self.keys.group, self.name, entry_id]
+                )
                 logger.info("bus: entry %s handed back as %s", entry_id, new_id)
-        if not await self.client.xpending_range(self.keys.requests, self.keys.group, "-", "+", 1,
-                                                consumername=self.name):
+        if not await self.client.xpending_range(
+            self.keys.requests, self.keys.group, "-", "+", 1, consumername=self.name
+        ):
             await self.client.xgroup_delconsumer(self.keys.requests, self.keys.group, self.name)

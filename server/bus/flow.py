@@ -34,12 +34,20 @@ import redis.exceptions
 
 from busclient._backoff import Outage
 from busclient._connection import CONNECTION_ERRORS
-from busclient._keys import FIELD_DATA, FIELD_REPLY_TO, FIELD_TYPE, FLOW_START, BusKeys
 from busclient._protocol import dumps
 from busclient._reader import AsyncReplyReader
+from wire.keys import FIELD_DATA, FIELD_REPLY_TO, FIELD_TYPE, FLOW_START, BusKeys
 
-__all__ = ["FlowStarter", "FlowError", "NoLivePeer", "FlowRejected", "FlowAckTimeout", "BusUnreachable",
-           "PEER_STREAM_MAXLEN", "ACK_STARTED"]
+__all__ = [
+    "FlowStarter",
+    "FlowError",
+    "NoLivePeer",
+    "FlowRejected",
+    "FlowAckTimeout",
+    "BusUnreachable",
+    "PEER_STREAM_MAXLEN",
+    "ACK_STARTED",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +69,9 @@ class FlowRejected(FlowError):
     """The peer answered with an ack other than 1 (HTTP 502). ``ack`` carries it all."""
 
     def __init__(self, ack: dict[str, Any]) -> None:
-        super().__init__("peer %s answered ack %r: %s" % (ack.get("peer"), ack.get("ack"), ack.get("msg")))
+        super().__init__(
+            "peer {} answered ack {!r}: {}".format(ack.get("peer"), ack.get("ack"), ack.get("msg"))
+        )
         self.ack = ack
 
 
@@ -69,7 +79,7 @@ class FlowAckTimeout(FlowError):
     """No ack within the ack timeout (HTTP 504)."""
 
     def __init__(self, invoke_id: str, peer: str, timeout_s: float) -> None:
-        super().__init__("peer %s did not ack flow start %s within %.1f s" % (peer, invoke_id, timeout_s))
+        super().__init__(f"peer {peer} did not ack flow start {invoke_id} within {timeout_s:.1f} s")
         self.invoke_id = invoke_id
         self.peer = peer
 
@@ -100,15 +110,25 @@ class FlowStarter:
         outage: the bus's shared outage tracker.
     """
 
-    def __init__(self, client: redis.asyncio.Redis, reader_client: redis.asyncio.Redis, keys: BusKeys,
-                 reply_token: str, peer_ttl_ms: int, ack_timeout_s: float, outage: Outage) -> None:
+    def __init__(
+        self,
+        client: redis.asyncio.Redis,
+        reader_client: redis.asyncio.Redis,
+        keys: BusKeys,
+        reply_token: str,
+        peer_ttl_ms: int,
+        ack_timeout_s: float,
+        outage: Outage,
+    ) -> None:
         self.client = client
         self.keys = keys
         self.reply_key = keys.reply(reply_token)
         self.peer_ttl_ms = peer_ttl_ms
         self.ack_timeout_s = ack_timeout_s
         self.waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
-        self.reader = AsyncReplyReader(reader_client, self.reply_key, self._on_ack, "bus flow acks", outage)
+        self.reader = AsyncReplyReader(
+            reader_client, self.reply_key, self._on_ack, "bus flow acks", outage
+        )
 
     async def close(self) -> None:
         """Stop the ack reader."""
@@ -127,11 +147,17 @@ class FlowStarter:
             pipe.zrangebyscore(self.keys.peers, oldest_ms, "+inf")
             _, members = await pipe.execute()
         except CONNECTION_ERRORS as exc:
-            raise BusUnreachable("message bus unreachable: %s" % exc) from exc
+            raise BusUnreachable(f"message bus unreachable: {exc}") from exc
         return [peer for peer in map(_parse_member, members) if peer is not None]
 
-    async def start(self, project: str, flow: str, params: Any = None, unit: int | None = None,
-                    client: int | None = None) -> dict[str, Any]:
+    async def start(
+        self,
+        project: str,
+        flow: str,
+        params: Any = None,
+        unit: int | None = None,
+        client: int | None = None,
+    ) -> dict[str, Any]:
         """Start ``flow`` of ``project`` on a live peer matching ``unit``/``client`` (None: any).
 
         Returns:
@@ -143,11 +169,17 @@ class FlowStarter:
             FlowAckTimeout: no ack within ``ack_timeout_s``.
             BusUnreachable: Redis could not be reached.
         """
-        candidates = [(u, c) for u, c in await self.live_peers()
-                      if (unit is None or u == unit) and (client is None or c == client)]
+        candidates = [
+            (u, c)
+            for u, c in await self.live_peers()
+            if (unit is None or u == unit) and (client is None or c == client)
+        ]
         if not candidates:
-            wanted = ", ".join("%s=%s" % pair for pair in (("server", unit), ("process", client))
-                               if pair[1] is not None)
+            wanted = ", ".join(
+                "{}={}".format(*pair)
+                for pair in (("server", unit), ("process", client))
+                if pair[1] is not None
+            )
             raise NoLivePeer("no live peer" + (" matches " + wanted if wanted else " on the bus"))
         peer_unit, peer_client = random.choice(candidates)
         peer = BusKeys.peer_member(peer_unit, peer_client)
@@ -159,8 +191,12 @@ class FlowStarter:
         self.reader.ensure_started()
         try:
             pipe = self.client.pipeline(transaction=True)
-            pipe.xadd(stream, {FIELD_TYPE: FLOW_START, FIELD_DATA: data, FIELD_REPLY_TO: self.reply_key},
-                      maxlen=PEER_STREAM_MAXLEN, approximate=True)
+            pipe.xadd(
+                stream,
+                {FIELD_TYPE: FLOW_START, FIELD_DATA: data, FIELD_REPLY_TO: self.reply_key},
+                maxlen=PEER_STREAM_MAXLEN,
+                approximate=True,
+            )
             pipe.pexpire(stream, int(self.ack_timeout_s * 1000) + self.peer_ttl_ms)
             await pipe.execute()
             logger.info("flow start %s: %s/%s sent to peer %s", invoke_id, project, flow, peer)
@@ -168,10 +204,15 @@ class FlowStarter:
         except TimeoutError:
             raise FlowAckTimeout(invoke_id, peer, self.ack_timeout_s) from None
         except CONNECTION_ERRORS as exc:
-            raise BusUnreachable("message bus unreachable: %s" % exc) from exc
+            raise BusUnreachable(f"message bus unreachable: {exc}") from exc
         finally:
             self.waiters.pop(invoke_id, None)
-        answer = {"invoke_id": invoke_id, "peer": peer, "ack": ack.get("ack"), "msg": ack.get("msg", "")}
+        answer = {
+            "invoke_id": invoke_id,
+            "peer": peer,
+            "ack": ack.get("ack"),
+            "msg": ack.get("msg", ""),
+        }
         if answer["ack"] != ACK_STARTED:
             raise FlowRejected(answer)
         return answer

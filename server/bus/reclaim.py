@@ -35,7 +35,7 @@ from busclient._connection import CONNECTION_ERRORS
 from busclient._tasks import cancel_and_wait
 from server import metrics
 from server.bus import scripts
-from server.bus.consumer import DEAD_MAXLEN, MAX_READ, BusConsumer, Entry
+from server.bus.consumer import MAX_READ, BusConsumer, Entry
 
 __all__ = ["Maintenance", "STALE_CONSUMER_MS", "parse_id"]
 
@@ -64,8 +64,9 @@ class Maintenance:
         outage: the bus's shared outage tracker.
     """
 
-    def __init__(self, consumer: BusConsumer, claim_idle_ms: int, max_deliveries: int,
-                 outage: Outage) -> None:
+    def __init__(
+        self, consumer: BusConsumer, claim_idle_ms: int, max_deliveries: int, outage: Outage
+    ) -> None:
         self.consumer = consumer
         self.client: redis.asyncio.Redis = consumer.client
         self.keys = consumer.keys
@@ -98,7 +99,7 @@ class Maintenance:
                 if "NOGROUP" in str(exc) or "no such key" in str(exc):
                     try:
                         await self.consumer.ensure_group()
-                    except (CONNECTION_ERRORS + (redis.exceptions.ResponseError,)) as again:
+                    except CONNECTION_ERRORS + (redis.exceptions.ResponseError,) as again:
                         delay = self.outage.failed(again)
                 else:  # e.g. OOM, READONLY: Redis refuses; wait like for an outage
                     delay = self.outage.failed(exc)
@@ -121,8 +122,9 @@ class Maintenance:
         running = [entry_id for entry_id in self.consumer.held]
         if not running:
             return 0
-        return await scripts.TOUCH.run(self.client, [self.keys.requests],
-                                       [self.keys.group, self.consumer.name, *running])
+        return await scripts.TOUCH.run(
+            self.client, [self.keys.requests], [self.keys.group, self.consumer.name, *running]
+        )
 
     async def reclaim(self) -> int:
         """Claim idle entries of other (dead) consumers and run or dead-letter them.
@@ -138,11 +140,17 @@ class Maintenance:
                 return claimed_total
             start, entries, deleted = await self._autoclaim(start, count)
             if deleted:
-                logger.warning("bus: %d pending entries had been deleted from %s before being "
-                               "answered: %s", len(deleted), self.keys.requests,
-                               ", ".join(d.decode() for d in deleted[:10]))
-            fresh = [(entry_id.decode(), fields) for entry_id, fields in entries
-                     if entry_id.decode() not in self.consumer.held]
+                logger.warning(
+                    "bus: %d pending entries had been deleted from %s before being answered: %s",
+                    len(deleted),
+                    self.keys.requests,
+                    ", ".join(d.decode() for d in deleted[:10]),
+                )
+            fresh = [
+                (entry_id.decode(), fields)
+                for entry_id, fields in entries
+                if entry_id.decode() not in self.consumer.held
+            ]
             if fresh:
                 claimed_total += len(fresh)
                 metrics.bus_entries_reclaimed(len(fresh))
@@ -151,8 +159,14 @@ class Maintenance:
                 return claimed_total
 
     async def _autoclaim(self, start: bytes | str, count: int) -> tuple[bytes | str, list, list]:
-        reply = await self.client.xautoclaim(self.keys.requests, self.keys.group, self.consumer.name,
-                                             self.claim_idle_ms, start, count=count)
+        reply = await self.client.xautoclaim(
+            self.keys.requests,
+            self.keys.group,
+            self.consumer.name,
+            self.claim_idle_ms,
+            start,
+            count=count,
+        )
         next_start, entries = reply[0], reply[1]
         deleted = reply[2] if len(reply) > 2 else []
         # Redis 6.2 reports deleted entries as (id, None) among the claimed ones
@@ -162,19 +176,28 @@ class Maintenance:
     async def _dispatch(self, claimed: list[tuple[str, dict]]) -> None:
         """Dead-letter, ack or run each freshly claimed entry."""
         pending = await self.client.xpending_range(
-            self.keys.requests, self.keys.group, claimed[0][0], claimed[-1][0],
-            len(claimed) + len(self.consumer.held) + 1, consumername=self.consumer.name)
+            self.keys.requests,
+            self.keys.group,
+            claimed[0][0],
+            claimed[-1][0],
+            len(claimed) + len(self.consumer.held) + 1,
+            consumername=self.consumer.name,
+        )
         deliveries = {item["message_id"].decode(): item["times_delivered"] for item in pending}
         pipe = self.client.pipeline(transaction=False)
         for entry_id, _ in claimed:
             pipe.exists(self.keys.done(entry_id))
         answered = await pipe.execute()
-        for (entry_id, fields), done in zip(claimed, answered):
+        for (entry_id, fields), done in zip(claimed, answered, strict=False):
             times = deliveries.get(entry_id, 0)
             entry = Entry(entry_id, fields)
             if times > self.max_deliveries:
-                await self.consumer.dead_letter(entry_id, "delivered %d times without an answer (max_deliveries %d)"
-                                       % (times - 1, self.max_deliveries), times - 1)
+                await self.consumer.dead_letter(
+                    entry_id,
+                    "delivered %d times without an answer (max_deliveries %d)"
+                    % (times - 1, self.max_deliveries),
+                    times - 1,
+                )
             elif done:
                 self.consumer.answered_elsewhere(entry)
             else:
@@ -202,8 +225,16 @@ class Maintenance:
         """Delete consumers of the group with nothing pending, idle over STALE_CONSUMER_MS."""
         forgotten = 0
         for consumer in await self.client.xinfo_consumers(self.keys.requests, self.keys.group):
-            name = consumer["name"].decode() if isinstance(consumer["name"], bytes) else consumer["name"]
-            if consumer["pending"] == 0 and consumer["idle"] > STALE_CONSUMER_MS and name != self.consumer.name:
+            name = (
+                consumer["name"].decode()
+                if isinstance(consumer["name"], bytes)
+                else consumer["name"]
+            )
+            if (
+                consumer["pending"] == 0
+                and consumer["idle"] > STALE_CONSUMER_MS
+                and name != self.consumer.name
+            ):
                 await self.client.xgroup_delconsumer(self.keys.requests, self.keys.group, name)
                 forgotten += 1
         if forgotten:

@@ -6,7 +6,6 @@ import logging
 
 from busclient._backoff import Outage
 from busclient._connection import async_redis, safe_url
-from busclient._keys import BusKeys
 from busclient._reader import BLOCK_S
 from executor.pool import Pool
 from server.bus.consumer import READ_BLOCK_MS, BusConsumer
@@ -14,6 +13,7 @@ from server.bus.flow import FlowStarter
 from server.bus.reclaim import Maintenance
 from server.jsonrpc import JsonRpcCore
 from settings import Settings
+from wire.keys import BusKeys
 
 __all__ = ["Bus", "done_ttl_ms"]
 
@@ -50,13 +50,28 @@ class Bus:
         # retries=1: every command of the server is idempotent or safe to repeat (see async_redis)
         self.client = async_redis(self.url, READ_BLOCK_MS / 1000.0, retries=1)
         self.reader_client = async_redis(self.url, BLOCK_S, retries=1)
-        self.consumer = BusConsumer(self.client, self.keys, pool, core, settings.notify_ttl_ms,
-                                    done_ttl_ms(settings), self.outage)
-        self.maintenance = Maintenance(self.consumer, settings.claim_idle_ms, settings.max_deliveries,
-                                       self.outage)
+        self.consumer = BusConsumer(
+            self.client,
+            self.keys,
+            pool,
+            core,
+            settings.notify_ttl_ms,
+            done_ttl_ms(settings),
+            self.outage,
+        )
+        self.maintenance = Maintenance(
+            self.consumer, settings.claim_idle_ms, settings.max_deliveries, self.outage
+        )
         self.flow_client = async_redis(self.url)  # no retries: a flow.start must not be sent twice
-        self.flows = FlowStarter(self.flow_client, self.reader_client, self.keys, self.consumer.name,
-                                 settings.peer_ttl_ms, settings.flow_ack_timeout_s, self.outage)
+        self.flows = FlowStarter(
+            self.flow_client,
+            self.reader_client,
+            self.keys,
+            self.consumer.name,
+            settings.peer_ttl_ms,
+            settings.flow_ack_timeout_s,
+            self.outage,
+        )
 
     async def start(self) -> None:
         """Start reading requests and the upkeep."""

@@ -45,7 +45,7 @@ class _JobsBase(BaseHandler):
             raise RestError(503, "the scheduler is off (SBUSR_SCHEDULER=0)")
 
     def _not_found(self, job_id: str) -> RestError:
-        return RestError(404, "no job %r" % job_id)
+        return RestError(404, f"no job {job_id!r}")
 
 
 class JobsHandler(_JobsBase):
@@ -58,8 +58,9 @@ class JobsHandler(_JobsBase):
         try:
             body = json.loads(self.request.body or b"null")
         except ValueError as exc:
-            raise RestError(400, "the body is not JSON",
-                            details=[{"path": "/", "message": str(exc)}]) from None
+            raise RestError(
+                400, "the body is not JSON", details=[{"path": "/", "message": str(exc)}]
+            ) from None
         try:
             spec = validate_job(body, source="api")
         except JobSpecError as exc:
@@ -67,8 +68,8 @@ class JobsHandler(_JobsBase):
         try:
             job = await self.scheduler.add_job(spec)
         except JobExists:
-            raise RestError(409, "a job with id %r exists" % spec["id"]) from None
-        self.set_header("Location", "/api/jobs/%s" % spec["id"])
+            raise RestError(409, "a job with id {!r} exists".format(spec["id"])) from None
+        self.set_header("Location", "/api/jobs/{}".format(spec["id"]))
         self.write_json(job, status=201)
 
 
@@ -93,9 +94,11 @@ class JobActionHandler(_JobsBase):
     """``POST /api/jobs/{id}/pause|resume|run``."""
 
     async def post(self, job_id: str, action: str) -> None:
-        operations = {"pause": (self.scheduler.pause_job, 200),
-                      "resume": (self.scheduler.resume_job, 200),
-                      "run": (self.scheduler.run_job_now, 202)}
+        operations = {
+            "pause": (self.scheduler.pause_job, 200),
+            "resume": (self.scheduler.resume_job, 200),
+            "run": (self.scheduler.run_job_now, 202),
+        }
         operation, status = operations[action]
         try:
             job = await operation(job_id)
@@ -112,6 +115,6 @@ def job_routes(scheduler: JobScheduler | None) -> list[tuple[str, Any, dict[str,
     kwargs = {"scheduler": scheduler}
     return [
         (r"/api/jobs", JobsHandler, kwargs),
-        (r"/api/jobs/%s" % _JOB_ID, JobHandler, kwargs),
-        (r"/api/jobs/%s/(pause|resume|run)" % _JOB_ID, JobActionHandler, kwargs),
+        (rf"/api/jobs/{_JOB_ID}", JobHandler, kwargs),
+        (rf"/api/jobs/{_JOB_ID}/(pause|resume|run)", JobActionHandler, kwargs),
     ]

@@ -80,8 +80,9 @@ class RedisLease:
             redis.exceptions.RedisError: Redis cannot be reached; the caller skips the
                 occurrence (at most once rather than twice).
         """
-        claimed = await self.client.set(lease_key(self.prefix, job_id, run_time), self.instance,
-                                        nx=True, px=ttl_ms)
+        claimed = await self.client.set(
+            lease_key(self.prefix, job_id, run_time), self.instance, nx=True, px=ttl_ms
+        )
         return bool(claimed)
 
     async def close(self) -> None:

@@ -40,12 +40,12 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from redis.exceptions import RedisError
 
-from executor.errors import JsonRpcError
 from executor.pool import Pool
 from executor.scheduled import JOB_CONTEXT_ID, JOB_CONTEXT_RUN_TIME, build_trigger
 from server.scheduler import state as job_state
 from server.scheduler.lease import LocalLease, RedisLease, lease_ttl_ms
 from settings import Settings
+from wire.errors import JsonRpcError
 
 __all__ = ["JobScheduler", "JobNotFound", "JobExists", "rpc_call", "make_engine", "RUN_MARGIN_S"]
 
@@ -119,7 +119,7 @@ class SharedJobStore(SQLAlchemyJobStore):
 class RpcExecutor(BaseExecutor):
     """APScheduler executor that hands due occurrences to :meth:`JobScheduler._run_due` as tasks."""
 
-    def __init__(self, scheduler: "JobScheduler") -> None:
+    def __init__(self, scheduler: JobScheduler) -> None:
         super().__init__()
         self._jobs = scheduler
 
@@ -172,19 +172,28 @@ class JobScheduler:
         self.states = job_state.StateStore(self.engine, settings.jobs_table + "_state")
         await asyncio.to_thread(self.states.create)
         store = SharedJobStore(engine=self.engine, tablename=settings.jobs_table)
-        self.scheduler = AsyncIOScheduler(jobstores={"default": store},
-                                          executors={"default": RpcExecutor(self)},
-                                          timezone=datetime.timezone.utc)
+        self.scheduler = AsyncIOScheduler(
+            jobstores={"default": store},
+            executors={"default": RpcExecutor(self)},
+            timezone=datetime.UTC,
+        )
         if settings.redis_url:
             import redis.asyncio
-            self.lease = RedisLease(redis.asyncio.from_url(settings.redis_url), settings.bus_prefix,
-                                    self.instance)
+
+            self.lease = RedisLease(
+                redis.asyncio.from_url(settings.redis_url), settings.bus_prefix, self.instance
+            )
         self.scheduler.start()
         self._poll_task = asyncio.get_running_loop().create_task(self._poll())
-        logger.info("scheduler %s started: jobs in %s (table %s), %s", self.instance,
-                    self.engine.url.render_as_string(hide_password=True), settings.jobs_table,
-                    "one run per occurrence across instances (Redis leases)" if settings.redis_url
-                    else "no Redis: run a single instance")
+        logger.info(
+            "scheduler %s started: jobs in %s (table %s), %s",
+            self.instance,
+            self.engine.url.render_as_string(hide_password=True),
+            settings.jobs_table,
+            "one run per occurrence across instances (Redis leases)"
+            if settings.redis_url
+            else "no Redis: run a single instance",
+        )
         await self.sync_declared()
 
     async def _poll(self) -> None:
@@ -223,26 +232,38 @@ class JobScheduler:
         """Run the due occurrences of ``job`` that are not missed and that this instance claims."""
         spec = job.kwargs["spec"]
         grace_s = spec.get("misfire_grace_time_s")
-        for run_time in (moment.astimezone(datetime.timezone.utc) for moment in run_times):
-            late_s = (datetime.datetime.now(datetime.timezone.utc) - run_time).total_seconds()
+        for run_time in (moment.astimezone(datetime.UTC) for moment in run_times):
+            late_s = (datetime.datetime.now(datetime.UTC) - run_time).total_seconds()
             if grace_s is not None and late_s > grace_s:
-                logger.warning("job %s: run time %s missed by %.1f s (grace %.1f s); skipped",
-                               job.id, run_time.isoformat(), late_s, grace_s)
+                logger.warning(
+                    "job %s: run time %s missed by %.1f s (grace %.1f s); skipped",
+                    job.id,
+                    run_time.isoformat(),
+                    late_s,
+                    grace_s,
+                )
                 continue
             try:
                 ttl_ms = lease_ttl_ms(grace_s, self._timeout_s(spec))
                 claimed = await self.lease.claim(job.id, run_time, ttl_ms)
             except RedisError as exc:
-                logger.error("job %s: cannot claim run time %s on Redis, skipped: %s",
-                             job.id, run_time.isoformat(), exc)
+                logger.error(
+                    "job %s: cannot claim run time %s on Redis, skipped: %s",
+                    job.id,
+                    run_time.isoformat(),
+                    exc,
+                )
                 continue
             if not claimed:
-                logger.debug("job %s: run time %s taken by another instance", job.id, run_time.isoformat())
+                logger.debug(
+                    "job %s: run time %s taken by another instance", job.id, run_time.isoformat()
+                )
                 continue
             await self._run(job.id, spec, run_time, forced=False)
 
-    async def _run(self, job_id: str, spec: dict[str, Any], run_time: datetime.datetime,
-                   forced: bool) -> None:
+    async def _run(
+        self, job_id: str, spec: dict[str, Any], run_time: datetime.datetime, forced: bool
+    ) -> None:
         """One run: state started -> pool.run -> state finished (and paused on error if asked)."""
         timeout_s = self._timeout_s(spec)
         now_s = time.time()
@@ -250,7 +271,9 @@ class JobScheduler:
         def start(current: job_state.JobState) -> job_state.JobState | None:
             if current.paused and not forced:
                 return None
-            return job_state.started(current, now_s, now_s + timeout_s + RUN_MARGIN_S, self.instance)
+            return job_state.started(
+                current, now_s, now_s + timeout_s + RUN_MARGIN_S, self.instance
+            )
 
         if await asyncio.to_thread(self.states.update, job_id, start) is None:
             logger.info("job %s is paused; run time %s skipped", job_id, run_time.isoformat())
@@ -259,7 +282,9 @@ class JobScheduler:
         context = {JOB_CONTEXT_ID: job_id, JOB_CONTEXT_RUN_TIME: run_time.isoformat()}
         started_at = time.perf_counter()
         try:
-            ok, payload = await self.pool.run(spec["method"], spec.get("params"), timeout_s, context)
+            ok, payload = await self.pool.run(
+                spec["method"], spec.get("params"), timeout_s, context
+            )
         except JsonRpcError as error:  # ServerBusy: the queue is full
             ok, payload = False, json.dumps(error.to_object()).encode()
         elapsed_ms = (time.perf_counter() - started_at) * 1000.0
@@ -271,12 +296,23 @@ class JobScheduler:
 
         await asyncio.to_thread(self.states.update, job_id, finish)
         if ok:
-            logger.info("job %s ran %s (run time %s) in %.1f ms", job_id, spec["method"],
-                        run_time.isoformat(), elapsed_ms)
+            logger.info(
+                "job %s ran %s (run time %s) in %.1f ms",
+                job_id,
+                spec["method"],
+                run_time.isoformat(),
+                elapsed_ms,
+            )
         else:
-            logger.warning("job %s: %s (run time %s) failed in %.1f ms: %s%s", job_id, spec["method"],
-                           run_time.isoformat(), elapsed_ms, payload[:300].decode("utf-8", "replace"),
-                           "; job paused (pause_on_error)" if pause else "")
+            logger.warning(
+                "job %s: %s (run time %s) failed in %.1f ms: %s%s",
+                job_id,
+                spec["method"],
+                run_time.isoformat(),
+                elapsed_ms,
+                payload[:300].decode("utf-8", "replace"),
+                "; job paused (pause_on_error)" if pause else "",
+            )
         if pause:
             self._pause_quietly(job_id)
         if self.scheduler.get_job(job_id) is None:  # a one-shot job, removed after its run
@@ -294,10 +330,17 @@ class JobScheduler:
         if paused:
             options["next_run_time"] = None
         return self.scheduler.add_job(
-            RPC_CALL_REF, trigger=build_trigger(spec), id=spec["id"], name=spec["method"],
-            kwargs={"spec": spec}, misfire_grace_time=spec["misfire_grace_time_s"],
-            coalesce=spec["coalesce"], max_instances=spec["max_instances"],
-            replace_existing=replace, **options)
+            RPC_CALL_REF,
+            trigger=build_trigger(spec),
+            id=spec["id"],
+            name=spec["method"],
+            kwargs={"spec": spec},
+            misfire_grace_time=spec["misfire_grace_time_s"],
+            coalesce=spec["coalesce"],
+            max_instances=spec["max_instances"],
+            replace_existing=replace,
+            **options,
+        )
 
     def _job(self, job_id: str) -> Job:
         job = self.scheduler.get_job(job_id)
@@ -306,7 +349,10 @@ class JobScheduler:
         return job
 
     def _render(self, job: Job, state: job_state.JobState) -> dict[str, Any]:
-        return {**job.kwargs["spec"], "state": job_state.render(state, job.next_run_time, time.time())}
+        return {
+            **job.kwargs["spec"],
+            "state": job_state.render(state, job.next_run_time, time.time()),
+        }
 
     async def add_job(self, spec: dict[str, Any]) -> dict[str, Any]:
         """Add a job (a spec from :func:`executor.scheduled.validate_job`); return it rendered.
@@ -371,7 +417,7 @@ class JobScheduler:
             The job rendered before the run starts. Raises JobNotFound.
         """
         job = self._job(job_id)
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         self._track(self._run(job_id, job.kwargs["spec"], now, forced=True))
         return self._render(job, await asyncio.to_thread(self.states.get, job_id))
 
@@ -388,7 +434,9 @@ class JobScheduler:
         """
         summary: dict[str, list[str]] = {"added": [], "changed": [], "removed": []}
         try:
-            ok, payload = await self.pool.run("rpc.scheduled_jobs", None, self.settings.rpc_timeout_s)
+            ok, payload = await self.pool.run(
+                "rpc.scheduled_jobs", None, self.settings.rpc_timeout_s
+            )
         except JsonRpcError as error:
             logger.error("cannot collect the declared jobs: %s", error)
             return summary

@@ -20,13 +20,24 @@ import dataclasses
 import datetime
 import json
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import sqlalchemy
 from sqlalchemy.engine import Engine
 
-__all__ = ["JobState", "StateStore", "started", "finished", "paused", "resumed", "status_of",
-           "render", "RESULT_MAX_CHARS", "LOST_RUN_ERROR"]
+__all__ = [
+    "JobState",
+    "StateStore",
+    "started",
+    "finished",
+    "paused",
+    "resumed",
+    "status_of",
+    "render",
+    "RESULT_MAX_CHARS",
+    "LOST_RUN_ERROR",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -67,8 +78,14 @@ class JobState:
 
 def started(state: JobState, now_s: float, deadline_s: float, instance: str) -> JobState:
     """A run starts at ``now_s``; it counts as lost after ``deadline_s`` (epoch seconds)."""
-    return dataclasses.replace(state, runs=state.runs + 1, last_run_start=now_s, last_run_end=None,
-                               running_until=deadline_s, instance=instance)
+    return dataclasses.replace(
+        state,
+        runs=state.runs + 1,
+        last_run_start=now_s,
+        last_run_end=None,
+        running_until=deadline_s,
+        instance=instance,
+    )
 
 
 def finished(state: JobState, now_s: float, ok: bool, payload: bytes) -> JobState:
@@ -79,19 +96,38 @@ def finished(state: JobState, now_s: float, ok: bool, payload: bytes) -> JobStat
     """
     if ok:
         text = payload.decode("utf-8", "replace")
-        return dataclasses.replace(state, last_run_end=now_s, running_until=None, last_ok=True,
-                                   last_result=text[:RESULT_MAX_CHARS],
-                                   last_result_truncated=len(text) > RESULT_MAX_CHARS,
-                                   last_error=None)
+        return dataclasses.replace(
+            state,
+            last_run_end=now_s,
+            running_until=None,
+            last_ok=True,
+            last_result=text[:RESULT_MAX_CHARS],
+            last_result_truncated=len(text) > RESULT_MAX_CHARS,
+            last_error=None,
+        )
     try:
         error = json.loads(payload)
-        error = {"code": error["code"], "message": error["message"], **(
-            {"data": error["data"]} if isinstance(error.get("data"), dict)
-            and len(json.dumps(error["data"])) <= RESULT_MAX_CHARS else {})}
+        error = {
+            "code": error["code"],
+            "message": error["message"],
+            **(
+                {"data": error["data"]}
+                if isinstance(error.get("data"), dict)
+                and len(json.dumps(error["data"])) <= RESULT_MAX_CHARS
+                else {}
+            ),
+        }
     except (ValueError, KeyError, TypeError):
         error = {"code": -32603, "message": payload.decode("utf-8", "replace")[:RESULT_MAX_CHARS]}
-    return dataclasses.replace(state, last_run_end=now_s, running_until=None, last_ok=False,
-                               last_result=None, last_result_truncated=False, last_error=error)
+    return dataclasses.replace(
+        state,
+        last_run_end=now_s,
+        running_until=None,
+        last_ok=False,
+        last_result=None,
+        last_result_truncated=False,
+        last_error=error,
+    )
 
 
 def paused(state: JobState) -> JobState:
@@ -126,10 +162,12 @@ def status_of(state: JobState, now_s: float) -> str:
 def _iso(epoch_s: float | None) -> str | None:
     if epoch_s is None:
         return None
-    return datetime.datetime.fromtimestamp(epoch_s, datetime.timezone.utc).isoformat()
+    return datetime.datetime.fromtimestamp(epoch_s, datetime.UTC).isoformat()
 
 
-def render(state: JobState, next_run_time: datetime.datetime | None, now_s: float) -> dict[str, Any]:
+def render(
+    state: JobState, next_run_time: datetime.datetime | None, now_s: float
+) -> dict[str, Any]:
     """The ``state`` object of a job as the REST API shows it.
 
     Returns:
@@ -148,8 +186,9 @@ def render(state: JobState, next_run_time: datetime.datetime | None, now_s: floa
         "last_result": state.last_result,
         "last_result_truncated": state.last_result_truncated,
         "last_error": last_error,
-        "next_run_time": next_run_time.astimezone(datetime.timezone.utc).isoformat()
-        if next_run_time is not None else None,
+        "next_run_time": next_run_time.astimezone(datetime.UTC).isoformat()
+        if next_run_time is not None
+        else None,
         "instance": state.instance,
     }
 
@@ -168,7 +207,8 @@ class StateStore:
     def __init__(self, engine: Engine, table_name: str) -> None:
         self.engine = engine
         self.table = sqlalchemy.Table(
-            table_name, sqlalchemy.MetaData(),
+            table_name,
+            sqlalchemy.MetaData(),
             sqlalchemy.Column("id", sqlalchemy.Unicode(191), primary_key=True),
             sqlalchemy.Column("state", sqlalchemy.UnicodeText, nullable=False),
         )
@@ -183,8 +223,11 @@ class StateStore:
         if not job_ids:
             return states
         with self.engine.connect() as connection:
-            rows = connection.execute(sqlalchemy.select(self.table.c.id, self.table.c.state)
-                                      .where(self.table.c.id.in_(job_ids)))
+            rows = connection.execute(
+                sqlalchemy.select(self.table.c.id, self.table.c.state).where(
+                    self.table.c.id.in_(job_ids)
+                )
+            )
             for job_id, text in rows:
                 states[job_id] = JobState(**json.loads(text))
         return states
@@ -218,8 +261,11 @@ class StateStore:
                     if text is None:
                         connection.execute(self.table.insert().values(id=job_id, state=encoded))
                     else:
-                        connection.execute(self.table.update().where(self.table.c.id == job_id)
-                                           .values(state=encoded))
+                        connection.execute(
+                            self.table.update()
+                            .where(self.table.c.id == job_id)
+                            .values(state=encoded)
+                        )
                     return new
             except sqlalchemy.exc.IntegrityError:  # another instance inserted the row first
                 if attempt == 2:

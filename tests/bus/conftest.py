@@ -8,7 +8,7 @@ database; the database is flushed again at the end. No Redis: the tests fail and
 from __future__ import annotations
 
 import os
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import redis
@@ -27,12 +27,15 @@ def _claim_database() -> int:
             if client.dbsize() == 0 and client.set(OWNER_KEY, os.getpid(), nx=True):
                 return number
         except redis.exceptions.ConnectionError as exc:
-            pytest.fail("the bus tests need a real Redis at %s (SBUSR_TEST_REDIS): %s"
-                        % (REDIS_HOST_PORT, exc), pytrace=False)
+            pytest.fail(
+                f"the bus tests need a real Redis at {REDIS_HOST_PORT} (SBUSR_TEST_REDIS): {exc}",
+                pytrace=False,
+            )
         finally:
             client.close()
-    pytest.fail("no empty Redis database among 1..15 at %s for the bus tests" % REDIS_HOST_PORT,
-                pytrace=False)
+    pytest.fail(
+        f"no empty Redis database among 1..15 at {REDIS_HOST_PORT} for the bus tests", pytrace=False
+    )
 
 
 @pytest.fixture(scope="session")
@@ -69,20 +72,29 @@ def raw(redis_url: str) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture
-def bus_server(start_server: Callable[..., ServerProcess], redis_url: str) -> Callable[..., ServerProcess]:
+def bus_server(
+    start_server: Callable[..., ServerProcess], redis_url: str
+) -> Callable[..., ServerProcess]:
     """Factory: ``bus_server(env={...})`` -> a server with the bus on the test database."""
+
     def start(env: dict[str, str] | None = None, **kwargs: object) -> ServerProcess:
         return start_server(env={"SBUSR_REDIS_URL": redis_url, **(env or {})}, **kwargs)
+
     return start
 
 
 @pytest.fixture(scope="module")
-def shared_bus(redis_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, str]]:
+def shared_bus(
+    redis_database: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[ServerProcess, str]]:
     """One bus server for a whole module (tests that do not disturb each other):
     ``(server, redis_url)``; the database is flushed before it starts."""
     flush(redis_database)
     folder = tmp_path_factory.mktemp("shared-bus")
-    server = ServerProcess(copy_methods(folder / "methods"), folder / "server.log",
-                           env={"SBUSR_REDIS_URL": redis_database, "SBUSR_FLOW_ACK_TIMEOUT": "1"})
+    server = ServerProcess(
+        copy_methods(folder / "methods"),
+        folder / "server.log",
+        env={"SBUSR_REDIS_URL": redis_database, "SBUSR_FLOW_ACK_TIMEOUT": "1"},
+    )
     yield server, redis_database
     server.stop()

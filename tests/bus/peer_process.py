@@ -16,10 +16,10 @@ from busclient import BusPeer, FlowStart
 def main(url: str, unit: str, client: str, mode: str) -> None:
     def on_flow_start(start: FlowStart) -> tuple[int, str]:
         if mode == "reject":
-            return 7, "flow %s is not deployed" % start.flow
+            return 7, f"flow {start.flow} is not deployed"
         if mode == "slow":
             time.sleep(2.5)
-        return 1, "started %s" % start.flow
+        return 1, f"started {start.flow}"
 
     peer = BusPeer(int(unit), int(client), on_flow_start, url=url, heartbeat_ms=500)
     signal.signal(signal.SIGTERM, lambda *_: peer.stop())

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+
 import pytest
 
 import busclient
 from busclient import AsyncBusClient, BusClient, BusTimeout, RpcError
-from executor.errors import JsonRpcError
 from tests.support import ServerProcess
+from wire.errors import JsonRpcError
 
 
 @pytest.fixture
@@ -49,6 +50,7 @@ def test_sync_batch_and_notify(bus_url: str) -> None:
 
 def test_sync_client_is_shared_by_threads(bus_url: str) -> None:
     from concurrent.futures import ThreadPoolExecutor
+
     with BusClient(bus_url) as bus, ThreadPoolExecutor(16) as threads:
         results = list(threads.map(lambda n: bus.call("echo", [n], timeout_s=20), range(200)))
     assert results == list(range(200))
@@ -65,7 +67,9 @@ async def test_async_calls_share_two_connections(bus_url: str) -> None:
     async with AsyncBusClient(bus_url) as bus:
         results = await asyncio.gather(*(bus.call("echo", [n], timeout_s=30) for n in range(1000)))
         assert results == list(range(1000))
-        in_use = bus._redis.connection_pool._in_use_connections | set(bus._redis.connection_pool._available_connections)
+        in_use = bus._redis.connection_pool._in_use_connections | set(
+            bus._redis.connection_pool._available_connections
+        )
         assert len(in_use) <= 1
 
 

@@ -6,8 +6,8 @@ import json
 import shutil
 import signal
 import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import httpx
 import pytest
@@ -21,8 +21,9 @@ def running_calls(server: ServerProcess) -> int:
     return server.status()["in_flight"]
 
 
-def test_call_of_killed_instance_is_answered_by_another(bus_server: Callable[..., ServerProcess],
-                                                        raw: redis.Redis) -> None:
+def test_call_of_killed_instance_is_answered_by_another(
+    bus_server: Callable[..., ServerProcess], raw: redis.Redis
+) -> None:
     first = bus_server()
     send(raw, {"jsonrpc": "2.0", "method": "sleep", "params": [1.5], "id": "survivor"})
     wait_for(lambda: running_calls(first) == 1, message="the call to run on the first instance")
@@ -33,7 +34,9 @@ def test_call_of_killed_instance_is_answered_by_another(bus_server: Callable[...
     wait_for(lambda: raw.xpending(STREAM, GROUP)["pending"] == 0, message="the entry to be acked")
 
 
-def test_sigterm_answers_the_calls_in_flight(bus_server: Callable[..., ServerProcess], raw: redis.Redis) -> None:
+def test_sigterm_answers_the_calls_in_flight(
+    bus_server: Callable[..., ServerProcess], raw: redis.Redis
+) -> None:
     server = bus_server()
     send(raw, {"jsonrpc": "2.0", "method": "sleep", "params": [0.5], "id": 1})
     wait_for(lambda: running_calls(server) == 1, message="the call to run")
@@ -52,9 +55,22 @@ class RedisServer:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [shutil.which("redis-server") or "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", str(self.directory)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                shutil.which("redis-server") or "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.directory),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         client = redis.Redis(port=self.port)
         wait_for(lambda: self._ping(client), message="redis-server to start")
         client.close()
@@ -82,8 +98,9 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
     server.stop()
 
 
-def test_redis_restart_loses_nothing_and_logs_once(start_server: Callable[..., ServerProcess],
-                                                   own_redis: RedisServer) -> None:
+def test_redis_restart_loses_nothing_and_logs_once(
+    start_server: Callable[..., ServerProcess], own_redis: RedisServer
+) -> None:
     client = redis.Redis(port=own_redis.port, socket_timeout=30)
     server = start_server(env={"SBUSR_REDIS_URL": "redis://127.0.0.1:%d/0" % own_redis.port})
     send(client, {"jsonrpc": "2.0", "method": "sleep", "params": [1.0], "id": "in-flight"})
@@ -100,7 +117,9 @@ def test_redis_restart_loses_nothing_and_logs_once(start_server: Callable[..., S
     client.close()
 
 
-def test_http_serves_when_redis_is_unreachable_at_start(start_server: Callable[..., ServerProcess]) -> None:
+def test_http_serves_when_redis_is_unreachable_at_start(
+    start_server: Callable[..., ServerProcess],
+) -> None:
     server = start_server(env={"SBUSR_REDIS_URL": "redis://127.0.0.1:%d/0" % free_port()})
     assert server.call("echo", ["up"])["result"] == "up"
     response = httpx.post(server.url + "/api/flow", json={"project": "p", "flow": "f"})

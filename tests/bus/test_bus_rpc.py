@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import redis
 
@@ -23,11 +24,13 @@ def send(raw: redis.Redis, payload: Any, reply_to: str | None = "test:reply") ->
 def receive(raw: redis.Redis, key: str = "test:reply", timeout_s: float = 15) -> Any:
     """BLPOP one reply and decode it."""
     popped = raw.blpop([key], timeout=timeout_s)
-    assert popped is not None, "no reply on %s within %s s" % (key, timeout_s)
+    assert popped is not None, f"no reply on {key} within {timeout_s} s"
     return json.loads(popped[1])
 
 
-def test_raw_xadd_then_blpop_round_trip(bus_server: Callable[..., ServerProcess], raw: redis.Redis) -> None:
+def test_raw_xadd_then_blpop_round_trip(
+    bus_server: Callable[..., ServerProcess], raw: redis.Redis
+) -> None:
     bus_server()
     send(raw, {"jsonrpc": "2.0", "method": "add", "params": [1, 2], "id": "a-1"})
     assert receive(raw) == {"jsonrpc": "2.0", "result": 3, "id": "a-1"}
@@ -40,15 +43,21 @@ def test_reply_is_acked(bus_server: Callable[..., ServerProcess], raw: redis.Red
     wait_for(lambda: raw.xpending(STREAM, GROUP)["pending"] == 0, message="the entry to be acked")
 
 
-def test_reply_list_expires_after_notify_ttl(bus_server: Callable[..., ServerProcess], raw: redis.Redis) -> None:
+def test_reply_list_expires_after_notify_ttl(
+    bus_server: Callable[..., ServerProcess], raw: redis.Redis
+) -> None:
     bus_server(env={"SBUSR_NOTIFY_TTL_MS": "400"})
-    send(raw, {"jsonrpc": "2.0", "method": "echo", "params": ["x"], "id": 1}, reply_to="test:unread")
+    send(
+        raw, {"jsonrpc": "2.0", "method": "echo", "params": ["x"], "id": 1}, reply_to="test:unread"
+    )
     wait_for(lambda: raw.exists("test:unread"), message="the reply")
     assert 0 < raw.pttl("test:unread") <= 400
     wait_for(lambda: not raw.exists("test:unread"), timeout_s=5, message="the reply list to expire")
 
 
-def test_notification_gets_no_reply(bus_server: Callable[..., ServerProcess], raw: redis.Redis) -> None:
+def test_notification_gets_no_reply(
+    bus_server: Callable[..., ServerProcess], raw: redis.Redis
+) -> None:
     server = bus_server()
     send(raw, {"jsonrpc": "2.0", "method": "warnlog", "params": ["note-4711"]})
     wait_for(lambda: "note-4711" in server.log(), message="the notification to run")
@@ -56,35 +65,55 @@ def test_notification_gets_no_reply(bus_server: Callable[..., ServerProcess], ra
     assert not raw.exists("test:reply")
 
 
-def test_batch_answers_each_request(bus_server: Callable[..., ServerProcess], raw: redis.Redis) -> None:
+def test_batch_answers_each_request(
+    bus_server: Callable[..., ServerProcess], raw: redis.Redis
+) -> None:
     bus_server()
-    send(raw, [{"jsonrpc": "2.0", "method": "add", "params": [1, 2], "id": 1},
-               {"jsonrpc": "2.0", "method": "echo", "params": ["only notified"]},
-               {"jsonrpc": "2.0", "method": "no.such", "id": 2},
-               {"foo": "boo"}])
+    send(
+        raw,
+        [
+            {"jsonrpc": "2.0", "method": "add", "params": [1, 2], "id": 1},
+            {"jsonrpc": "2.0", "method": "echo", "params": ["only notified"]},
+            {"jsonrpc": "2.0", "method": "no.such", "id": 2},
+            {"foo": "boo"},
+        ],
+    )
     reply = receive(raw)
     assert sorted(reply, key=lambda r: json.dumps(r["id"])) == [
         {"jsonrpc": "2.0", "result": 3, "id": 1},
         {"jsonrpc": "2.0", "error": {"code": -32601, "message": "Method not found"}, "id": 2},
-        {"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request",
-                                     "data": {"message": 'jsonrpc must be exactly "2.0"'}}, "id": None},
+        {
+            "jsonrpc": "2.0",
+            "error": {
+                "code": -32600,
+                "message": "Invalid Request",
+                "data": {"message": 'jsonrpc must be exactly "2.0"'},
+            },
+            "id": None,
+        },
     ]
 
 
-def test_payload_not_json_is_parse_error(bus_server: Callable[..., ServerProcess], raw: redis.Redis) -> None:
+def test_payload_not_json_is_parse_error(
+    bus_server: Callable[..., ServerProcess], raw: redis.Redis
+) -> None:
     bus_server()
     send(raw, '{"jsonrpc": "2.0", "method"')
     reply = receive(raw)
     assert reply["error"]["code"] == -32700 and reply["id"] is None
 
 
-def test_entry_without_data_is_parse_error(bus_server: Callable[..., ServerProcess], raw: redis.Redis) -> None:
+def test_entry_without_data_is_parse_error(
+    bus_server: Callable[..., ServerProcess], raw: redis.Redis
+) -> None:
     bus_server()
     raw.xadd(STREAM, {"reply_to": "test:reply"})
     assert receive(raw)["error"]["code"] == -32700
 
 
-def test_reads_no_more_than_the_pool_holds_and_never_answers_busy(bus_server: Callable[..., ServerProcess], raw: redis.Redis) -> None:
+def test_reads_no_more_than_the_pool_holds_and_never_answers_busy(
+    bus_server: Callable[..., ServerProcess], raw: redis.Redis
+) -> None:
     bus_server(env={"SBUSR_POOL_PROCESSES": "1", "SBUSR_QUEUE_MAXSIZE": "2"})
     for number in range(12):
         send(raw, {"jsonrpc": "2.0", "method": "sleep", "params": [0.05], "id": number})
@@ -97,19 +126,23 @@ def test_reads_no_more_than_the_pool_holds_and_never_answers_busy(bus_server: Ca
     assert most_pending <= 3, "read more than the pool holds (queue 2 + 1 worker)"
 
 
-def test_stream_is_trimmed_below_the_oldest_pending_entry(bus_server: Callable[..., ServerProcess],
-                                                          raw: redis.Redis) -> None:
+def test_stream_is_trimmed_below_the_oldest_pending_entry(
+    bus_server: Callable[..., ServerProcess], raw: redis.Redis
+) -> None:
     bus_server(env={"SBUSR_CLAIM_IDLE_MS": "400"})
     pipe = raw.pipeline()
     for number in range(300):
-        pipe.xadd(STREAM, {"data": json.dumps({"jsonrpc": "2.0", "method": "echo", "params": [number]})})
+        pipe.xadd(
+            STREAM, {"data": json.dumps({"jsonrpc": "2.0", "method": "echo", "params": [number]})}
+        )
     pipe.execute()
     wait_for(lambda: raw.xlen(STREAM) < 300, timeout_s=10, message="the stream to be trimmed")
     assert raw.xpending(STREAM, GROUP)["pending"] == 0
 
 
-def test_entry_delivered_too_often_is_dead_lettered(bus_server: Callable[..., ServerProcess],
-                                                    raw: redis.Redis) -> None:
+def test_entry_delivered_too_often_is_dead_lettered(
+    bus_server: Callable[..., ServerProcess], raw: redis.Redis
+) -> None:
     raw.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
     entry_id = send(raw, {"jsonrpc": "2.0", "method": "echo", "params": ["x"], "id": 1})
     raw.xreadgroup(GROUP, "ghost", {STREAM: ">"})
@@ -124,10 +157,13 @@ def test_entry_delivered_too_often_is_dead_lettered(bus_server: Callable[..., Se
     assert not raw.exists("test:reply")
 
 
-def test_reclaimed_entry_already_answered_is_not_run_again(bus_server: Callable[..., ServerProcess],
-                                                           raw: redis.Redis) -> None:
+def test_reclaimed_entry_already_answered_is_not_run_again(
+    bus_server: Callable[..., ServerProcess], raw: redis.Redis
+) -> None:
     raw.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
-    entry_id = send(raw, {"jsonrpc": "2.0", "method": "warnlog", "params": ["ran-twice-0815"], "id": 1})
+    entry_id = send(
+        raw, {"jsonrpc": "2.0", "method": "warnlog", "params": ["ran-twice-0815"], "id": 1}
+    )
     raw.xreadgroup(GROUP, "ghost", {STREAM: ">"})
     raw.set("sbusr:done:" + entry_id, 1, px=60000)  # the ghost answered, then died before its ack
     server = bus_server(env={"SBUSR_CLAIM_IDLE_MS": "200"})
@@ -136,20 +172,24 @@ def test_reclaimed_entry_already_answered_is_not_run_again(bus_server: Callable[
     assert not raw.exists("test:reply")
 
 
-def test_bus_only_server_without_http(start_server: Callable[..., ServerProcess], redis_url: str,
-                                      raw: redis.Redis) -> None:
+def test_bus_only_server_without_http(
+    start_server: Callable[..., ServerProcess], redis_url: str, raw: redis.Redis
+) -> None:
     server = start_server(env={"SBUSR_REDIS_URL": redis_url}, args=["-W"], wait=False)
     send(raw, {"jsonrpc": "2.0", "method": "add", "params": [2, 2], "id": 1})
     assert receive(raw, timeout_s=30) == {"jsonrpc": "2.0", "result": 4, "id": 1}
     assert "serving http" not in server.log()
 
 
-def test_trimming_keeps_what_another_group_has_not_read(bus_server: Callable[..., ServerProcess],
-                                                        raw: redis.Redis) -> None:
+def test_trimming_keeps_what_another_group_has_not_read(
+    bus_server: Callable[..., ServerProcess], raw: redis.Redis
+) -> None:
     raw.xgroup_create(STREAM, "audit", id="0", mkstream=True)
     pipe = raw.pipeline()
     for number in range(300):
-        pipe.xadd(STREAM, {"data": json.dumps({"jsonrpc": "2.0", "method": "echo", "params": [number]})})
+        pipe.xadd(
+            STREAM, {"data": json.dumps({"jsonrpc": "2.0", "method": "echo", "params": [number]})}
+        )
     ids = [entry_id.decode() for entry_id in pipe.execute()]
     raw.xreadgroup("audit", "auditor", {STREAM: ">"}, count=150)  # read, never acked: pending
     bus_server(env={"SBUSR_CLAIM_IDLE_MS": "400"})
@@ -157,6 +197,7 @@ def test_trimming_keeps_what_another_group_has_not_read(bus_server: Callable[...
     def answered_all() -> bool:
         ours = [g for g in raw.xinfo_groups(STREAM) if g["name"] == GROUP.encode()]
         return bool(ours) and ours[0]["pending"] == 0 and ours[0]["lag"] == 0
+
     wait_for(answered_all, timeout_s=20, message="the server to answer everything")
     raw.xack(STREAM, "audit", *ids[:100])  # the audit group is done with the first 100
     wait_for(lambda: raw.xlen(STREAM) < 300, timeout_s=10, message="the stream to be trimmed")
@@ -165,15 +206,28 @@ def test_trimming_keeps_what_another_group_has_not_read(bus_server: Callable[...
 
 
 def test_a_reply_list_redis_refuses_dead_letters_only_its_own_entry(
-        bus_server: Callable[..., ServerProcess], raw: redis.Redis) -> None:
+    bus_server: Callable[..., ServerProcess], raw: redis.Redis
+) -> None:
     bus_server()
     raw.set("test:not-a-list", "text")
     pipe = raw.pipeline(transaction=True)  # one read: the answers share a REPLY script call
-    pipe.xadd(STREAM, {"data": json.dumps({"jsonrpc": "2.0", "method": "echo", "params": ["bad"], "id": 0}),
-                       "reply_to": "test:not-a-list"})
+    pipe.xadd(
+        STREAM,
+        {
+            "data": json.dumps({"jsonrpc": "2.0", "method": "echo", "params": ["bad"], "id": 0}),
+            "reply_to": "test:not-a-list",
+        },
+    )
     for number in range(1, 4):
-        pipe.xadd(STREAM, {"data": json.dumps({"jsonrpc": "2.0", "method": "echo", "params": [number],
-                                               "id": number}), "reply_to": "test:reply-%d" % number})
+        pipe.xadd(
+            STREAM,
+            {
+                "data": json.dumps(
+                    {"jsonrpc": "2.0", "method": "echo", "params": [number], "id": number}
+                ),
+                "reply_to": "test:reply-%d" % number,
+            },
+        )
     bad_id = pipe.execute()[0].decode()
     for number in range(1, 4):
         assert receive(raw, "test:reply-%d" % number, timeout_s=5)["result"] == number
@@ -185,12 +239,17 @@ def test_a_reply_list_redis_refuses_dead_letters_only_its_own_entry(
 
 
 def test_bus_metrics_count_entries_read_and_dead_lettered(
-        bus_server: Callable[..., ServerProcess], raw: redis.Redis) -> None:
+    bus_server: Callable[..., ServerProcess], raw: redis.Redis
+) -> None:
     server = bus_server()
     raw.set("test:not-a-list", "text")
     send(raw, {"jsonrpc": "2.0", "method": "echo", "params": ["x"], "id": 1})
     receive(raw)
-    send(raw, {"jsonrpc": "2.0", "method": "echo", "params": ["y"], "id": 2}, reply_to="test:not-a-list")
+    send(
+        raw,
+        {"jsonrpc": "2.0", "method": "echo", "params": ["y"], "id": 2},
+        reply_to="test:not-a-list",
+    )
     wait_for(lambda: raw.xlen(DEAD) == 1, message="the dead letter")
 
     def metric(name: str) -> float:

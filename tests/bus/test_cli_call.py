@@ -11,13 +11,24 @@ from tests.support import PROJECT_DIR, ServerProcess
 
 
 def run_call(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(PROJECT_DIR / "run.py"), "call", *args], cwd=PROJECT_DIR,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, str(PROJECT_DIR / "run.py"), "call", *args],
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_params_are_json_when_they_parse() -> None:
     assert [parse_param(t) for t in ("2", "[1,2]", '{"a":1}', "hello", '"x"', "true")] == [
-        2, [1, 2], {"a": 1}, "hello", "x", True]
+        2,
+        [1, 2],
+        {"a": 1},
+        "hello",
+        "x",
+        True,
+    ]
 
 
 def test_call_over_http_prints_the_result(shared_bus: tuple[ServerProcess, str]) -> None:

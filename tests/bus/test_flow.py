@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -17,13 +17,24 @@ PEERS = {"ok": (1, 1), "reject": (2, 1), "slow": (3, 1)}
 
 
 @pytest.fixture(scope="module")
-def flow_server(shared_bus: tuple[ServerProcess, str]) -> Iterator[tuple[ServerProcess, redis.Redis]]:
+def flow_server(
+    shared_bus: tuple[ServerProcess, str],
+) -> Iterator[tuple[ServerProcess, redis.Redis]]:
     """The shared bus server with three live peer processes: 1:1 acks, 2:1 rejects, 3:1 is slow."""
     server, url = shared_bus
-    processes = [subprocess.Popen([sys.executable, "-m", "tests.bus.peer_process", url, str(unit), str(client), mode],
-                                  cwd=PROJECT_DIR) for mode, (unit, client) in PEERS.items()]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.bus.peer_process", url, str(unit), str(client), mode],
+            cwd=PROJECT_DIR,
+        )
+        for mode, (unit, client) in PEERS.items()
+    ]
     raw = redis.Redis.from_url(url)
-    wait_for(lambda: raw.zcard("sbusr:peers") == len(PEERS), timeout_s=20, message="the peers' heartbeats")
+    wait_for(
+        lambda: raw.zcard("sbusr:peers") == len(PEERS),
+        timeout_s=20,
+        message="the peers' heartbeats",
+    )
     yield server, raw
     for process in processes:
         process.terminate()
@@ -37,7 +48,9 @@ def start(server: ServerProcess, body: object) -> httpx.Response:
 
 
 def test_flow_start_acked_is_200(flow_server: tuple[ServerProcess, redis.Redis]) -> None:
-    response = start(flow_server[0], {"project": "ivr", "flow": "welcome", "params": {"lang": "fr"}, "server": 1})
+    response = start(
+        flow_server[0], {"project": "ivr", "flow": "welcome", "params": {"lang": "fr"}, "server": 1}
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["peer"] == "1:1" and body["ack"] == 1 and body["msg"] == "started welcome"
@@ -45,7 +58,12 @@ def test_flow_start_acked_is_200(flow_server: tuple[ServerProcess, redis.Redis])
 
 
 def test_peer_stream_expires(flow_server: tuple[ServerProcess, redis.Redis]) -> None:
-    assert start(flow_server[0], {"project": "ivr", "flow": "f", "server": 1, "process": 1}).status_code == 200
+    assert (
+        start(
+            flow_server[0], {"project": "ivr", "flow": "f", "server": 1, "process": 1}
+        ).status_code
+        == 200
+    )
     assert flow_server[1].pttl("sbusr:peer:1:1") > 0
 
 
@@ -67,26 +85,38 @@ def test_peer_answering_another_ack_is_502(flow_server: tuple[ServerProcess, red
     assert details["ack"] == 7 and details["peer"] == "2:1" and "not deployed" in details["msg"]
 
 
-def test_no_ack_in_time_is_504_and_the_late_ack_is_dropped(flow_server: tuple[ServerProcess, redis.Redis]) -> None:
+def test_no_ack_in_time_is_504_and_the_late_ack_is_dropped(
+    flow_server: tuple[ServerProcess, redis.Redis],
+) -> None:
     server = flow_server[0]
     response = start(server, {"project": "ivr", "flow": "f", "server": 3})
     assert response.status_code == 504, response.text
     invoke_id = response.json()["error"]["details"]["invoke_id"]
-    wait_for(lambda: "dropped a flow ack" in server.log() and invoke_id in server.log(), timeout_s=10,
-             message="the late ack to be dropped")
+    wait_for(
+        lambda: "dropped a flow ack" in server.log() and invoke_id in server.log(),
+        timeout_s=10,
+        message="the late ack to be dropped",
+    )
 
 
-@pytest.mark.parametrize("body", [
-    {"flow": "f"},
-    {"project": "p", "flow": "f", "server": "one"},
-    {"project": "p", "flow": "f", "extra": 1},
-    [1, 2],
-])
-def test_bad_body_is_400_listing_the_errors(flow_server: tuple[ServerProcess, redis.Redis], body: object) -> None:
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"flow": "f"},
+        {"project": "p", "flow": "f", "server": "one"},
+        {"project": "p", "flow": "f", "extra": 1},
+        [1, 2],
+    ],
+)
+def test_bad_body_is_400_listing_the_errors(
+    flow_server: tuple[ServerProcess, redis.Redis], body: object
+) -> None:
     response = start(flow_server[0], body)
     assert response.status_code == 400, response.text
     error = response.json()["error"]
-    assert error["code"] == 400 and error["details"] and all("message" in d for d in error["details"])
+    assert (
+        error["code"] == 400 and error["details"] and all("message" in d for d in error["details"])
+    )
 
 
 def test_body_not_json_is_400(flow_server: tuple[ServerProcess, redis.Redis]) -> None:
@@ -100,7 +130,8 @@ def test_bus_off_is_503(server: ServerProcess) -> None:
 
 
 def test_a_peer_made_of_raw_redis_commands_receives_a_flow_start(
-        flow_server: tuple[ServerProcess, redis.Redis]) -> None:
+    flow_server: tuple[ServerProcess, redis.Redis],
+) -> None:
     """The peer of docs/protocol.md ("Peers and flow start"), with nothing but Redis commands."""
     import concurrent.futures
     import json
@@ -111,20 +142,33 @@ def test_a_peer_made_of_raw_redis_commands_receives_a_flow_start(
     raw.zadd("sbusr:peers", {member: int(time.time() * 1000)})
     try:
         with concurrent.futures.ThreadPoolExecutor(1) as executor:
-            pending = executor.submit(start, server, {"project": "ivr", "flow": "welcome",
-                                                      "params": {"lang": "fr"}, "server": unit})
+            pending = executor.submit(
+                start,
+                server,
+                {"project": "ivr", "flow": "welcome", "params": {"lang": "fr"}, "server": unit},
+            )
             read = raw.xread({stream: "0-0"}, block=10000)
             assert read, "no flow.start on the peer's stream"
             fields = read[0][1][0][1]
             assert fields[b"type"] == b"flow.start"
             data = json.loads(fields[b"data"])
-            assert (data["project"], data["flow"], data["params"]) == ("ivr", "welcome", {"lang": "fr"})
-            raw.rpush(fields[b"reply_to"], json.dumps({"invoke_id": data["invoke_id"], "ack": 1,
-                                                       "msg": "started by hand"}))
+            assert (data["project"], data["flow"], data["params"]) == (
+                "ivr",
+                "welcome",
+                {"lang": "fr"},
+            )
+            raw.rpush(
+                fields[b"reply_to"],
+                json.dumps({"invoke_id": data["invoke_id"], "ack": 1, "msg": "started by hand"}),
+            )
             raw.pexpire(fields[b"reply_to"], 10000)
             response = pending.result(timeout=20)
         assert response.status_code == 200
-        assert response.json() == {"invoke_id": data["invoke_id"], "peer": member, "ack": 1,
-                                   "msg": "started by hand"}
+        assert response.json() == {
+            "invoke_id": data["invoke_id"],
+            "peer": member,
+            "ack": 1,
+            "msg": "started by hand",
+        }
     finally:
         raw.zrem("sbusr:peers", member)

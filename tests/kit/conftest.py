@@ -184,7 +184,8 @@ def redis_url() -> Iterator[str]:
 def _fresh_kit_caches() -> Iterator[None]:
     """Each test starts and ends with no cached pools (they are closed)."""
     yield
-    from kit import db, redis as kit_redis
+    from kit import db
+    from kit import redis as kit_redis
 
     db.dispose_all()
     kit_redis.close_all()

@@ -11,9 +11,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
-from tests.support import wait_for
 from kit import db as kit_db
 from kit.db import get_dataset, get_engine, get_mysql_pool, mysql_url, session_scope
+from tests.support import wait_for
 
 
 @pytest.fixture
@@ -59,9 +59,7 @@ def test_dataset_upsert_and_query_on_each_database(
     assert get_dataset(any_database_url) is database
 
 
-def test_dataset_reads_leave_no_transaction_open(
-    any_database_url, table_name, dropped_afterwards
-):
+def test_dataset_reads_leave_no_transaction_open(any_database_url, table_name, dropped_afterwards):
     dropped_afterwards(any_database_url, table_name)
     database = get_dataset(any_database_url)
     table = database[table_name]

@@ -60,9 +60,7 @@ def test_failing_twice_then_succeeding_returns_the_success(kind, http_server):
 
 
 @both
-def test_stop_max_attempt_number_limits_attempts_and_raises_with_last_response(
-    kind, http_server
-):
+def test_stop_max_attempt_number_limits_attempts_and_raises_with_last_response(kind, http_server):
     url = http_server.url("/status/503")
     error, _ = call_expecting_retry_error(kind, "GET", url, stop_max_attempt_number=2, **FAST)
     assert error.attempts == 2
@@ -117,9 +115,7 @@ def test_a_500_is_not_retried_by_default(kind, http_server):
 @both
 def test_retry_by_result_decides_which_responses_are_retried(kind, http_server):
     url = http_server.url("/fail/2/500")
-    response, _ = call(
-        kind, "GET", url, retry_by_result=lambda r: r.status_code >= 500, **FAST
-    )
+    response, _ = call(kind, "GET", url, retry_by_result=lambda r: r.status_code >= 500, **FAST)
     assert response.status_code == 200
     assert http_server.hits_for(url) == 3
 
@@ -175,8 +171,13 @@ def test_retry_by_except_given_one_type_retries_only_that_type(kind, http_server
 
     url = http_server.url("/hang")
     error, _ = call_expecting_retry_error(
-        kind, "GET", url, timeout=0.2, retry_by_except=httpx.ReadTimeout,
-        stop_max_attempt_number=2, **FAST
+        kind,
+        "GET",
+        url,
+        timeout=0.2,
+        retry_by_except=httpx.ReadTimeout,
+        stop_max_attempt_number=2,
+        **FAST,
     )
     assert isinstance(error.error, httpx.ReadTimeout)
     assert http_server.hits_for(url) == 2
@@ -340,7 +341,6 @@ def test_aiorequests_outside_a_coroutine_says_so():
 
 def test_importing_kit_http_creates_no_client():
     code = (
-        "import kit.http as h; "
-        "assert len(h._shared_clients) == 0, 'a client was created at import'"
+        "import kit.http as h; assert len(h._shared_clients) == 0, 'a client was created at import'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

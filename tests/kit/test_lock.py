@@ -9,9 +9,9 @@ import time
 import pytest
 import redis
 
-from tests.support import wait_for
 from kit.errors import KitError, LockLost, LockNotAcquired
 from kit.lock import lock
+from tests.support import wait_for
 
 
 @pytest.fixture

@@ -1,15 +1,18 @@
-"""Every Redis key name of the message bus, built from one prefix (design.md, "Message bus").
+"""Every Redis key name of sbusr, built from one prefix (design.md, "Message bus").
 
-The server (consumer, flow start), the Python clients and :class:`~busclient.BusPeer` all
-take their names from :class:`BusKeys`; nothing else spells a bus key. With the default
-prefix ``sbusr``::
+The server (consumer, flow start, job leases), the Python clients, :class:`~busclient.BusPeer`
+and ``kit.lock`` all take their names from :class:`BusKeys`; nothing else spells a key. With
+the default prefix ``sbusr`` (``SBUSR_BUS_PREFIX``)::
 
     sbusr:rpc                      stream of requests (consumer group ``sbusr``)
     sbusr:rpc:dead                 dead-letter stream
     sbusr:done:<entry id>          short-lived record "this entry was answered"
     sbusr:peers                    sorted set of peers, member "<unit>:<client>", score epoch ms
     sbusr:peer:<unit>:<client>     stream of commands for one peer (flow.start)
-    sbusr:reply:<token>            reply list of one client instance (or of one server's flow starts)
+    sbusr:reply:<token>            reply list of one client instance (or of one server's flow
+                                   starts)
+    sbusr:job:<job id>:<epoch ms>  lease of one occurrence of a scheduled job
+    sbusr:lock:<name>              a kit.lock lock
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ class BusKeys:
 
     def done(self, entry_id: str) -> str:
         """The "answered" record of a request entry, e.g. ``sbusr:done:1700000000000-0``."""
-        return "%s:done:%s" % (self.prefix, entry_id)
+        return f"{self.prefix}:done:{entry_id}"
 
     @property
     def peers(self) -> str:
@@ -77,4 +80,17 @@ class BusKeys:
 
     def reply(self, token: str) -> str:
         """A reply list owned by one client instance, e.g. ``sbusr:reply:5f0c...``."""
-        return "%s:reply:%s" % (self.prefix, token)
+        return f"{self.prefix}:reply:{token}"
+
+    def job_lease(self, job_id: str, run_time_ms: int) -> str:
+        """The lease of one occurrence of a job, e.g. ``sbusr:job:cleanup:1767232800000``.
+
+        Args:
+            job_id: the job's id.
+            run_time_ms: the occurrence's scheduled run time, milliseconds since the epoch.
+        """
+        return f"{self.prefix}:job:{job_id}:{run_time_ms}"
+
+    def lock(self, name: str) -> str:
+        """The key of the ``kit.lock`` lock ``name``, e.g. ``sbusr:lock:nightly``."""
+        return f"{self.prefix}:lock:{name}"

@@ -57,10 +57,7 @@ SECRET_QUERY_NAMES = (
 
 def _is_secret_query_name(name: str) -> bool:
     lowered = name.lower().replace("-", "_")
-    return any(
-        lowered == secret or lowered.endswith("_" + secret)
-        for secret in SECRET_QUERY_NAMES
-    )
+    return any(lowered == secret or lowered.endswith("_" + secret) for secret in SECRET_QUERY_NAMES)
 
 
 def redact_url(url: object) -> str:
@@ -89,10 +86,7 @@ def redact_url(url: object) -> str:
         pairs = parse_qsl(query, keep_blank_values=True)
         if any(_is_secret_query_name(name) for name, _ in pairs):
             query = urlencode(
-                [
-                    (name, MASK if _is_secret_query_name(name) else value)
-                    for name, value in pairs
-                ],
+                [(name, MASK if _is_secret_query_name(name) else value) for name, value in pairs],
                 safe="*",
             )
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
@@ -111,10 +105,7 @@ def redact_headers(
         (case-insensitive) has the value ``"***"``. Repeated names keep the last value.
     """
     items = headers.items() if isinstance(headers, Mapping) else headers
-    return {
-        name: (MASK if name.lower() in SECRET_HEADERS else value)
-        for name, value in items
-    }
+    return {name: (MASK if name.lower() in SECRET_HEADERS else value) for name, value in items}
 
 
 def cache_key_for_url(url: str, *extra: object) -> str:

@@ -17,7 +17,10 @@ server raises the subclasses itself. Each class carries its code as ``code``::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+
+from wire.codec import encode_compact
 
 __all__ = [
     "JsonRpcError",
@@ -48,8 +51,9 @@ class JsonRpcError(Exception):
     code: int = -32603
     default_message: str = "Internal error"
 
-    def __init__(self, code: int | None = None, message: str | None = None,
-                 data: Any = None) -> None:
+    def __init__(
+        self, code: int | None = None, message: str | None = None, data: Any = None
+    ) -> None:
         if isinstance(code, str) and message is None:  # JsonRpcError("message") for subclasses
             code, message = None, code
         if code is not None:
@@ -65,8 +69,28 @@ class JsonRpcError(Exception):
             error["data"] = self.data
         return error
 
+    def to_json(self, default: Callable[[Any], Any] | None = None) -> bytes:
+        """Return the error object as compact JSON bytes (the one encoder of error objects).
+
+        Args:
+            default: converter for values of ``data`` that ``json`` cannot encode (see
+                :func:`wire.codec.encode_compact`), e.g. the worker's result encoder.
+
+        Returns:
+            UTF-8 JSON bytes. When ``data`` cannot be encoded, the error object of an
+            :class:`InternalError` saying so (``data`` names the failure), never an exception.
+        """
+        try:
+            return encode_compact(self.to_object(), default)
+        except (TypeError, ValueError, RecursionError) as exc:
+            fallback = InternalError(
+                message="error data cannot be encoded as JSON",
+                data={"type": type(exc).__name__, "message": str(exc)[:200]},
+            )
+            return encode_compact(fallback.to_object())
+
     def __str__(self) -> str:
-        return "%s: %s" % (self.code, self.message)
+        return f"{self.code}: {self.message}"
 
 
 class ParseError(JsonRpcError):
