@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -42,10 +43,11 @@ def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+        port: int = probe.getsockname()[1]
+        return port
 
 
-def wait_until(condition, timeout_s: float, what: str) -> None:
+def wait_until(condition: Callable[[], object], timeout_s: float, what: str) -> None:
     """Poll ``condition()`` every 50 ms until true; exit the bench after ``timeout_s`` seconds."""
     deadline = time.monotonic() + timeout_s
     while not condition():
@@ -173,7 +175,13 @@ def celery_fixed_rate(url: str, rate: float, seconds: float) -> list[float]:
 
 
 # ---------------------------------------------------------------------- harness
-def throughput(function, url: str, concurrency: int, processes: int, seconds: float) -> float:
+def throughput(
+    function: Callable[[tuple[str, int, float]], int],
+    url: str,
+    concurrency: int,
+    processes: int,
+    seconds: float,
+) -> float:
     """Run ``function`` in ``processes`` processes sharing ``concurrency`` callers; calls/s."""
     per_process = max(1, concurrency // processes)
     started = time.perf_counter()
@@ -219,7 +227,7 @@ def main() -> int:
 
     folder = Path(tempfile.mkdtemp(prefix="sbusr-bench-"))
     redis_port = free_port()
-    processes: list[subprocess.Popen] = []
+    processes: list[subprocess.Popen[bytes]] = []
     try:
         processes.append(
             subprocess.Popen(
@@ -240,8 +248,8 @@ def main() -> int:
             )
         )
         wait_until(lambda: pings(redis_port), 10, "redis-server")
-        bus_url = "redis://127.0.0.1:%d/0" % redis_port
-        celery_url = "redis://127.0.0.1:%d/1" % redis_port
+        bus_url = f"redis://127.0.0.1:{redis_port}/0"
+        celery_url = f"redis://127.0.0.1:{redis_port}/1"
         environment = {
             **os.environ,
             "SBUSR_REDIS_URL": bus_url,
@@ -256,7 +264,7 @@ def main() -> int:
                 [sys.executable, str(PROJECT_DIR / "run.py"), "-W"],
                 cwd=PROJECT_DIR,
                 env=environment,
-                stderr=open(folder / "sbusr.log", "wb"),
+                stderr=open(folder / "sbusr.log", "wb"),  # noqa: SIM115 (the child writes it)
             )
         )
         import redis
@@ -309,7 +317,7 @@ def main() -> int:
                     cwd=PROJECT_DIR,
                     env={**os.environ, "SBUSR_BENCH_CELERY_URL": celery_url},
                     stdout=subprocess.DEVNULL,
-                    stderr=open(folder / "celery.log", "wb"),
+                    stderr=open(folder / "celery.log", "wb"),  # noqa: SIM115 (the child writes it)
                 )
             )
             for concurrency in concurrencies:
@@ -329,24 +337,21 @@ def main() -> int:
                 )
             )
         print(
-            "\nsbusr bus vs Celery 5, echo, %d worker processes each, %d CPUs (load average %.1f "
-            "before the bench), %.0f s per figure"
-            % (args.workers, os.cpu_count() or 0, load_before, args.seconds)
+            f"\nsbusr bus vs Celery 5, echo, {args.workers} worker processes each, "
+            f"{os.cpu_count() or 0} CPUs (load average {load_before:.1f} before the bench), "
+            f"{args.seconds:.0f} s per figure"
         )
-        print("%-12s %14s %14s %8s" % ("callers", "sbusr calls/s", "celery calls/s", "ratio"))
+        print(f"{'callers':<12} {'sbusr calls/s':>14} {'celery calls/s':>14} {'ratio':>8}")
         for concurrency in concurrencies:
             celery = celery_rates.get(concurrency)
+            celery_text = f"{celery:.0f}" if celery else "-"
+            ratio_text = f"{bus_rates[concurrency] / celery:.1f}x" if celery else "-"
             print(
-                "%-12d %14.0f %14s %8s"
-                % (
-                    concurrency,
-                    bus_rates[concurrency],
-                    f"{celery:.0f}" if celery else "-",
-                    "%.1fx" % (bus_rates[concurrency] / celery) if celery else "-",
-                )
+                f"{concurrency:<12d} {bus_rates[concurrency]:14.0f} "
+                f"{celery_text:>14} {ratio_text:>8}"
             )
         for name, what, figures in rows:
-            print("%-12s %-20s %s" % (name, what, figures))
+            print(f"{name:<12} {what:<20} {figures}")
         return 0
     finally:
         for process in reversed(processes):

@@ -43,7 +43,8 @@ SERVER_CPU, LOAD_CPU = "0", "1"
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def ensure_wrk() -> str:
@@ -59,7 +60,7 @@ def ensure_wrk() -> str:
     return found
 
 
-def wait_listening(port: int, process: subprocess.Popen, timeout_s: float = 30.0) -> None:
+def wait_listening(port: int, process: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -68,10 +69,12 @@ def wait_listening(port: int, process: subprocess.Popen, timeout_s: float = 30.0
             if probe.connect_ex(("127.0.0.1", port)) == 0:
                 return
         time.sleep(0.05)
-    sys.exit("a server did not listen on %d" % port)
+    sys.exit(f"a server did not listen on {port}")
 
 
-def start(command: list[str], port: int, env: dict[str, str] | None = None) -> subprocess.Popen:
+def start(
+    command: list[str], port: int, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("SBUSR_")}
     environment.update(env or {})
     process = subprocess.Popen(
@@ -88,7 +91,8 @@ def start(command: list[str], port: int, env: dict[str, str] | None = None) -> s
 def wrk_script(directory: Path, name: str, body: str) -> Path:
     path = directory / (name + ".lua")
     path.write_text(
-        f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\nwrk.headers["Content-Type"] = "application/json"\n'
+        f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\n'
+        'wrk.headers["Content-Type"] = "application/json"\n'
     )
     return path
 
@@ -101,7 +105,7 @@ def process_tree(pid: int) -> list[int]:
     tree, index = [pid], 0
     while index < len(tree):
         try:
-            with open("/proc/%d/task/%d/children" % (tree[index], tree[index])) as children:
+            with open(f"/proc/{tree[index]}/task/{tree[index]}/children") as children:
                 tree.extend(int(child) for child in children.read().split())
         except OSError:
             pass
@@ -114,7 +118,7 @@ def cpu_seconds(pids: list[int]) -> float:
     total = 0
     for pid in pids:
         try:
-            with open("/proc/%d/stat" % pid) as stat:
+            with open(f"/proc/{pid}/stat") as stat:
                 fields = stat.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
@@ -131,8 +135,8 @@ def run_wrk(wrk: str, url: str, script: Path, seconds: int, connections: int) ->
             LOAD_CPU,
             wrk,
             "-t1",
-            "-c%d" % connections,
-            "-d%ds" % seconds,
+            f"-c{connections}",
+            f"-d{seconds}s",
             "-s",
             str(script),
             url,
@@ -144,17 +148,25 @@ def run_wrk(wrk: str, url: str, script: Path, seconds: int, connections: int) ->
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     if errors:
         sys.exit(f"wrk saw {errors.group(1)} failed responses:\n{output}")
-    completed = int(re.search(r"(\d+) requests in", output).group(1))
-    return float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)), completed
+    completed = re.search(r"(\d+) requests in", output)
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    if completed is None or rate is None:
+        sys.exit(f"wrk printed no rate:\n{output}")
+    return float(rate.group(1)), int(completed.group(1))
 
 
 def measure(
-    wrk: str, process: subprocess.Popen, port: int, script: Path, seconds: int, connections: int
+    wrk: str,
+    process: subprocess.Popen[bytes],
+    port: int,
+    script: Path,
+    seconds: int,
+    connections: int,
 ) -> tuple[float, float]:
     """Return (requests/s, CPU microseconds per request of the server and its workers)."""
     pids = process_tree(process.pid)
     before = cpu_seconds(pids)
-    rate, completed = run_wrk(wrk, "http://127.0.0.1:%d/rpc" % port, script, seconds, connections)
+    rate, completed = run_wrk(wrk, f"http://127.0.0.1:{port}/rpc", script, seconds, connections)
     return rate, (cpu_seconds(pids) - before) / completed * 1e6
 
 
@@ -210,8 +222,8 @@ def main() -> None:
                     ]
                 ),
             )
-            for name, port in ports.items():  # warm up
-                run_wrk(wrk, "http://127.0.0.1:%d/rpc" % port, single, 2, arguments.connections)
+            for port in ports.values():  # warm up
+                run_wrk(wrk, f"http://127.0.0.1:{port}/rpc", single, 2, arguments.connections)
             for round_number in range(arguments.rounds):
                 for name, port in ports.items():
                     rate, micros = measure(
@@ -220,8 +232,8 @@ def main() -> None:
                     results[name].append(rate)
                     cpu[name].append(micros)
                     print(
-                        "round %d  %-16s %9.0f requests/s  %6.1f us CPU/request"
-                        % (round_number + 1, name, rate, micros),
+                        f"round {round_number + 1}  {name:<16} {rate:9.0f} requests/s  "
+                        f"{micros:6.1f} us CPU/request",
                         flush=True,
                     )
                 rate, micros = measure(
@@ -235,8 +247,8 @@ def main() -> None:
                 results["sbusr batch x100"].append(rate * 100)
                 cpu["sbusr batch x100"].append(micros / 100)
                 print(
-                    "round %d  %-16s %9.0f calls/s     %6.1f us CPU/call"
-                    % (round_number + 1, "sbusr batch x100", rate * 100, micros / 100),
+                    f"round {round_number + 1}  {'sbusr batch x100':<16} "
+                    f"{rate * 100:9.0f} calls/s     {micros / 100:6.1f} us CPU/call",
                     flush=True,
                 )
     finally:
@@ -249,17 +261,15 @@ def main() -> None:
                 process.kill()
     baseline = statistics.median(results["minimal"])
     baseline_cpu = statistics.median(cpu["minimal"])
-    print(
-        "\n%-18s %14s %7s %18s %7s" % ("server", "median rate", "ratio", "CPU per request", "ratio")
-    )
+    print(f"\n{'server':<18} {'median rate':>14} {'ratio':>7} {'CPU per request':>18} {'ratio':>7}")
     for name, rates in results.items():
         median, micros = statistics.median(rates), statistics.median(cpu[name])
         if "batch" in name:
-            print("%-18s %8.0f calls/s %7s %11.1f us/call" % (name, median, "", micros))
+            print(f"{name:<18} {median:8.0f} calls/s {'':>7} {micros:11.1f} us/call")
         else:
             print(
-                "%-18s %10.0f req/s %6.2fx %14.1f us %6.2fx"
-                % (name, median, median / baseline, micros, baseline_cpu / micros)
+                f"{name:<18} {median:10.0f} req/s {median / baseline:6.2f}x {micros:14.1f} us "
+                f"{baseline_cpu / micros:6.2f}x"
             )
 
 

@@ -31,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import uvloop
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))
 
@@ -42,7 +44,10 @@ from tests.support import ServerProcess  # noqa: E402
 logger = logging.getLogger(__name__)
 
 ECHO = b'{"jsonrpc":"2.0","method":"echo","params":["x"],"id":1}'
-WRK_SCRIPT = f'wrk.method = "POST"\nwrk.body = \'{ECHO.decode()}\'\nwrk.headers["Content-Type"] = "application/json"\n'
+WRK_SCRIPT = (
+    f"wrk.method = \"POST\"\nwrk.body = '{ECHO.decode()}'\n"
+    'wrk.headers["Content-Type"] = "application/json"\n'
+)
 
 
 def _order(number: int) -> tuple[str, str]:
@@ -123,7 +128,7 @@ def bench_http(seconds: int, rounds: int, processes: int) -> dict[str, float] | 
                             wrk,
                             "-t1",
                             "-c32",
-                            "-d%ds" % seconds,
+                            f"-d{seconds}s",
                             "-s",
                             str(script),
                             server.url + "/rpc",
@@ -155,13 +160,7 @@ def main(argv: list[str]) -> int:
             observe["result"], observe["error"]
         )
     )
-    try:
-        import uvloop
-
-        runner = uvloop.run
-    except ImportError:
-        runner = asyncio.run
-    core = runner(
+    core = uvloop.run(
         bench_core(arguments.calls, arguments.rounds, arguments.processes, arguments.concurrency)
     )
     print(
