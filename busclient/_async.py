@@ -25,7 +25,7 @@ from busclient import _protocol as protocol
 from busclient._base import DEFAULT_MAX_BATCH, DEFAULT_TIMEOUT_S, ClientBase
 from busclient._connection import async_redis, send_error
 from busclient._errors import BusTimeout
-from busclient._reader import BLOCK_S, AsyncReplyReader
+from busclient._reader import REPLY_BLOCK_S, AsyncReplyReader
 from busclient._script import XADD_MANY
 from busclient._tasks import Outbox, cancel_and_wait
 from wire.keys import DEFAULT_PREFIX
@@ -51,7 +51,7 @@ class AsyncBusClient(ClientBase):
         super().__init__(url, prefix, max_batch)
         self._redis = async_redis(url)
         self._reader = AsyncReplyReader(
-            async_redis(url, BLOCK_S), self.reply_key, self._on_reply, "bus client replies"
+            async_redis(url, REPLY_BLOCK_S), self.reply_key, self._on_reply, "bus client replies"
         )
         self._outbox: Outbox[tuple[bytes, str | None, asyncio.Future[Any]]] = Outbox()
         self._writer: asyncio.Task[None] | None = None
@@ -69,10 +69,11 @@ class AsyncBusClient(ClientBase):
         """Call ``method`` and return its result; as :meth:`busclient.BusClient.call`.
 
         Raises:
-            RpcError, BusTimeout, BusConnectionError: as :meth:`busclient.BusClient.call`.
+            RpcError, BusTimeout, BusConnectionError, TypeError, ValueError: as
+                :meth:`busclient.BusClient.call`.
         """
         request_id = self._next_ids(1)[0]
-        payload = protocol.dumps(protocol.request(method, params, request_id))
+        payload = protocol.request_payload(method, params, request_id)
         return protocol.result(await self._round_trip(payload, [request_id], timeout_s))
 
     async def notify(self, method: str, params: Any = None) -> None:
@@ -82,9 +83,10 @@ class AsyncBusClient(ClientBase):
 
         Raises:
             BusConnectionError: Redis could not be reached.
+            TypeError, ValueError: as :meth:`busclient.BusClient.call`.
         """
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._enqueue(protocol.dumps(protocol.request(method, params, None)), None, future)
+        self._enqueue(protocol.request_payload(method, params, None), None, future)
         await future
 
     async def batch(

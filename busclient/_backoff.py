@@ -68,7 +68,7 @@ class Outage:
                 exc,
             )
         self.failures += 1
-        delay = min(self.max_delay_s, self.first_delay_s * 2 ** min(self.failures - 1, 16))
+        delay = min(self.max_delay_s, self.first_delay_s * 2.0 ** min(self.failures - 1, 16))
         return delay * random.uniform(0.8, 1.2)
 
     def recovered(self) -> None:

@@ -8,8 +8,8 @@ import uuid
 from typing import Any
 
 from busclient import _protocol as protocol
-from busclient._connection import safe_url
 from wire.keys import BusKeys
+from wire.redact import redact_url
 
 __all__ = ["ClientBase", "DEFAULT_TIMEOUT_S", "DEFAULT_MAX_BATCH"]
 
@@ -43,7 +43,7 @@ class ClientBase:
         self._waiters: dict[Any, Any] = {}  # request id -> future waiting for its reply
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({safe_url(self.url)!r}, prefix={self.keys.prefix!r})"
+        return f"{type(self).__name__}({redact_url(self.url)!r}, prefix={self.keys.prefix!r})"
 
     def _next_ids(self, count: int) -> list[int]:
         """``count`` fresh request ids (unique within this instance; thread-safe)."""
@@ -53,9 +53,7 @@ class ClientBase:
     def _batch_ids(self, calls: list[tuple[str, Any]]) -> list[int]:
         """Ids for a batch. Raises ValueError when it holds more than ``max_batch`` calls."""
         if len(calls) > self.max_batch:
-            raise ValueError(
-                "a batch of %d calls is over max_batch=%d" % (len(calls), self.max_batch)
-            )
+            raise ValueError(f"a batch of {len(calls)} calls is over max_batch={self.max_batch}")
         return self._next_ids(len(calls))
 
     def _on_reply(self, raw: bytes) -> None:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
 import threading
 import time
@@ -32,8 +31,9 @@ from collections.abc import Callable
 from typing import Any
 
 from busclient._backoff import Outage
-from busclient._connection import CONNECTION_ERRORS, safe_url, sync_redis
-from busclient._protocol import dumps
+from busclient._connection import CONNECTION_ERRORS, sync_redis
+from busclient._streams import Fields, as_text, stream_entries
+from wire.codec import decode_strict, encode_compact
 from wire.keys import (
     DEFAULT_PREFIX,
     FIELD_DATA,
@@ -42,6 +42,7 @@ from wire.keys import (
     FLOW_START,
     BusKeys,
 )
+from wire.redact import redact_url
 
 __all__ = ["BusPeer", "FlowStart", "OnFlowStart", "ACK_FAILED"]
 
@@ -117,7 +118,7 @@ class BusPeer:
         self._thread: threading.Thread | None = None
 
     def __repr__(self) -> str:
-        return "BusPeer(%d, %d, url=%r)" % (self.unit, self.client_id, safe_url(self.url))
+        return f"BusPeer({self.unit}, {self.client_id}, url={redact_url(self.url)!r})"
 
     def start(self) -> threading.Thread:
         """Run :meth:`run` in a daemon thread; returns it."""
@@ -146,28 +147,28 @@ class BusPeer:
                 try:
                     if last_id is None:
                         newest = self.redis.xrevrange(self.stream, count=1)
-                        last_id = newest[0][0].decode() if newest else "0-0"
+                        last_id = as_text(newest[0][0] or "0-0") if newest else "0-0"
                     if time.monotonic() >= next_beat:
                         self.heartbeat()
                         next_beat = time.monotonic() + self.heartbeat_ms / 1000.0
                     block_s = min(MAX_BLOCK_S, max(0.001, next_beat - time.monotonic()))
-                    streams = self.redis.xread(
-                        {self.stream: last_id}, count=16, block=int(block_s * 1000)
+                    entries = stream_entries(
+                        self.redis.xread(
+                            {self.stream: last_id}, count=16, block=int(block_s * 1000)
+                        )
                     )
                     self.outage.recovered()
                 except CONNECTION_ERRORS as exc:
                     self._stopping.wait(self.outage.failed(exc))
                     continue
-                for _, entries in streams or ():
-                    for entry_id, fields in entries:
-                        last_id = entry_id.decode()
-                        self._serve(last_id, fields)
+                for last_id, fields in entries:
+                    self._serve(last_id, fields)
         finally:
-            with contextlib.suppress(CONNECTION_ERRORS):
+            with contextlib.suppress(*CONNECTION_ERRORS):
                 self.redis.zrem(self.keys.peers, self.member)
             self.redis.close()
 
-    def _serve(self, entry_id: str, fields: dict[bytes, bytes]) -> None:
+    def _serve(self, entry_id: str, fields: Fields) -> None:
         kind = fields.get(FIELD_TYPE.encode(), b"").decode(errors="replace")
         reply_to = fields.get(FIELD_REPLY_TO.encode())
         if kind != FLOW_START:
@@ -175,12 +176,12 @@ class BusPeer:
             return
         invoke_id = None
         try:
-            data = json.loads(fields.get(FIELD_DATA.encode(), b""))
+            data = decode_strict(fields.get(FIELD_DATA.encode(), b""))
             invoke_id = data["invoke_id"]
             start = FlowStart(
                 invoke_id, data["project"], data["flow"], data.get("params"), entry_id
             )
-        except (ValueError, UnicodeDecodeError, KeyError, TypeError) as exc:
+        except (ValueError, RecursionError, KeyError, TypeError) as exc:
             logger.warning("peer %s: malformed flow.start %s: %s", self.member, entry_id, exc)
             ack, msg = ACK_FAILED, f"malformed flow.start: {exc}"
         else:
@@ -189,7 +190,7 @@ class BusPeer:
             return
         try:
             pipe = self.redis.pipeline(transaction=True)
-            pipe.rpush(reply_to, dumps({"invoke_id": invoke_id, "ack": ack, "msg": msg}))
+            pipe.rpush(reply_to, encode_compact({"invoke_id": invoke_id, "ack": ack, "msg": msg}))
             pipe.pexpire(reply_to, self.ack_ttl_ms)
             pipe.execute()
         except CONNECTION_ERRORS as exc:  # the server times the start out (504)

@@ -7,12 +7,16 @@ response object, or an array of them for a batch (JSON-RPC 2.0 §5, §6).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from busclient._errors import RpcError
+from wire.codec import decode_strict, encode_compact
+from wire.keys import FIELD_DATA, FIELD_REPLY_TO
+
+if TYPE_CHECKING:
+    from redis.typing import EncodableT, FieldT
 
 logger = logging.getLogger(__name__)
 
@@ -21,18 +25,13 @@ __all__ = [
     "batch_payload",
     "decode_reply",
     "deliver",
-    "dumps",
     "entry_fields",
     "outcome",
     "request",
+    "request_payload",
     "response_ids",
     "result",
 ]
-
-
-def dumps(value: Any) -> bytes:
-    """Compact UTF-8 JSON bytes of ``value``."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def request(method: str, params: Any, request_id: int | None) -> dict[str, Any]:
@@ -49,12 +48,27 @@ def request(method: str, params: Any, request_id: int | None) -> dict[str, Any]:
             params = list(params)
         if not isinstance(params, (list, dict)):
             raise TypeError(
-                f"params must be a list or a dict (by-position or by-name), not {type(params).__name__}"
+                "params must be a list or a dict (by-position or by-name), "
+                f"not {type(params).__name__}"
             )
         message["params"] = params
     if request_id is not None:
         message["id"] = request_id
     return message
+
+
+def request_payload(method: str, params: Any, request_id: int | None) -> bytes:
+    """Encode a request (a notification when ``request_id`` is None) as compact JSON bytes.
+
+    Example: ``request_payload("add", [1, 2], 7)`` ->
+    ``b'{"jsonrpc":"2.0","method":"add","params":[1,2],"id":7}'``.
+
+    Raises:
+        TypeError: ``params`` is not None, a list, a tuple or a dict, or holds a value JSON
+            cannot encode.
+        ValueError: ``params`` holds NaN or Infinity (not JSON, RFC 8259).
+    """
+    return encode_compact(request(method, params, request_id))
 
 
 def response_ids(reply: Any) -> Iterable[Any]:
@@ -113,8 +127,8 @@ def deliver(waiters: Mapping[Any, Any], raw: bytes) -> bool:
 def decode_reply(raw: bytes) -> tuple[Any, tuple[Any, ...]]:
     """Decode one popped reply: ``(reply, the ids it answers)``; undecodable -> ``(None, ())``."""
     try:
-        reply = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        reply = decode_strict(raw)
+    except (ValueError, RecursionError):
         return None, ()
     return reply, tuple(response_ids(reply))
 
@@ -137,11 +151,11 @@ def batch_outcomes(request_ids: list[int], reply: Any) -> list[Any]:
     ]
 
 
-def entry_fields(payload: bytes, reply_key: str | None) -> dict[str, Any]:
+def entry_fields(payload: bytes, reply_key: str | None) -> dict[FieldT, EncodableT]:
     """The fields of a request entry: ``data`` and, for requests, ``reply_to`` (design.md)."""
-    fields: dict[str, Any] = {"data": payload}
+    fields: dict[FieldT, EncodableT] = {FIELD_DATA: payload}
     if reply_key is not None:
-        fields["reply_to"] = reply_key
+        fields[FIELD_REPLY_TO] = reply_key
     return fields
 
 
@@ -149,12 +163,13 @@ def batch_payload(calls: list[tuple[str, Any]], ids: list[int]) -> bytes:
     """Encode ``[(method, params), ...]`` as a batch, the n-th call with id ``ids[n]``.
 
     Raises:
-        ValueError: an empty batch (the server would answer one -32600 with id null).
-        TypeError: a call's params is not a list or dict.
+        ValueError: an empty batch (the server would answer one -32600 with id null), or
+            params holding NaN or Infinity (not JSON).
+        TypeError: a call's params is not a list or dict, or holds a value JSON cannot encode.
     """
     if not calls:
         raise ValueError("a batch needs at least one call")
-    return dumps(
+    return encode_compact(
         [
             request(method, params, request_id)
             for (method, params), request_id in zip(calls, ids, strict=False)

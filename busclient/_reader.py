@@ -18,28 +18,36 @@ from collections.abc import Callable
 
 import redis
 import redis.asyncio
+from redis.typing import ListMultiPopResponse
 
 from busclient._backoff import Outage
 from busclient._connection import CONNECTION_ERRORS
 from busclient._tasks import cancel_and_wait
 
-__all__ = ["AsyncReplyReader", "ThreadReplyReader", "BLOCK_S", "POP_COUNT", "WAKE_UP"]
+__all__ = ["AsyncReplyReader", "ThreadReplyReader", "REPLY_BLOCK_S", "POP_COUNT", "WAKE_UP"]
 
 logger = logging.getLogger(__name__)
 
 #: How long one BLMPOP blocks, seconds.
-BLOCK_S = 5.0
+REPLY_BLOCK_S = 5.0
 #: Most replies popped per round trip.
 POP_COUNT = 256
 #: Pushed to a client's own list to wake its thread reader at close (never a JSON text).
 WAKE_UP = b""
 
 
+def _popped(response: ListMultiPopResponse) -> list[bytes]:
+    """The elements of a ``BLMPOP`` reply (``[key, [element, ...]]``; None after a block)."""
+    if not response or not isinstance(response[1], list):
+        return []
+    return [element for element in response[1] if isinstance(element, bytes)]
+
+
 class AsyncReplyReader:
     """An asyncio task popping ``key`` and calling ``on_reply(raw bytes)`` for each element.
 
     Args:
-        client: a Redis client whose socket timeout exceeds :data:`BLOCK_S`.
+        client: a Redis client whose socket timeout exceeds :data:`REPLY_BLOCK_S`.
         key: the reply list.
         on_reply: called in the loop's thread for each popped element, in order.
         what: names the reader in log lines.
@@ -69,15 +77,14 @@ class AsyncReplyReader:
         while True:
             try:
                 popped = await self.client.blmpop(
-                    BLOCK_S, 1, self.key, direction="LEFT", count=POP_COUNT
+                    REPLY_BLOCK_S, 1, self.key, direction="LEFT", count=POP_COUNT
                 )
                 self.outage.recovered()
             except CONNECTION_ERRORS as exc:
                 await asyncio.sleep(self.outage.failed(exc))
                 continue
-            if popped:
-                for raw in popped[1]:
-                    self.on_reply(raw)
+            for raw in _popped(popped):
+                self.on_reply(raw)
 
     async def close(self) -> None:
         """Stop the task (a reply popped but not yet dispatched is dropped)."""
@@ -116,15 +123,16 @@ class ThreadReplyReader:
     def _run(self) -> None:
         while not self._stopping.is_set():
             try:
-                popped = self.client.blmpop(BLOCK_S, 1, self.key, direction="LEFT", count=POP_COUNT)
+                popped = self.client.blmpop(
+                    REPLY_BLOCK_S, 1, self.key, direction="LEFT", count=POP_COUNT
+                )
                 self.outage.recovered()
             except CONNECTION_ERRORS as exc:
                 self._stopping.wait(self.outage.failed(exc))
                 continue
-            if popped:
-                for raw in popped[1]:
-                    if raw != WAKE_UP:
-                        self.on_reply(raw)
+            for raw in _popped(popped):
+                if raw != WAKE_UP:
+                    self.on_reply(raw)
 
     def close(self, timeout_s: float = 2.0) -> None:
         """Stop the thread, waiting up to ``timeout_s`` seconds for it to end."""
@@ -135,7 +143,9 @@ class ThreadReplyReader:
         self._stopping.set()
         try:
             with self.client.pipeline(transaction=True) as pipe:
-                pipe.rpush(self.key, WAKE_UP).pexpire(self.key, int(BLOCK_S * 1000)).execute()
+                pipe.rpush(self.key, WAKE_UP)
+                pipe.pexpire(self.key, int(REPLY_BLOCK_S * 1000))
+                pipe.execute()
         except CONNECTION_ERRORS:
             pass  # Redis is gone: the thread ends after its back-off
         thread.join(timeout_s)

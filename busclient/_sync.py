@@ -24,7 +24,7 @@ from busclient import _protocol as protocol
 from busclient._base import DEFAULT_MAX_BATCH, DEFAULT_TIMEOUT_S, ClientBase
 from busclient._connection import send_error, sync_redis
 from busclient._errors import BusTimeout
-from busclient._reader import BLOCK_S, ThreadReplyReader
+from busclient._reader import REPLY_BLOCK_S, ThreadReplyReader
 from wire.keys import DEFAULT_PREFIX
 
 __all__ = ["BusClient", "DEFAULT_MAX_CONNECTIONS"]
@@ -55,7 +55,7 @@ class BusClient(ClientBase):
         super().__init__(url, prefix, max_batch)
         self._redis = sync_redis(url, max_connections=max_connections)
         self._reader = ThreadReplyReader(
-            sync_redis(url, BLOCK_S), self.reply_key, self._on_reply, "bus client replies"
+            sync_redis(url, REPLY_BLOCK_S), self.reply_key, self._on_reply, "bus client replies"
         )
 
     def __enter__(self) -> BusClient:
@@ -77,9 +77,11 @@ class BusClient(ClientBase):
             RpcError: the server answered with an error object (code, message, data).
             BusTimeout: no reply within ``timeout_s`` (the request may still run later).
             BusConnectionError: Redis could not be reached to send the request.
+            TypeError, ValueError: ``params`` cannot be sent as JSON (see
+                :func:`busclient._protocol.request_payload`); nothing was sent.
         """
         ids = self._next_ids(1)
-        payload = protocol.dumps(protocol.request(method, params, ids[0]))
+        payload = protocol.request_payload(method, params, ids[0])
         return protocol.result(self._round_trip(payload, ids, timeout_s))
 
     def notify(self, method: str, params: Any = None) -> None:
@@ -87,8 +89,9 @@ class BusClient(ClientBase):
 
         Raises:
             BusConnectionError: Redis could not be reached.
+            TypeError, ValueError: as :meth:`call`.
         """
-        self._send(protocol.dumps(protocol.request(method, params, None)), None)
+        self._send(protocol.request_payload(method, params, None), None)
 
     def batch(
         self, calls: list[tuple[str, Any]], *, timeout_s: float = DEFAULT_TIMEOUT_S
@@ -101,7 +104,7 @@ class BusClient(ClientBase):
 
         Raises:
             ValueError: no calls, or more than ``max_batch``.
-            BusTimeout, BusConnectionError: as :meth:`call`.
+            BusTimeout, BusConnectionError, TypeError, ValueError: as :meth:`call`.
         """
         ids = self._batch_ids(calls)
         reply = self._round_trip(protocol.batch_payload(calls, ids), ids, timeout_s)

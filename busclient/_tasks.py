@@ -9,7 +9,7 @@ cancelled again until it is done.
 from __future__ import annotations
 
 import asyncio
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 __all__ = ["Outbox", "cancel_and_wait"]
 
@@ -19,7 +19,7 @@ T = TypeVar("T")
 RECANCEL_S = 0.05
 
 
-async def cancel_and_wait(task: asyncio.Task | None) -> None:
+async def cancel_and_wait(task: asyncio.Task[Any] | None) -> None:
     """Cancel ``task`` (again and again) until it is done; its outcome is retrieved."""
     if task is None:
         return

@@ -19,14 +19,22 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+from busclient._errors import BusError, RpcError
+from busclient._protocol import request_payload, result
+from busclient._sync import BusClient
+from wire.codec import decode_strict
+
 __all__ = ["main", "parse_param"]
 
 
 def parse_param(text: str) -> Any:
-    """``"2"`` -> 2, ``"[1,2]"`` -> [1, 2], ``"hello"`` -> ``"hello"`` (JSON when it parses)."""
+    """``"2"`` -> 2, ``"[1,2]"`` -> [1, 2], ``"hello"`` -> ``"hello"`` (JSON when it parses).
+
+    Text that is not strict JSON (RFC 8259) is taken as a string: ``"NaN"`` -> ``"NaN"``.
+    """
     try:
-        return json.loads(text)
-    except ValueError:
+        return decode_strict(text)
+    except (ValueError, RecursionError):
         return text
 
 
@@ -45,19 +53,16 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
         dest="timeout_s",
         help="seconds to wait for the reply (default 30)",
     )
-    parser.add_argument("--named", type=json.loads, help="params by name, a JSON object")
+    parser.add_argument("--named", type=decode_strict, help="params by name, a JSON object")
     parser.add_argument("method", help="the method's dotted name, e.g. greetings.greet")
     parser.add_argument("params", nargs="*", help="params by position (JSON when it parses)")
     return parser.parse_args(argv)
 
 
 def _call_http(url: str, token: str | None, method: str, params: Any, timeout_s: float) -> Any:
-    from busclient._protocol import dumps, result
-    from busclient._protocol import request as request_object
-
     request = urllib.request.Request(
         url,
-        data=dumps(request_object(method, params, 1)),
+        data=request_payload(method, params, 1),
         headers={"Content-Type": "application/json"},
         method="POST",
     )
@@ -69,14 +74,13 @@ def _call_http(url: str, token: str | None, method: str, params: Any, timeout_s:
     except urllib.error.HTTPError as exc:
         body = exc.read()
         if exc.code != 503:  # 503 carries a JSON-RPC -32003 body
-            raise RuntimeError("HTTP %d: %s" % (exc.code, body.decode(errors="replace"))) from exc
-    return result(json.loads(body))
+            raise RuntimeError(f"HTTP {exc.code}: {body.decode(errors='replace')}") from exc
+    return result(decode_strict(body))
 
 
 def main(argv: list[str]) -> int:
     """Run the command line (``argv`` after ``call``); returns the exit code."""
     import settings as settings_module
-    from busclient import BusClient, BusError, RpcError
 
     arguments = _arguments(argv)
     if arguments.named is not None and arguments.params:
@@ -101,7 +105,7 @@ def main(argv: list[str]) -> int:
             with BusClient(url, prefix=settings.bus_prefix) as bus:
                 value = bus.call(arguments.method, params, timeout_s=arguments.timeout_s)
         else:
-            url = arguments.url or "http://%s:%d/rpc" % (settings.host, settings.port)
+            url = arguments.url or f"http://{settings.host}:{settings.port}/rpc"
             value = _call_http(
                 url, settings.auth_token, arguments.method, params, arguments.timeout_s
             )

@@ -2,8 +2,9 @@
 
 A thin adapter over :class:`server.jsonrpc.JsonRpcCore` (same strictness, batches and error
 codes as HTTP). One consumer per server instance in group ``sbusr`` of stream ``sbusr:rpc``
-(design.md, "Message bus"); its name is ``<host>:<pid>:<random>``, so a restarted instance
-never inherits the entries of its previous life: those are reclaimed like any dead instance's.
+(design.md, "Message bus"); its name is :func:`wire.names.instance_id`
+(``<host>:<pid>:<random>``), so a restarted instance never inherits the entries of its
+previous life: those are reclaimed like any dead instance's.
 
 The path of one entry, top to bottom::
 
@@ -38,23 +39,26 @@ import asyncio
 import collections
 import contextlib
 import logging
-import os
-import secrets
-import socket
 
 import redis.asyncio
 import redis.exceptions
 
-from busclient._backoff import Outage
-from busclient._connection import CONNECTION_ERRORS
-from busclient._tasks import Outbox, cancel_and_wait
+from busclient import (
+    CONNECTION_ERRORS,
+    Outage,
+    Outbox,
+    as_text,
+    cancel_and_wait,
+    stream_entries,
+)
 from executor.pool import Pool
-from server import metrics
 from server.bus import scripts
+from server.bus.counters import BusCounters
 from server.jsonrpc import JsonRpcCore
 from wire.keys import FIELD_DATA, FIELD_REPLY_TO, BusKeys
+from wire.names import instance_id
 
-__all__ = ["BusConsumer", "Entry", "consumer_name", "READ_BLOCK_MS", "MAX_READ", "DEAD_MAXLEN"]
+__all__ = ["BusConsumer", "Entry", "READ_BLOCK_MS", "MAX_READ", "DEAD_MAXLEN"]
 
 logger = logging.getLogger(__name__)
 
@@ -69,11 +73,6 @@ MAX_ANSWERS_PER_SCRIPT = 200
 #: How often a consumer without capacity looks again, seconds (the pool is shared with HTTP,
 #: whose calls finishing free capacity without telling the consumer).
 CAPACITY_POLL_S = 0.02
-
-
-def consumer_name() -> str:
-    """A consumer name unique to this process: ``<host>:<pid>:<6 hex digits>``."""
-    return "%s:%d:%s" % (socket.gethostname(), os.getpid(), secrets.token_hex(3))
 
 
 class Entry:
@@ -105,6 +104,7 @@ class BusConsumer:
         notify_ttl_ms: life of a reply list after a reply is pushed, milliseconds.
         done_ttl_ms: life of the "answered" record of an entry, milliseconds.
         outage: the bus's shared outage tracker (one log line per outage).
+        counters: the bus's counters; this consumer adds entries read and dead-lettered.
 
     Start with :meth:`start`; stop with :meth:`stop_reading`, then :meth:`close`.
     """
@@ -118,6 +118,7 @@ class BusConsumer:
         notify_ttl_ms: int,
         done_ttl_ms: int,
         outage: Outage,
+        counters: BusCounters,
     ) -> None:
         self.client = client
         self.keys = keys
@@ -126,7 +127,8 @@ class BusConsumer:
         self.notify_ttl_ms = notify_ttl_ms
         self.done_ttl_ms = done_ttl_ms
         self.outage = outage
-        self.name = consumer_name()
+        self.counters = counters
+        self.name = instance_id()
         self.max_held = pool.queue_maxsize + pool.processes
         self.held: dict[str, Entry] = {}  # read (or claimed) and not yet acked
         self.waiting: collections.deque[Entry] = collections.deque()  # refused by a busy pool
@@ -222,12 +224,14 @@ class BusConsumer:
                 if count <= 0:
                     await self._wait_for_capacity()
                     continue
-                streams = await self.client.xreadgroup(
-                    self.keys.group,
-                    self.name,
-                    {self.keys.requests: ">"},
-                    count=count,
-                    block=READ_BLOCK_MS,
+                entries = stream_entries(
+                    await self.client.xreadgroup(
+                        self.keys.group,
+                        self.name,
+                        {self.keys.requests: ">"},
+                        count=count,
+                        block=READ_BLOCK_MS,
+                    )
                 )
                 self.outage.recovered()
             except CONNECTION_ERRORS as exc:
@@ -244,10 +248,9 @@ class BusConsumer:
                 else:  # e.g. OOM, READONLY: Redis refuses; wait like for an outage
                     await asyncio.sleep(self.outage.failed(exc))
                 continue
-            for _, entries in streams or ():
-                metrics.bus_entries_read(len(entries))
-                for entry_id, fields in entries:
-                    self.take(Entry(entry_id.decode(), fields))
+            self.counters.entries_read += len(entries)
+            for entry_id, fields in entries:
+                self.take(Entry(entry_id, fields))
 
     def take(self, entry: Entry) -> None:
         """Hold ``entry`` and run it (it is pending to this consumer)."""
@@ -352,7 +355,7 @@ class BusConsumer:
             [self.keys.group, entry_id, reason, deliveries, DEAD_MAXLEN],
         )
         if moved:
-            metrics.bus_entries_dead_lettered()
+            self.counters.entries_dead_lettered += 1
             logger.error("bus: entry %s dead-lettered to %s: %s", entry_id, self.keys.dead, reason)
         return bool(moved)
 
@@ -369,7 +372,7 @@ class BusConsumer:
         )
         running = {entry_id for entry_id in self.held} - {entry.entry_id for entry in self.waiting}
         for item in pending:
-            entry_id = item["message_id"].decode()
+            entry_id = as_text(item["message_id"])
             if entry_id not in running:
                 new_id = await scripts.REQUEUE.run(
                     self.client, [self.keys.requests], [self.keys.group, self.name, entry_id]

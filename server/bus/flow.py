@@ -12,7 +12,7 @@ design.md, "Message bus" and "REST helpers" (``POST /api/flow``). One start, top
                                                                   none in time: FlowAckTimeout (504)
 
 Acks of every flow start of this server arrive on one reply list, popped by one
-:class:`~busclient._reader.AsyncReplyReader` and matched by ``invoke_id`` (one Redis
+:class:`~busclient.AsyncReplyReader` and matched by ``invoke_id`` (one Redis
 connection for any number of concurrent starts). A start that times out or whose HTTP
 client went away removes its waiter at once; a late ack is popped and dropped. The peer
 streams are capped (``MAXLEN ~``) and expire when no start was sent for a while, so peers
@@ -22,7 +22,6 @@ that never read leave nothing behind.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import time
@@ -32,10 +31,8 @@ from typing import Any
 import redis.asyncio
 import redis.exceptions
 
-from busclient._backoff import Outage
-from busclient._connection import CONNECTION_ERRORS
-from busclient._protocol import dumps
-from busclient._reader import AsyncReplyReader
+from busclient import CONNECTION_ERRORS, AsyncReplyReader, Outage
+from wire.codec import decode_strict, encode_compact
 from wire.keys import FIELD_DATA, FIELD_REPLY_TO, FIELD_TYPE, FLOW_START, BusKeys
 
 __all__ = [
@@ -143,7 +140,7 @@ class FlowStarter:
         oldest_ms = int(time.time() * 1000) - self.peer_ttl_ms
         try:
             pipe = self.client.pipeline(transaction=False)
-            pipe.zremrangebyscore(self.keys.peers, "-inf", "(%d" % oldest_ms)
+            pipe.zremrangebyscore(self.keys.peers, "-inf", f"({oldest_ms}")
             pipe.zrangebyscore(self.keys.peers, oldest_ms, "+inf")
             _, members = await pipe.execute()
         except CONNECTION_ERRORS as exc:
@@ -185,7 +182,9 @@ class FlowStarter:
         peer = BusKeys.peer_member(peer_unit, peer_client)
         invoke_id = uuid.uuid4().hex
         stream = self.keys.peer_stream(peer_unit, peer_client)
-        data = dumps({"invoke_id": invoke_id, "project": project, "flow": flow, "params": params})
+        data = encode_compact(
+            {"invoke_id": invoke_id, "project": project, "flow": flow, "params": params}
+        )
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self.waiters[invoke_id] = future
         self.reader.ensure_started()
@@ -219,10 +218,11 @@ class FlowStarter:
 
     def _on_ack(self, raw: bytes) -> None:
         try:
-            ack = json.loads(raw)
-            future = self.waiters.get(ack.get("invoke_id")) if isinstance(ack, dict) else None
-        except (ValueError, UnicodeDecodeError, TypeError):
-            future = None
+            ack = decode_strict(raw)
+        except (ValueError, RecursionError):
+            ack = None
+        invoke_id = ack.get("invoke_id") if isinstance(ack, dict) else None
+        future = self.waiters.get(invoke_id) if isinstance(invoke_id, str) else None
         if future is None:
             logger.info("dropped a flow ack nobody waits for (late or malformed): %.200r", raw)
         elif not future.done():

@@ -30,12 +30,10 @@ import time
 import redis.asyncio
 import redis.exceptions
 
-from busclient._backoff import Outage
-from busclient._connection import CONNECTION_ERRORS
-from busclient._tasks import cancel_and_wait
-from server import metrics
+from busclient import CONNECTION_ERRORS, Outage, as_text, cancel_and_wait
 from server.bus import scripts
 from server.bus.consumer import MAX_READ, BusConsumer, Entry
+from server.bus.counters import BusCounters
 
 __all__ = ["Maintenance", "STALE_CONSUMER_MS", "parse_id"]
 
@@ -62,10 +60,16 @@ class Maintenance:
         claim_idle_ms: entries idle longer are reclaimed, milliseconds.
         max_deliveries: deliveries of an entry before it is dead-lettered.
         outage: the bus's shared outage tracker.
+        counters: the bus's counters; the upkeep adds entries reclaimed and sets pending.
     """
 
     def __init__(
-        self, consumer: BusConsumer, claim_idle_ms: int, max_deliveries: int, outage: Outage
+        self,
+        consumer: BusConsumer,
+        claim_idle_ms: int,
+        max_deliveries: int,
+        outage: Outage,
+        counters: BusCounters,
     ) -> None:
         self.consumer = consumer
         self.client: redis.asyncio.Redis = consumer.client
@@ -73,6 +77,7 @@ class Maintenance:
         self.claim_idle_ms = claim_idle_ms
         self.max_deliveries = max_deliveries
         self.outage = outage
+        self.counters = counters
         self.interval_s = min(5.0, max(0.05, claim_idle_ms / 4000.0))
         self.reclaiming = True
         self._task: asyncio.Task[None] | None = None
@@ -112,7 +117,7 @@ class Maintenance:
             await self.reclaim()
         await self.trim()
         summary = await self.client.xpending(self.keys.requests, self.keys.group)
-        metrics.bus_pending(summary["pending"])
+        self.counters.pending = int(summary["pending"])
         if time.monotonic() - self._forgot_at > FORGET_INTERVAL_S:
             self._forgot_at = time.monotonic()
             await self.forget()
@@ -122,9 +127,10 @@ class Maintenance:
         running = [entry_id for entry_id in self.consumer.held]
         if not running:
             return 0
-        return await scripts.TOUCH.run(
+        touched = await scripts.TOUCH.run(
             self.client, [self.keys.requests], [self.keys.group, self.consumer.name, *running]
         )
+        return int(touched)
 
     async def reclaim(self) -> int:
         """Claim idle entries of other (dead) consumers and run or dead-letter them.
@@ -144,21 +150,24 @@ class Maintenance:
                     "bus: %d pending entries had been deleted from %s before being answered: %s",
                     len(deleted),
                     self.keys.requests,
-                    ", ".join(d.decode() for d in deleted[:10]),
+                    ", ".join(deleted[:10]),
                 )
             fresh = [
-                (entry_id.decode(), fields)
+                (entry_id, fields)
                 for entry_id, fields in entries
-                if entry_id.decode() not in self.consumer.held
+                if entry_id not in self.consumer.held
             ]
             if fresh:
                 claimed_total += len(fresh)
-                metrics.bus_entries_reclaimed(len(fresh))
+                self.counters.entries_reclaimed += len(fresh)
                 await self._dispatch(fresh)
-            if start in (b"0-0", "0-0"):
+            if start == "0-0":
                 return claimed_total
 
-    async def _autoclaim(self, start: bytes | str, count: int) -> tuple[bytes | str, list, list]:
+    async def _autoclaim(
+        self, start: str, count: int
+    ) -> tuple[str, list[tuple[str, dict[bytes, bytes]]], list[str]]:
+        """One ``XAUTOCLAIM``: ``(next start id, [(entry id, fields), ...], deleted entry ids)``."""
         reply = await self.client.xautoclaim(
             self.keys.requests,
             self.keys.group,
@@ -167,13 +176,16 @@ class Maintenance:
             start,
             count=count,
         )
-        next_start, entries = reply[0], reply[1]
-        deleted = reply[2] if len(reply) > 2 else []
+        claimed = reply[1]
+        deleted = [as_text(entry_id) for entry_id in reply[2]] if len(reply) > 2 else []
         # Redis 6.2 reports deleted entries as (id, None) among the claimed ones
-        deleted += [entry_id for entry_id, fields in entries if fields is None]
-        return next_start, [(i, f) for i, f in entries if f is not None], deleted
+        deleted += [as_text(entry_id) for entry_id, fields in claimed if fields is None]
+        entries = [
+            (as_text(entry_id), fields) for entry_id, fields in claimed if fields is not None
+        ]
+        return as_text(reply[0]), entries, deleted
 
-    async def _dispatch(self, claimed: list[tuple[str, dict]]) -> None:
+    async def _dispatch(self, claimed: list[tuple[str, dict[bytes, bytes]]]) -> None:
         """Dead-letter, ack or run each freshly claimed entry."""
         pending = await self.client.xpending_range(
             self.keys.requests,
@@ -183,7 +195,7 @@ class Maintenance:
             len(claimed) + len(self.consumer.held) + 1,
             consumername=self.consumer.name,
         )
-        deliveries = {item["message_id"].decode(): item["times_delivered"] for item in pending}
+        deliveries = {as_text(item["message_id"]): int(item["times_delivered"]) for item in pending}
         pipe = self.client.pipeline(transaction=False)
         for entry_id, _ in claimed:
             pipe.exists(self.keys.done(entry_id))
@@ -194,8 +206,8 @@ class Maintenance:
             if times > self.max_deliveries:
                 await self.consumer.dead_letter(
                     entry_id,
-                    "delivered %d times without an answer (max_deliveries %d)"
-                    % (times - 1, self.max_deliveries),
+                    f"delivered {times - 1} times without an answer "
+                    f"(max_deliveries {self.max_deliveries})",
                     times - 1,
                 )
             elif done:
@@ -205,7 +217,11 @@ class Maintenance:
                 self.consumer.take(entry)
 
     async def trim(self) -> int:
-        """Trim the stream below the oldest entry some group still needs; returns entries removed."""
+        """Trim the stream below the oldest entry some group still needs.
+
+        Returns:
+            How many entries ``XTRIM`` removed (``MINID ~``: whole nodes only).
+        """
         groups = await self.client.xinfo_groups(self.keys.requests)
         if not groups:
             return 0
@@ -219,17 +235,16 @@ class Maintenance:
             floor = needed if floor is None else min(floor, needed)
         if floor is None or floor == (0, 0):
             return 0
-        return await self.client.xtrim(self.keys.requests, minid="%d-%d" % floor, approximate=True)
+        milliseconds, sequence = floor
+        return await self.client.xtrim(
+            self.keys.requests, minid=f"{milliseconds}-{sequence}", approximate=True
+        )
 
     async def forget(self) -> int:
         """Delete consumers of the group with nothing pending, idle over STALE_CONSUMER_MS."""
         forgotten = 0
         for consumer in await self.client.xinfo_consumers(self.keys.requests, self.keys.group):
-            name = (
-                consumer["name"].decode()
-                if isinstance(consumer["name"], bytes)
-                else consumer["name"]
-            )
+            name = as_text(consumer["name"])
             if (
                 consumer["pending"] == 0
                 and consumer["idle"] > STALE_CONSUMER_MS

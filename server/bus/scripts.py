@@ -1,9 +1,9 @@
 """The Lua scripts of the bus consumer, each atomic on the Redis server (``EVALSHA``; see
-:class:`busclient._script.Script`)."""
+:class:`busclient.Script`)."""
 
 from __future__ import annotations
 
-from busclient._script import Script
+from busclient import Script
 
 __all__ = ["REPLY", "DEAD_LETTER", "TOUCH", "REQUEUE"]
 

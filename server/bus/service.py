@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import logging
 
-from busclient._backoff import Outage
-from busclient._connection import async_redis, safe_url
-from busclient._reader import BLOCK_S
+from busclient import REPLY_BLOCK_S, Outage, async_redis
 from executor.pool import Pool
 from server.bus.consumer import READ_BLOCK_MS, BusConsumer
+from server.bus.counters import BusCounters
 from server.bus.flow import FlowStarter
 from server.bus.reclaim import Maintenance
 from server.jsonrpc import JsonRpcCore
 from settings import Settings
 from wire.keys import BusKeys
+from wire.redact import redact_url
 
 __all__ = ["Bus", "done_ttl_ms"]
 
@@ -38,6 +38,10 @@ class Bus:
         pool: the process pool (its capacity bounds what is read).
         core: the JSON-RPC core.
 
+    Attributes:
+        counters: what the bus counts (:class:`~server.bus.counters.BusCounters`: entries
+            read, reclaimed, dead-lettered, pending), read by ``GET /metrics``.
+
     Nothing connects before :meth:`start`; an unreachable Redis is no error: the loops log
     once and retry with back-off while HTTP keeps serving.
     """
@@ -47,9 +51,10 @@ class Bus:
         self.url = settings.redis_url
         self.keys = BusKeys(settings.bus_prefix)
         self.outage = Outage(logger, "message bus")
+        self.counters = BusCounters()
         # retries=1: every command of the server is idempotent or safe to repeat (see async_redis)
         self.client = async_redis(self.url, READ_BLOCK_MS / 1000.0, retries=1)
-        self.reader_client = async_redis(self.url, BLOCK_S, retries=1)
+        self.reader_client = async_redis(self.url, REPLY_BLOCK_S, retries=1)
         self.consumer = BusConsumer(
             self.client,
             self.keys,
@@ -58,9 +63,14 @@ class Bus:
             settings.notify_ttl_ms,
             done_ttl_ms(settings),
             self.outage,
+            self.counters,
         )
         self.maintenance = Maintenance(
-            self.consumer, settings.claim_idle_ms, settings.max_deliveries, self.outage
+            self.consumer,
+            settings.claim_idle_ms,
+            settings.max_deliveries,
+            self.outage,
+            self.counters,
         )
         self.flow_client = async_redis(self.url)  # no retries: a flow.start must not be sent twice
         self.flows = FlowStarter(
@@ -75,7 +85,7 @@ class Bus:
 
     async def start(self) -> None:
         """Start reading requests and the upkeep."""
-        logger.info("message bus on %s, prefix %s", safe_url(self.url), self.keys.prefix)
+        logger.info("message bus on %s, prefix %s", redact_url(self.url), self.keys.prefix)
         await self.consumer.start()
         self.maintenance.start()
 

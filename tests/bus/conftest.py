@@ -41,7 +41,7 @@ def _claim_database() -> int:
 @pytest.fixture(scope="session")
 def redis_database() -> Iterator[str]:
     """URL of this run's own Redis database, e.g. ``redis://127.0.0.1:6379/3``."""
-    url = "redis://%s/%d" % (REDIS_HOST_PORT, _claim_database())
+    url = f"redis://{REDIS_HOST_PORT}/{_claim_database()}"
     yield url
     client = redis.Redis.from_url(url)
     client.flushdb()

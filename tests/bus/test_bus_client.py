@@ -6,7 +6,6 @@ import asyncio
 
 import pytest
 
-import busclient
 from busclient import AsyncBusClient, BusClient, BusTimeout, RpcError
 from tests.support import ServerProcess
 from wire.errors import JsonRpcError
@@ -15,11 +14,6 @@ from wire.errors import JsonRpcError
 @pytest.fixture
 def bus_url(shared_bus: tuple[ServerProcess, str]) -> str:
     return shared_bus[1]
-
-
-def test_exported_names() -> None:
-    assert busclient.__all__ == sorted(busclient.__all__)
-    assert all(hasattr(busclient, name) for name in busclient.__all__)
 
 
 def test_sync_call_returns_the_result(bus_url: str) -> None:

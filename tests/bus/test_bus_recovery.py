@@ -18,7 +18,7 @@ from tests.support import ServerProcess, free_port, wait_for
 
 
 def running_calls(server: ServerProcess) -> int:
-    return server.status()["in_flight"]
+    return int(server.status()["in_flight"])
 
 
 def test_call_of_killed_instance_is_answered_by_another(
@@ -51,7 +51,7 @@ class RedisServer:
     def __init__(self, directory: Path) -> None:
         self.port = free_port()
         self.directory = directory
-        self.process: subprocess.Popen | None = None
+        self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         self.process = subprocess.Popen(
@@ -102,7 +102,7 @@ def test_redis_restart_loses_nothing_and_logs_once(
     start_server: Callable[..., ServerProcess], own_redis: RedisServer
 ) -> None:
     client = redis.Redis(port=own_redis.port, socket_timeout=30)
-    server = start_server(env={"SBUSR_REDIS_URL": "redis://127.0.0.1:%d/0" % own_redis.port})
+    server = start_server(env={"SBUSR_REDIS_URL": f"redis://127.0.0.1:{own_redis.port}/0"})
     send(client, {"jsonrpc": "2.0", "method": "sleep", "params": [1.0], "id": "in-flight"})
     wait_for(lambda: running_calls(server) == 1, message="the call to run")
     own_redis.stop()
@@ -120,7 +120,7 @@ def test_redis_restart_loses_nothing_and_logs_once(
 def test_http_serves_when_redis_is_unreachable_at_start(
     start_server: Callable[..., ServerProcess],
 ) -> None:
-    server = start_server(env={"SBUSR_REDIS_URL": "redis://127.0.0.1:%d/0" % free_port()})
+    server = start_server(env={"SBUSR_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"})
     assert server.call("echo", ["up"])["result"] == "up"
     response = httpx.post(server.url + "/api/flow", json={"project": "p", "flow": "f"})
     assert response.status_code == 503, response.text

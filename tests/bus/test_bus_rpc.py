@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import redis
+from redis.typing import EncodableT, FieldT
 
 from tests.support import ServerProcess, wait_for
 
@@ -15,10 +16,14 @@ STREAM, GROUP, DEAD = "sbusr:rpc", "sbusr", "sbusr:rpc:dead"
 
 def send(raw: redis.Redis, payload: Any, reply_to: str | None = "test:reply") -> str:
     """XADD one request entry; returns its id."""
-    fields = {"data": payload if isinstance(payload, str) else json.dumps(payload)}
+    fields: dict[FieldT, EncodableT] = {
+        "data": payload if isinstance(payload, str) else json.dumps(payload)
+    }
     if reply_to is not None:
         fields["reply_to"] = reply_to
-    return raw.xadd(STREAM, fields).decode()
+    entry_id = raw.xadd(STREAM, fields)
+    assert isinstance(entry_id, bytes)
+    return entry_id.decode()
 
 
 def receive(raw: redis.Redis, key: str = "test:reply", timeout_s: float = 15) -> Any:
@@ -225,16 +230,19 @@ def test_a_reply_list_redis_refuses_dead_letters_only_its_own_entry(
                 "data": json.dumps(
                     {"jsonrpc": "2.0", "method": "echo", "params": [number], "id": number}
                 ),
-                "reply_to": "test:reply-%d" % number,
+                "reply_to": f"test:reply-{number}",
             },
         )
     bad_id = pipe.execute()[0].decode()
     for number in range(1, 4):
-        assert receive(raw, "test:reply-%d" % number, timeout_s=5)["result"] == number
+        assert receive(raw, f"test:reply-{number}", timeout_s=5)["result"] == number
     wait_for(lambda: raw.xlen(DEAD) == 1, message="the refused entry in the dead letters")
-    dead = raw.xrange(DEAD)[0][1]
-    assert dead[b"entry_id"].decode() == bad_id
-    assert b"WRONGTYPE" in dead[b"reason"]
+    dead_entries = raw.xrange(DEAD)
+    assert dead_entries and dead_entries[0][1] is not None
+    dead = dead_entries[0][1]
+    assert dead[b"entry_id"] == bad_id.encode()
+    reason = dead[b"reason"]
+    assert isinstance(reason, bytes) and b"WRONGTYPE" in reason
     wait_for(lambda: raw.xpending(STREAM, GROUP)["pending"] == 0, message="every entry to be acked")
 
 

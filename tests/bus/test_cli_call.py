@@ -10,7 +10,7 @@ from busclient.cli import parse_param
 from tests.support import PROJECT_DIR, ServerProcess
 
 
-def run_call(*args: str) -> subprocess.CompletedProcess:
+def run_call(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(PROJECT_DIR / "run.py"), "call", *args],
         cwd=PROJECT_DIR,

@@ -138,7 +138,7 @@ def test_a_peer_made_of_raw_redis_commands_receives_a_flow_start(
 
     server, raw = flow_server
     unit, client = 9, 4
-    member, stream = "%d:%d" % (unit, client), "sbusr:peer:%d:%d" % (unit, client)
+    member, stream = f"{unit}:{client}", f"sbusr:peer:{unit}:{client}"
     raw.zadd("sbusr:peers", {member: int(time.time() * 1000)})
     try:
         with concurrent.futures.ThreadPoolExecutor(1) as executor:
@@ -148,7 +148,7 @@ def test_a_peer_made_of_raw_redis_commands_receives_a_flow_start(
                 {"project": "ivr", "flow": "welcome", "params": {"lang": "fr"}, "server": unit},
             )
             read = raw.xread({stream: "0-0"}, block=10000)
-            assert read, "no flow.start on the peer's stream"
+            assert isinstance(read, list) and read, "no flow.start on the peer's stream"
             fields = read[0][1][0][1]
             assert fields[b"type"] == b"flow.start"
             data = json.loads(fields[b"data"])
