@@ -42,8 +42,8 @@ _LAZY = {
     "get_redis_pool": "kit.redis",
     "lock": "kit.lock",
     "RedisLock": "kit.lock",
-    "scheduled": "executor.scheduled",
-    "current_job": "executor.scheduled",
+    "scheduled": "kit.jobs",
+    "current_job": "kit.jobs",
 }
 
 __all__ = sorted(["JsonRpcError", "params_schema", *_LAZY])
