@@ -21,6 +21,7 @@ import sqlalchemy
 
 from server.scheduler.lease import RedisLease
 from tests.support import ServerProcess, flushed_redis_db, wait_for
+from wire.keys import BusKeys
 
 REDIS_URL = os.environ.get("SBUSR_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 MARIADB_URL = os.environ.get("SBUSR_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
@@ -322,8 +323,8 @@ async def test_redis_lease_gives_each_occurrence_to_one_claimant(redis_url):
     import redis.asyncio
 
     run_time = datetime.datetime(2030, 1, 1, tzinfo=datetime.UTC)
-    first = RedisLease(redis.asyncio.from_url(redis_url), "sbusr", "one")
-    second = RedisLease(redis.asyncio.from_url(redis_url), "sbusr", "two")
+    first = RedisLease(redis.asyncio.from_url(redis_url), BusKeys("sbusr"), "one")
+    second = RedisLease(redis.asyncio.from_url(redis_url), BusKeys("sbusr"), "two")
     try:
         assert await first.claim("j", run_time, 10000) is True
         assert await second.claim("j", run_time, 10000) is False

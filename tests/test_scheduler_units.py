@@ -10,16 +10,12 @@ from pathlib import Path
 import pytest
 
 import kit
-from executor.scheduled import (
-    SCHEDULED_ATTRIBUTE,
-    JobSpecError,
-    collect_declared_jobs,
-    scheduled,
-    validate_job,
-)
+from catalog.declared_jobs import collect_declared_jobs
+from kit.jobs import SCHEDULED_ATTRIBUTE, JobSpecError, scheduled, validate_job
 from server.scheduler import state as job_state
-from server.scheduler.lease import lease_key, lease_ttl_ms
-from server.scheduler.service import make_engine
+from server.scheduler.lease import epoch_ms, lease_ttl_ms
+from server.scheduler.service import jobs_engine
+from wire.keys import BusKeys
 
 UTC = datetime.UTC
 
@@ -249,7 +245,7 @@ def test_long_results_are_truncated():
 
 
 def test_state_store_round_trip(tmp_path: Path):
-    engine = make_engine("sqlite:///%s" % (tmp_path / "sub" / "jobs.sqlite3"))
+    engine = jobs_engine(f"sqlite:///{tmp_path / 'sub' / 'jobs.sqlite3'}")
     store = job_state.StateStore(engine, "t_state")
     store.create()
     assert store.get("a") == job_state.JobState()
@@ -264,7 +260,8 @@ def test_state_store_round_trip(tmp_path: Path):
 # ---------------------------------------------------------------- leases
 def test_lease_key_uses_the_scheduled_time_in_ms():
     run_time = datetime.datetime(2030, 1, 1, 2, 0, 0, 250000, tzinfo=UTC)
-    assert lease_key("sbusr", "cleanup", run_time) == "sbusr:job:cleanup:1893463200250"
+    key = BusKeys("sbusr").job_lease("cleanup", epoch_ms(run_time))
+    assert key == "sbusr:job:cleanup:1893463200250"
 
 
 def test_lease_ttl_covers_grace_and_time_limit():
