@@ -181,6 +181,16 @@ def redis_url() -> Iterator[str]:
 
 
 @pytest.fixture(autouse=True)
+def _fresh_kit_settings() -> Iterator[None]:
+    """Each test reads the ``SBUSR_*`` variables anew (``kit.config`` keeps them per process)."""
+    from kit import config
+
+    config.clear_cache()
+    yield
+    config.clear_cache()
+
+
+@pytest.fixture(autouse=True)
 def _fresh_kit_caches() -> Iterator[None]:
     """Each test starts and ends with no cached pools (they are closed)."""
     yield

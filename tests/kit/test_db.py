@@ -6,6 +6,7 @@ import gc
 import logging
 import multiprocessing
 import time
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -187,6 +188,18 @@ def test_default_database_comes_from_the_environment(sqlite_url, monkeypatch):
     monkeypatch.setenv("SBUSR_DATABASE_URL", sqlite_url)
     assert str(get_engine().url) == sqlite_url
     assert get_dataset().url == sqlite_url
+
+
+def test_sqlite_options_set_the_busy_timeout_and_wal_and_create_the_folder(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'sub' / 'wal.sqlite3'}"
+    engine = get_engine(url, sqlite_busy_timeout_s=12.5, sqlite_wal_mode=True)
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("PRAGMA journal_mode")).scalar() == "wal"
+        assert connection.execute(sa.text("PRAGMA busy_timeout")).scalar() == 12500
+    assert (tmp_path / "sub").is_dir()
+    assert get_engine(url) is not engine  # other options, another engine
 
 
 def test_passwords_stay_out_of_cache_keys_and_logs(postgres_url, caplog):

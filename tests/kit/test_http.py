@@ -17,12 +17,13 @@ from kit.http import (
     DEFAULT_RETRY_EXCEPTIONS,
     AsyncClient,
     Client,
+    RENAMED_RETRY_SETTINGS,
     RetryPolicy,
     aiorequests,
     requests,
 )
 
-FAST = {"wait_exponential_multiplier": 0.01, "wait_exponential_max": 0.05}
+FAST = {"wait_exponential_multiplier_s": 0.01, "wait_exponential_max_s": 0.05}
 
 
 def call(kind: str, method: str, url: str, **settings):
@@ -73,21 +74,21 @@ def test_stop_max_attempt_number_limits_attempts_and_raises_with_last_response(k
 
 TIMING_CASES = {
     # waits of 0.2 s: attempts at ~0, 0.2, 0.4 s; a 4th would start at 0.6 s > 0.5 s
-    "stop_max_delay stops before the budget is exceeded": (
-        dict(stop_max_attempt_number=100, stop_max_delay=0.5,
-             wait_exponential_multiplier=0.2, wait_exponential_max=0.2),
+    "stop_max_delay_s stops before the budget is exceeded": (
+        dict(stop_max_attempt_number=100, stop_max_delay_s=0.5,
+             wait_exponential_multiplier_s=0.2, wait_exponential_max_s=0.2),
         3, 0.35,
     ),
     # waits 0.05 + 0.1 + 0.2 = 0.35 s
-    "wait_exponential_multiplier sets the growing waits": (
-        dict(stop_max_attempt_number=4, wait_exponential_multiplier=0.05,
-             wait_exponential_max=10),
+    "wait_exponential_multiplier_s sets the growing waits": (
+        dict(stop_max_attempt_number=4, wait_exponential_multiplier_s=0.05,
+             wait_exponential_max_s=10),
         4, 0.33,
     ),
     # uncapped the waits would be 5 + 10 + 20 s; capped they are 3 x 0.05 s
-    "wait_exponential_max caps each wait": (
-        dict(stop_max_attempt_number=4, wait_exponential_multiplier=5,
-             wait_exponential_max=0.05),
+    "wait_exponential_max_s caps each wait": (
+        dict(stop_max_attempt_number=4, wait_exponential_multiplier_s=5,
+             wait_exponential_max_s=0.05),
         4, 0.14,
     ),
 }  # fmt: skip
@@ -250,8 +251,28 @@ def test_a_retry_policy_object_can_be_given_instead_of_settings(http_server):
 def test_invalid_settings_are_refused():
     with pytest.raises(ValueError, match="stop_max_attempt_number"):
         Client(stop_max_attempt_number=0)
-    with pytest.raises(ValueError, match="wait_exponential_max"):
-        Client(wait_exponential_max=-1)
+    with pytest.raises(ValueError, match="wait_exponential_max_s"):
+        Client(wait_exponential_max_s=-1)
+
+
+@pytest.mark.parametrize("old_name, new_name", sorted(RENAMED_RETRY_SETTINGS.items()))
+def test_old_setting_names_still_work_with_a_deprecation_warning(
+    old_name: str, new_name: str
+) -> None:
+    with pytest.warns(DeprecationWarning, match=f"{old_name!r} is renamed {new_name!r}"):
+        policy = RetryPolicy(**{old_name: 0.25})
+    assert getattr(policy, new_name) == 0.25
+    with pytest.warns(DeprecationWarning, match=f"{old_name!r} is renamed {new_name!r}"):
+        client = Client(**{old_name: 0.5})
+    with client:
+        assert getattr(client.retry_policy, new_name) == 0.5
+
+
+def test_a_setting_under_its_old_and_new_name_is_refused() -> None:
+    with pytest.raises(TypeError, match="stop_max_delay_s"):
+        RetryPolicy(stop_max_delay=1, stop_max_delay_s=2)
+    with pytest.raises(TypeError, match="stop_max_delay_s"):
+        Client(stop_max_delay=1, stop_max_delay_s=2)
 
 
 def test_default_retry_exceptions_cover_timeouts_and_connection_errors():

@@ -139,6 +139,23 @@ def test_lock_uses_the_default_redis_from_the_environment(redis_url, monkeypatch
         assert redis.Redis.from_url(redis_url).exists("sbusr:lock:env-job")
 
 
+def test_lock_keys_take_the_bus_prefix_of_the_settings(
+    client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SBUSR_BUS_PREFIX", "tenant7")
+    with lock("prefixed", ttl_s=5, client=client) as held:
+        assert held.key == "tenant7:lock:prefixed"
+        assert client.exists("tenant7:lock:prefixed")
+
+
+def test_an_explicit_key_prefix_replaces_the_default(client: redis.Redis) -> None:
+    with lock("own", ttl_s=5, client=client, key_prefix="app:locks:") as held:
+        assert client.exists("app:locks:own")
+        with pytest.raises(LockNotAcquired):
+            lock("own", ttl_s=5, client=client, key_prefix="app:locks:", blocking=False).acquire()
+    assert not held.held and not client.exists("app:locks:own")
+
+
 def test_invalid_ttl_is_refused():
     with pytest.raises(ValueError):
         lock("x", ttl_s=0)
