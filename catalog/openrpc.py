@@ -43,7 +43,13 @@ from executor.params import SCHEMA_ATTRIBUTE
 from executor.resolve import PACKAGE, is_inside_package, resolve
 from wire.errors import JsonRpcError
 
-__all__ = ["META_SCHEMA_URL", "OPENRPC_VERSION", "build_document", "describe_method", "schema_for_hint"]
+__all__ = [
+    "META_SCHEMA_URL",
+    "OPENRPC_VERSION",
+    "build_document",
+    "describe_method",
+    "schema_for_hint",
+]
 
 #: Version of the OpenRPC specification the document follows.
 OPENRPC_VERSION = "1.3.2"
@@ -390,4 +396,3 @@ def build_document(title: str = "sbusr", version: str = "0") -> dict[str, Any]:
         "info": info,
         "methods": [methods[name] for name in sorted(methods)],
     }
-

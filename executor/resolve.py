@@ -105,9 +105,11 @@ def resolve(method: str) -> Callable[..., Any]:
         attribute = getattr(target, segment, None)
         if attribute is None:
             attribute = _import_submodule(target, segment)
-        elif isinstance(attribute, types.ModuleType):
-            if attribute.__name__ != target.__name__ + "." + segment:
-                raise MethodNotFound()  # a module imported from elsewhere
+        elif (
+            isinstance(attribute, types.ModuleType)
+            and attribute.__name__ != target.__name__ + "." + segment
+        ):
+            raise MethodNotFound()  # a module imported from elsewhere
         if attribute is None:
             raise MethodNotFound()
         if isinstance(attribute, types.ModuleType):

@@ -17,8 +17,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from executor.params import params_schema
-from wire.errors import JsonRpcError
+from executor.params import params_schema as params_schema
+from wire.errors import JsonRpcError as JsonRpcError
 
 # public name -> module that defines it
 _LAZY = {

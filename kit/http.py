@@ -520,4 +520,4 @@ requests = _SharedClientProxy()
 """Shared retrying ``Client`` with default settings (one per process, built on first use)."""
 
 aiorequests = _SharedAsyncClientProxy()
-"""Shared retrying ``AsyncClient`` with default settings (one per event loop, built on first use)."""
+"""Shared retrying ``AsyncClient``, default settings (one per event loop, built on first use)."""

@@ -157,9 +157,9 @@ def validate_job(spec: Any, source: str = "api") -> dict[str, Any]:
         ``source``.
 
     Raises:
-        JobSpecError: the spec fails the schema, its params are over :data:`PARAMS_MAX_BYTES`,
-            its params are not JSON, or its trigger cannot be built (bad crontab, unknown time zone, a date that is not
-            ISO 8601); ``errors`` lists why.
+        JobSpecError: the spec fails the schema, its params are not JSON or over
+            :data:`PARAMS_MAX_BYTES`, or its trigger cannot be built (bad crontab, unknown
+            time zone, a date that is not ISO 8601); ``errors`` lists why.
     """
     errors = error_list(_VALIDATOR.iter_errors(spec), message=_reworded)
     if not errors:

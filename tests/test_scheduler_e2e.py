@@ -41,7 +41,9 @@ PROBE = textwrap.dedent('''\
         """Insert one row (job id, scheduled run time, worker pid) into the SQLite file ``path``."""
         job = current_job() or {}
         with sqlite3.connect(path, timeout=30) as db:
-            db.execute("CREATE TABLE IF NOT EXISTS runs (job TEXT, run_time TEXT, pid INT, tag TEXT)")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS runs (job TEXT, run_time TEXT, pid INT, tag TEXT)"
+            )
             db.execute("INSERT INTO runs VALUES (?, ?, ?, ?)",
                        (job.get("id"), job.get("scheduled_run_time"), os.getpid(), tag))
         return {"pid": os.getpid()}
@@ -89,7 +91,8 @@ def database(request, tmp_path: Path) -> Iterator[dict[str, str]]:
             connection.execute(sqlalchemy.text("SELECT 1"))
     except sqlalchemy.exc.SQLAlchemyError as exc:
         pytest.fail(
-            f"{request.param} at {url} cannot be reached (set SBUSR_TEST_{request.param.upper()}_URL): {exc}"
+            f"{request.param} at {url} cannot be reached "
+            f"(set SBUSR_TEST_{request.param.upper()}_URL): {exc}"
         )
     table = f"sbusr_test_jobs_{secrets.token_hex(4)}"
     yield {"SBUSR_DATABASE_URL": url, "SBUSR_JOBS_TABLE": table}

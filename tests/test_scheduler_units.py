@@ -1,4 +1,4 @@
-"""Units of the scheduler: job spec validation, the decorator and its collector, state transitions."""
+"""Scheduler units: job spec validation, the decorator and its collector, state transitions."""
 
 from __future__ import annotations
 

@@ -39,7 +39,7 @@ def epoch_ms(moment: datetime.datetime) -> int:
 
 
 def lease_ttl_ms(misfire_grace_time_s: float | None, timeout_s: float) -> int:
-    """Life of an occurrence's lease in milliseconds: grace (1 h when unlimited) + limit + margin."""
+    """Life of an occurrence's lease, ms: grace (1 h when unlimited) + time limit + margin."""
     grace_s = 3600.0 if misfire_grace_time_s is None else misfire_grace_time_s
     return int((grace_s + timeout_s + LEASE_MARGIN_S) * 1000)
 

@@ -11,7 +11,7 @@ The run path::
 
     APScheduler _process_jobs (due jobs from the database; every instance polls it)
       -> RpcExecutor.submit_job (max_instances on this instance)
-      -> JobScheduler._run_due: misfire check, then one lease per occurrence (server.scheduler.lease)
+      -> JobScheduler._run_due: misfire check, one lease per occurrence (server.scheduler.lease)
       -> JobScheduler._run: state "started" -> pool.run(method, params, time limit) -> "finished"
          (with pause_on_error, a failed run pauses the job)
 
@@ -22,6 +22,7 @@ re-synced after start and after every reload (:meth:`JobScheduler.sync_declared`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import logging
 import time
@@ -77,7 +78,7 @@ class JobExists(Exception):
 
 
 def rpc_call(spec: dict[str, Any]) -> None:
-    """The function every stored job names (by reference); the jobs run through :class:`RpcExecutor`.
+    """The function every stored job names (by reference); jobs run through :class:`RpcExecutor`.
 
     Raises:
         RuntimeError: always: a job runs through the server's pool, not by calling this.
@@ -118,7 +119,7 @@ class SharedJobStore(SQLAlchemyJobStore):  # type: ignore[misc]  # APScheduler 3
             logger.debug("job %s was removed by another instance", job.id)
 
     def remove_job(self, job_id: str) -> None:
-        """Delete the job's row; one that is gone already is fine (callers check existence first)."""
+        """Delete the job's row; one gone already is fine (callers check existence first)."""
         try:
             super().remove_job(job_id)
         except JobLookupError:
@@ -220,7 +221,7 @@ class JobScheduler:
             self.scheduler.shutdown(wait=False)
 
     async def close(self, timeout_s: float) -> None:
-        """Wait up to ``timeout_s`` seconds for runs to record their state, then close connections."""
+        """Wait up to ``timeout_s`` seconds for runs to record their state, then disconnect."""
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=timeout_s)
         await self.lease.close()
@@ -340,10 +341,8 @@ class JobScheduler:
             await asyncio.to_thread(self._states.delete, job_id)
 
     def _pause_quietly(self, job_id: str) -> None:
-        try:
+        with contextlib.suppress(JobLookupError):  # a one-shot job is gone after its run
             self._apscheduler.pause_job(job_id)
-        except JobLookupError:  # a one-shot job is gone after its run; nothing to pause
-            pass
 
     # ------------------------------------------------------------------ jobs
     def _add(self, spec: dict[str, Any], replace: bool, paused: bool = False) -> Job:

@@ -254,7 +254,7 @@ class StateStore:
     ) -> JobState | None: ...
 
     def update(self, job_id: str, change: Callable[[JobState], JobState | None]) -> JobState | None:
-        """Apply ``change`` to the job's state in one transaction (the row locked on MySQL/PostgreSQL).
+        """Apply ``change`` to the job's state in one transaction (row locked on MySQL/PostgreSQL).
 
         Args:
             job_id: the job.

@@ -15,9 +15,9 @@ import pytest
 from kit.errors import KitError, RetryError
 from kit.http import (
     DEFAULT_RETRY_EXCEPTIONS,
+    RENAMED_RETRY_SETTINGS,
     AsyncClient,
     Client,
-    RENAMED_RETRY_SETTINGS,
     RetryPolicy,
     aiorequests,
     requests,
