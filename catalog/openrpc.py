@@ -247,9 +247,9 @@ def _required_by_schema(schema: Any, parameter: inspect.Parameter, position: int
     if not isinstance(schema, dict):
         return None
     if isinstance(schema.get("required"), list):
-        return parameter.name in schema["required"]
+        return parameter.name in list(schema["required"])
     if schema.get("type") == "array" and isinstance(schema.get("minItems"), int):
-        return position < schema["minItems"]
+        return position < int(schema["minItems"])
     return None
 
 

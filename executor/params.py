@@ -83,7 +83,7 @@ def validate(validator: Any, params: Any) -> None:
         raise InvalidParams(data={"errors": errors})
 
 
-def split(params: Any) -> tuple[tuple, dict]:
+def split(params: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """Turn params (None, a list or a dict) into ``(args, kwargs)`` for the call."""
     if params is None:
         return (), {}
@@ -100,7 +100,9 @@ def _signature(function: Callable[..., Any]) -> inspect.Signature | None:
         return None
 
 
-def check_binding(function: Callable[..., Any], args: tuple, kwargs: dict) -> None:
+def check_binding(
+    function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
     """Check that ``function(*args, **kwargs)`` binds to its signature, without calling it.
 
     Raises:

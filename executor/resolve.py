@@ -65,7 +65,8 @@ def _class_member(cls: type, segment: str) -> Callable[..., Any] | type:
     except AttributeError:
         raise MethodNotFound() from None
     if isinstance(static, (classmethod, staticmethod)):
-        return getattr(cls, segment)
+        bound: Callable[..., Any] = getattr(cls, segment)
+        return bound
     if inspect.isclass(static) and is_inside_package(static.__module__):
         return static
     raise MethodNotFound()
@@ -125,7 +126,8 @@ def resolve(method: str) -> Callable[..., Any]:
     if from_class:
         function = getattr(target, "__func__", target)
         if inspect.isfunction(function) and is_inside_package(function.__module__):
-            return target
+            found: Callable[..., Any] = target
+            return found
         raise MethodNotFound()
     if inspect.isfunction(target):
         return target

@@ -68,7 +68,7 @@ def _dispose_inherited_dataset(database: dataset.Database) -> object:
 
 
 _engines: ProcessCache[sa.Engine] = ProcessCache("engine", _dispose_inherited_engine)
-_datasets: ProcessCache[dataset.Database] = ProcessCache(
+_datasets: ProcessCache[ReconnectingDatabase] = ProcessCache(
     "dataset database", _dispose_inherited_dataset
 )
 
@@ -294,7 +294,9 @@ class _DatasetConnection(sa.Connection):
         super().__init__(engine)
         self._database = database
 
-    def execute(self, statement, parameters=None, *, execution_options=None):  # noqa: D102
+    def execute(  # one signature for the overloads of sa.Connection.execute
+        self, statement: Any, parameters: Any = None, *, execution_options: Any = None
+    ) -> Any:
         if self._database.in_transaction:
             return super().execute(statement, parameters, execution_options=execution_options)
         try:

@@ -236,7 +236,7 @@ class RetryPolicy:
         """Keyword arguments for ``tenacity.Retrying``/``AsyncRetrying`` for one call."""
         if not self.retries(method):
             return {"retry": tenacity.retry_never, "stop": tenacity.stop_after_attempt(1)}
-        stop = tenacity.stop_after_attempt(self.stop_max_attempt_number)
+        stop: tenacity.stop.stop_base = tenacity.stop_after_attempt(self.stop_max_attempt_number)
         if self.stop_max_delay_s is not None:
             stop = stop | tenacity.stop_before_delay(self.stop_max_delay_s)
         return {
@@ -283,6 +283,14 @@ def split_retry_options(
     return retry_policy or RetryPolicy(**settings), httpx_options
 
 
+def _outcome(retry_state: tenacity.RetryCallState) -> tenacity.Future:
+    """The outcome of the attempt that just ended (set whenever tenacity calls back)."""
+    outcome = retry_state.outcome
+    if outcome is None:
+        raise RuntimeError("tenacity called back before an attempt ended")
+    return outcome
+
+
 class _Call:
     """Bookkeeping of one logical call (all its attempts): counting, logging, the final error."""
 
@@ -306,7 +314,7 @@ class _Call:
         }
 
     def log_retry(self, retry_state: tenacity.RetryCallState) -> None:
-        outcome = retry_state.outcome
+        outcome = _outcome(retry_state)
         what = (
             type(outcome.exception()).__name__ if outcome.failed else outcome.result().status_code
         )
@@ -412,13 +420,14 @@ class Client(httpx.Client):
 
         def before_sleep(retry_state: tenacity.RetryCallState) -> None:
             call.log_retry(retry_state)
-            if not retry_state.outcome.failed:
-                retry_state.outcome.result().close()
+            outcome = _outcome(retry_state)
+            if not outcome.failed:
+                outcome.result().close()
 
         retrying = tenacity.Retrying(**call.retrying_options(before_sleep))
         with call.reporting():
-            call.response = retrying(attempt)
-        return call.response
+            call.response = response = retrying(attempt)
+        return response
 
 
 class AsyncClient(httpx.AsyncClient):
@@ -443,18 +452,23 @@ class AsyncClient(httpx.AsyncClient):
 
         async def before_sleep(retry_state: tenacity.RetryCallState) -> None:
             call.log_retry(retry_state)
-            if not retry_state.outcome.failed:
-                await retry_state.outcome.result().aclose()
+            outcome = _outcome(retry_state)
+            if not outcome.failed:
+                await outcome.result().aclose()
 
         retrying = tenacity.AsyncRetrying(**call.retrying_options(before_sleep))
         with call.reporting():
-            call.response = await retrying(attempt)
-        return call.response
+            response: httpx.Response = await retrying(attempt)
+            call.response = response
+        return response
 
 
 # Ready-made shared instances ------------------------------------------------
 
-_shared_clients: ProcessCache[Any] = ProcessCache("shared http client")
+_shared_clients: ProcessCache[Client] = ProcessCache("shared http client")
+_shared_async_clients: ProcessCache[
+    weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncClient]
+] = ProcessCache("shared async http clients")
 
 
 class _SharedProxy:
@@ -479,7 +493,8 @@ class _SharedProxy:
         return getattr(self._client(), name)
 
     def __repr__(self) -> str:
-        return f"<kit.http.{self._name}: {self.__doc__.splitlines()[0]}>"
+        summary = (self.__doc__ or self._name).splitlines()[0]
+        return f"<kit.http.{self._name}: {summary}>"
 
 
 class _SharedClientProxy(_SharedProxy):
@@ -509,7 +524,7 @@ class _SharedAsyncClientProxy(_SharedProxy):
             raise RuntimeError(
                 "kit.http.aiorequests is used inside a coroutine (no event loop is running)"
             ) from exc
-        per_loop = _shared_clients.get_or_create("aiorequests", weakref.WeakKeyDictionary)
+        per_loop = _shared_async_clients.get_or_create("aiorequests", weakref.WeakKeyDictionary)
         client = per_loop.get(loop)
         if client is None:
             client = per_loop[loop] = AsyncClient()
