@@ -1,8 +1,8 @@
 """The ``@scheduled`` declarations of the imported methods package, as job specs.
 
 Runs in worker processes only (it looks at the imported user code); the worker answers
-``rpc.scheduled_jobs`` with :func:`collect_declared_jobs` (see :mod:`catalog.internal`). The
-spec itself and the decorator are :mod:`kit.jobs`.
+``rpc.scheduled_jobs`` with :func:`collect_declared_jobs` (see :mod:`catalog.rpc_methods`).
+The spec itself and the decorator are :mod:`kit.jobs`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The OpenRPC 1.x document of every reachable method of the methods package.
 
 Runs in worker processes only (it looks at the imported user code); the worker answers
-``rpc.discover`` with it (see :mod:`catalog.internal`). The walk follows the
+``rpc.discover`` with it (see :mod:`catalog.rpc_methods`). The walk follows the
 rules of :mod:`executor.resolve` and then asks :func:`~executor.resolve.resolve` itself
 about every candidate name, so the document lists exactly what a caller can reach:
 

@@ -1,4 +1,4 @@
-"""Moved to :mod:`catalog.openrpc` (``rpc.discover`` itself is in :mod:`catalog.internal`).
+"""Moved to :mod:`catalog.openrpc` (``rpc.discover`` is in :mod:`catalog.rpc_methods`).
 
 A re-export until ``tests/test_discovery.py`` imports from :mod:`catalog.openrpc`; delete it then.
 """

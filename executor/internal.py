@@ -3,7 +3,7 @@
 Names start with ``rpc.`` (:data:`wire.names.RESERVED_PREFIX`), which resolution refuses for
 callers: only the server submits them (e.g. through :meth:`executor.pool.Pool.run`). A handler
 takes the call's params and returns a JSON-encodable value, or raises
-:class:`~wire.errors.JsonRpcError`. The methods themselves are in :mod:`catalog.internal`;
+:class:`~wire.errors.JsonRpcError`. The methods themselves are in :mod:`catalog.rpc_methods`;
 the worker imports :data:`INTERNAL_MODULES` at start (:func:`load_internal_methods`).
 
 Register with::
@@ -29,7 +29,7 @@ Handler = TypeVar("Handler", bound=Callable[[Any], Any])
 INTERNAL_METHODS: dict[str, Callable[[Any], Any]] = {}
 
 #: modules that register internal methods; imported by the worker at start
-INTERNAL_MODULES: tuple[str, ...] = ("catalog.internal",)
+INTERNAL_MODULES: tuple[str, ...] = ("catalog.rpc_methods",)
 
 
 def internal_method(name: str) -> Callable[[Handler], Handler]:
