@@ -52,6 +52,7 @@ __all__ = [
     "RetryError",
     "RetryPolicy",
     "aiorequests",
+    "close_all",
     "is_retryable_status",
     "requests",
     "retry_after_s",
@@ -529,6 +530,14 @@ class _SharedAsyncClientProxy(_SharedProxy):
         if client is None:
             client = per_loop[loop] = AsyncClient()
         return client
+
+
+def close_all() -> None:
+    """Close this process's shared ``requests`` client (shutdown, tests); the next use builds one.
+
+    The ``aiorequests`` clients are left alone: each belongs to its event loop and goes with it.
+    """
+    _shared_clients.clear(close=lambda client: client.close())
 
 
 requests = _SharedClientProxy()

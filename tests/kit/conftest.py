@@ -198,8 +198,9 @@ def _fresh_kit_settings() -> Iterator[None]:
 def _fresh_kit_caches() -> Iterator[None]:
     """Each test starts and ends with no cached pools (they are closed)."""
     yield
-    from kit import db
+    from kit import db, http
     from kit import redis as kit_redis
 
     db.dispose_all()
     kit_redis.close_all()
+    http.close_all()
