@@ -16,6 +16,9 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
+
+from wire.redact import MASK, redact_url
 
 __all__ = ["Settings", "SettingsError", "load", "ENV_PREFIX"]
 
@@ -160,16 +163,14 @@ class Settings:
     jobs_table: str = "sbusr_jobs"
     scheduler_poll_ms: int = 1000
 
-    def replace(self, **changes: object) -> Settings:
+    def replace(self, **changes: Any) -> Settings:
         """Return a copy with ``changes`` applied (command-line options use this)."""
         return dataclasses.replace(self, **changes)
 
     def __repr__(self) -> str:
         shown = dataclasses.asdict(self)
         if shown["auth_token"]:
-            shown["auth_token"] = "***"
-        from wire.redact import redact_url  # the one masking of URLs (stdlib only)
-
+            shown["auth_token"] = MASK
         for name in ("redis_url", "database_url"):
             if shown[name]:
                 shown[name] = redact_url(shown[name])
@@ -227,7 +228,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
             the variable, the value and what was expected.
     """
     environ = os.environ if environ is None else environ
-    values: dict[str, object] = {}
+    values: dict[str, Any] = {}  # each cast returns the type of its setting
     for name, (suffix, cast) in _ENVIRONMENT.items():
         variable = ENV_PREFIX + suffix
         if variable not in environ:
@@ -236,6 +237,6 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         try:
             values[name] = cast(text)
         except ValueError as exc:
-            shown = "***" if name == "auth_token" else repr(text)
+            shown = MASK if name == "auth_token" else repr(text)
             raise SettingsError(f"{variable}={shown}: {exc}") from None
     return Settings(**values)

@@ -28,10 +28,10 @@ import dataclasses
 import datetime
 import decimal
 import enum
-import json
 import uuid
 from typing import Any
 
+from wire.codec import encode_compact
 from wire.errors import InternalError
 
 __all__ = ["encode", "to_jsonable"]
@@ -72,11 +72,6 @@ def to_jsonable(value: Any) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
-_encoder = json.JSONEncoder(
-    ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=to_jsonable
-)
-
-
 def encode(value: Any) -> bytes:
     """Encode a value as compact UTF-8 JSON.
 
@@ -91,7 +86,7 @@ def encode(value: Any) -> bytes:
             ``{"type": "<exception type>", "message": "<why>"}``.
     """
     try:
-        return _encoder.encode(value).encode("utf-8")
+        return encode_compact(value, default=to_jsonable)
     except (TypeError, ValueError, RecursionError) as exc:
         raise InternalError(
             message="result cannot be encoded as JSON",

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import jsonschema
 
 from wire.errors import InvalidParams
+from wire.schema import error_list
 
 __all__ = [
     "params_schema",
@@ -66,17 +67,6 @@ def params_schema(schema: dict[str, Any]) -> Callable[[Function], Function]:
     return decorate
 
 
-def _schema_errors(validator: Any, params: Any) -> list[dict[str, str]]:
-    errors = sorted(validator.iter_errors(params), key=lambda error: list(error.absolute_path))
-    return [
-        {
-            "path": "/" + "/".join(str(part) for part in error.absolute_path),
-            "message": error.message,
-        }
-        for error in errors
-    ]
-
-
 def schema_validator(function: Callable[..., Any]) -> Any:
     """Return the compiled validator of the method's :func:`params_schema`, or None."""
     return getattr(function, _VALIDATOR_ATTRIBUTE, None)
@@ -88,12 +78,12 @@ def validate(validator: Any, params: Any) -> None:
     Raises:
         InvalidParams: data ``{"errors": [{"path": "/n", "message": "..."}, ...]}``.
     """
-    errors = _schema_errors(validator, [] if params is None else params)
+    errors = error_list(validator.iter_errors([] if params is None else params))
     if errors:
         raise InvalidParams(data={"errors": errors})
 
 
-def split(params: Any) -> tuple[tuple, dict]:
+def split(params: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """Turn params (None, a list or a dict) into ``(args, kwargs)`` for the call."""
     if params is None:
         return (), {}
@@ -110,7 +100,9 @@ def _signature(function: Callable[..., Any]) -> inspect.Signature | None:
         return None
 
 
-def check_binding(function: Callable[..., Any], args: tuple, kwargs: dict) -> None:
+def check_binding(
+    function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
     """Check that ``function(*args, **kwargs)`` binds to its signature, without calling it.
 
     Raises:

@@ -11,12 +11,12 @@ Never reachable: a segment starting with ``_``; anything imported into a methods
 outside the package (``os`` imported in ``methods/__init__.py`` is not ``methods.os``); classes
 themselves; instance methods; non-callables; names under ``rpc.`` (the server's own).
 
-Runs inside worker processes only: the server process never imports the user's code.
+The syntax half of the check is :func:`wire.names.is_reachable_name`. Runs inside worker
+processes only: the server process never imports the user's code.
 """
 
 from __future__ import annotations
 
-import functools
 import importlib
 import importlib.util
 import inspect
@@ -25,33 +25,19 @@ from collections.abc import Callable
 from typing import Any
 
 from wire.errors import InternalError, MethodNotFound
+from wire.names import is_reachable_name
 
-__all__ = ["PACKAGE", "resolve", "is_reachable_name"]
+__all__ = ["PACKAGE", "is_inside_package", "resolve"]
 
+#: The package of the user's methods: the method ``a.b`` is ``methods.a.b``.
 PACKAGE = "methods"
 
 
-def _inside_package(module_name: str | None) -> bool:
-    return module_name == PACKAGE or bool(module_name and module_name.startswith(PACKAGE + "."))
-
-
-@functools.lru_cache(maxsize=4096)
-def is_reachable_name(method: str) -> bool:
-    """Tell whether ``method`` is a name resolution may accept, before any import.
-
-    Args:
-        method: the JSON-RPC method name, e.g. ``"bar.boo.loo.Loo.dec"``.
-
-    Returns:
-        False for the ``rpc.`` prefix, empty segments, segments that are not Python
-        identifiers and segments starting with ``_``; True otherwise.
-    """
-    if method.startswith("rpc."):
-        return False
-    for segment in method.split("."):
-        if not segment.isidentifier() or segment.startswith("_"):
-            return False
-    return True
+def is_inside_package(module_name: object) -> bool:
+    """Tell whether ``module_name`` (e.g. a ``__module__``) is ``methods`` or ``methods.*``."""
+    return isinstance(module_name, str) and (
+        module_name == PACKAGE or module_name.startswith(PACKAGE + ".")
+    )
 
 
 def _import_submodule(package: types.ModuleType, segment: str) -> types.ModuleType | None:
@@ -79,8 +65,9 @@ def _class_member(cls: type, segment: str) -> Callable[..., Any] | type:
     except AttributeError:
         raise MethodNotFound() from None
     if isinstance(static, (classmethod, staticmethod)):
-        return getattr(cls, segment)
-    if inspect.isclass(static) and _inside_package(static.__module__):
+        bound: Callable[..., Any] = getattr(cls, segment)
+        return bound
+    if inspect.isclass(static) and is_inside_package(static.__module__):
         return static
     raise MethodNotFound()
 
@@ -119,25 +106,28 @@ def resolve(method: str) -> Callable[..., Any]:
         attribute = getattr(target, segment, None)
         if attribute is None:
             attribute = _import_submodule(target, segment)
-        elif isinstance(attribute, types.ModuleType):
-            if attribute.__name__ != target.__name__ + "." + segment:
-                raise MethodNotFound()  # a module imported from elsewhere
+        elif (
+            isinstance(attribute, types.ModuleType)
+            and attribute.__name__ != target.__name__ + "." + segment
+        ):
+            raise MethodNotFound()  # a module imported from elsewhere
         if attribute is None:
             raise MethodNotFound()
         if isinstance(attribute, types.ModuleType):
             target = attribute
         elif inspect.isclass(attribute):
-            if not _inside_package(attribute.__module__):
+            if not is_inside_package(attribute.__module__):
                 raise MethodNotFound()
             target = attribute
-        elif inspect.isfunction(attribute) and _inside_package(attribute.__module__):
+        elif inspect.isfunction(attribute) and is_inside_package(attribute.__module__):
             target = attribute
         else:
             raise MethodNotFound()
     if from_class:
         function = getattr(target, "__func__", target)
-        if inspect.isfunction(function) and _inside_package(function.__module__):
-            return target
+        if inspect.isfunction(function) and is_inside_package(function.__module__):
+            found: Callable[..., Any] = target
+            return found
         raise MethodNotFound()
     if inspect.isfunction(target):
         return target

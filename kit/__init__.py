@@ -17,8 +17,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from executor.params import params_schema
-from wire.errors import JsonRpcError
+from executor.params import params_schema as params_schema
+from wire.errors import JsonRpcError as JsonRpcError
 
 # public name -> module that defines it
 _LAZY = {
@@ -42,8 +42,8 @@ _LAZY = {
     "get_redis_pool": "kit.redis",
     "lock": "kit.lock",
     "RedisLock": "kit.lock",
-    "scheduled": "executor.scheduled",
-    "current_job": "executor.scheduled",
+    "scheduled": "kit.jobs",
+    "current_job": "kit.jobs",
 }
 
 __all__ = sorted(["JsonRpcError", "params_schema", *_LAZY])

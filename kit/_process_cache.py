@@ -23,13 +23,13 @@ import os
 import threading
 import weakref
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-_all_caches: weakref.WeakSet[ProcessCache] = weakref.WeakSet()
+_all_caches: weakref.WeakSet[ProcessCache[Any]] = weakref.WeakSet()
 # Objects inherited from the parent process; referenced so that they are never
 # garbage-collected (and so never closed) in this process.
 _abandoned: list[object] = []

@@ -20,6 +20,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import dataset
@@ -67,9 +68,35 @@ def _dispose_inherited_dataset(database: dataset.Database) -> object:
 
 
 _engines: ProcessCache[sa.Engine] = ProcessCache("engine", _dispose_inherited_engine)
-_datasets: ProcessCache[dataset.Database] = ProcessCache(
+_datasets: ProcessCache[ReconnectingDatabase] = ProcessCache(
     "dataset database", _dispose_inherited_dataset
 )
+
+
+def _sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite URL (``sqlite:////abs/x.db``); None for others and memory."""
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(str(parsed.database))
+
+
+def _create_sqlite_folder(url: str) -> None:
+    """Create the folder of a SQLite database file when it is missing (SQLite does not)."""
+    path = _sqlite_file(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+
+def _use_sqlite_wal(engine: sa.Engine) -> None:
+    """Switch every new connection of ``engine`` to SQLite's write-ahead log (readers do not
+    wait for a writer; https://sqlite.org/wal.html)."""
+
+    @sa.event.listens_for(engine, "connect")
+    def _journal_mode_wal(connection: Any, record: Any) -> None:
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.close()
 
 
 def _engine_options(url: str, pool: dict[str, Any], extra: dict[str, Any] | None) -> dict[str, Any]:
@@ -100,9 +127,13 @@ def get_engine(
     pool_recycle: float = DEFAULT_POOL_RECYCLE_S,
     pool_timeout: float = DEFAULT_POOL_TIMEOUT_S,
     pool_pre_ping: bool = True,
+    sqlite_busy_timeout_s: float | None = None,
+    sqlite_wal_mode: bool = False,
     **engine_options: Any,
 ) -> sa.Engine:
     """Return this process's pooled SQLAlchemy engine for ``url``, creating it on first use.
+
+    A SQLite file's folder is created when missing.
 
     Args:
         url: SQLAlchemy URL, e.g. ``"mysql+pymysql://root@127.0.0.1:3306/test"``,
@@ -116,12 +147,16 @@ def get_engine(
         pool_timeout: seconds a checkout waits for a free connection before
             ``sqlalchemy.exc.TimeoutError``.
         pool_pre_ping: test each connection on checkout and replace a dead one.
+        sqlite_busy_timeout_s: SQLite only: seconds a statement waits for another
+            connection's lock before ``database is locked`` (``None``: the driver's 5 s).
+        sqlite_wal_mode: SQLite only: put the database in write-ahead-log mode.
         **engine_options: passed to ``sqlalchemy.create_engine`` (``echo``,
             ``connect_args``, ``isolation_level``...).
 
     Returns:
         An ``sqlalchemy.Engine``; the same object for the same URL and options in
-        this process, a different one in another process.
+        this process, a different one in another process. The SQLite options are
+        ignored for other databases.
 
     Raises:
         sqlalchemy.exc.ArgumentError: the URL cannot be parsed.
@@ -130,12 +165,21 @@ def get_engine(
     url = url or default_database_url()
     pool = dict(pool_size=pool_size, max_overflow=max_overflow, pool_recycle=pool_recycle,
                 pool_timeout=pool_timeout, pool_pre_ping=pool_pre_ping)  # fmt: skip
+    is_sqlite = sa.make_url(url).get_backend_name() == "sqlite"
+    if is_sqlite and sqlite_busy_timeout_s is not None:
+        connect_args = {**engine_options.get("connect_args", {}), "timeout": sqlite_busy_timeout_s}
+        engine_options = {**engine_options, "connect_args": connect_args}
+    wal_mode = is_sqlite and sqlite_wal_mode
     options = _engine_options(url, pool, engine_options)
-    key = cache_key_for_url(url, sorted(options.items(), key=str))
+    key = cache_key_for_url(url, sorted(options.items(), key=str), wal_mode)
 
     def create() -> sa.Engine:
         logger.info("creating engine for %s", redact_url(url))
-        return sa.create_engine(url, **options)
+        _create_sqlite_folder(url)
+        engine = sa.create_engine(url, **options)
+        if wal_mode:
+            _use_sqlite_wal(engine)
+        return engine
 
     return _engines.get_or_create(key, create)
 
@@ -250,7 +294,9 @@ class _DatasetConnection(sa.Connection):
         super().__init__(engine)
         self._database = database
 
-    def execute(self, statement, parameters=None, *, execution_options=None):  # noqa: D102
+    def execute(  # one signature for the overloads of sa.Connection.execute
+        self, statement: Any, parameters: Any = None, *, execution_options: Any = None
+    ) -> Any:
         if self._database.in_transaction:
             return super().execute(statement, parameters, execution_options=execution_options)
         try:
@@ -336,6 +382,7 @@ def get_dataset(
 
     def create() -> ReconnectingDatabase:
         logger.info("opening dataset database %s", redact_url(url))
+        _create_sqlite_folder(url)
         return ReconnectingDatabase(url, engine_kwargs=engine_options, **dataset_options)
 
     return _datasets.get_or_create(key, create)

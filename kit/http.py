@@ -26,9 +26,11 @@ import asyncio
 import contextlib
 import dataclasses
 import email.utils
+import enum
 import logging
 import math
 import time
+import warnings
 import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -43,12 +45,14 @@ from wire.redact import redact_headers, redact_url
 __all__ = [
     "DEFAULT_RETRY_EXCEPTIONS",
     "IDEMPOTENT_METHODS",
+    "RENAMED_RETRY_SETTINGS",
     "RETRY_STATUSES",
     "AsyncClient",
     "Client",
     "RetryError",
     "RetryPolicy",
     "aiorequests",
+    "close_all",
     "is_retryable_status",
     "requests",
     "retry_after_s",
@@ -101,18 +105,44 @@ def retry_after_s(response: httpx.Response) -> float | None:
     return max(0.0, moment.timestamp() - time.time())
 
 
+class _Unset(enum.Enum):
+    """Marks a deprecated ``RetryPolicy`` argument that was not given."""
+
+    UNSET = enum.auto()
+
+
+_UNSET = _Unset.UNSET
+
+#: Old ``RetryPolicy`` names (those of the ``retrying`` library, where they are milliseconds)
+#: -> the names in seconds that replace them.
+RENAMED_RETRY_SETTINGS = {
+    "stop_max_delay": "stop_max_delay_s",
+    "wait_exponential_multiplier": "wait_exponential_multiplier_s",
+    "wait_exponential_max": "wait_exponential_max_s",
+}
+
+
+def _warn_renamed(old_name: str, stacklevel: int) -> None:
+    new_name = RENAMED_RETRY_SETTINGS[old_name]
+    warnings.warn(
+        f"the retry setting {old_name!r} is renamed {new_name!r} (seconds)",
+        DeprecationWarning,
+        stacklevel=stacklevel,
+    )
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class RetryPolicy:
-    """When and how long an HTTP call is retried. All durations are in seconds.
+    """When and how long an HTTP call is retried. All durations are in seconds (``_s``).
 
     Attributes:
         stop_max_attempt_number: attempts in total, the first one included
             (1 = never retry). Default 3.
-        stop_max_delay: time budget in s from the first attempt; no retry starts
+        stop_max_delay_s: time budget in seconds from the first attempt; no retry starts
             if its wait would end past the budget. ``None`` = no budget. Default 60.
-        wait_exponential_multiplier: the wait before retry n is
-            ``multiplier * 2 ** (n - 1)`` s (0.5, 1, 2, 4...). Default 0.5.
-        wait_exponential_max: upper bound of that wait in s. Default 10.
+        wait_exponential_multiplier_s: the wait before retry n is
+            ``multiplier * 2 ** (n - 1)`` seconds (0.5, 1, 2, 4...). Default 0.5.
+        wait_exponential_max_s: upper bound of that wait in seconds. Default 10.
         retry_by_result: ``callable(response) -> bool``; True means retry this
             response. Replaces the default ``is_retryable_status``.
         retry_by_except: exception types to retry. Replaces
@@ -122,22 +152,49 @@ class RetryPolicy:
         retry_after_max_s: a ``Retry-After`` on a 429/503 replaces the
             exponential wait, capped at this many seconds. Default 30.
 
+    The names ``stop_max_delay``, ``wait_exponential_multiplier`` and ``wait_exponential_max``
+    (the ``retrying`` library's, milliseconds there; seconds here) are still accepted as
+    arguments, with a ``DeprecationWarning``; see :data:`RENAMED_RETRY_SETTINGS`.
+
     Raises:
         ValueError: on a count below 1 or a negative duration.
+        TypeError: a setting given under both its old and its new name.
     """
 
     stop_max_attempt_number: int = 3
-    stop_max_delay: float | None = 60.0
-    wait_exponential_multiplier: float = 0.5
-    wait_exponential_max: float = 10.0
+    stop_max_delay_s: float | None = 60.0
+    wait_exponential_multiplier_s: float = 0.5
+    wait_exponential_max_s: float = 10.0
     retry_by_result: Callable[[httpx.Response], bool] | None = None
     retry_by_except: tuple[type[BaseException], ...] | type[BaseException] = (
         DEFAULT_RETRY_EXCEPTIONS
     )
     retry_non_idempotent: bool = False
     retry_after_max_s: float = 30.0
+    stop_max_delay: dataclasses.InitVar[float | None | _Unset] = _UNSET
+    wait_exponential_multiplier: dataclasses.InitVar[float | _Unset] = _UNSET
+    wait_exponential_max: dataclasses.InitVar[float | _Unset] = _UNSET
 
-    def __post_init__(self) -> None:
+    def __post_init__(
+        self,
+        stop_max_delay: float | None | _Unset,
+        wait_exponential_multiplier: float | _Unset,
+        wait_exponential_max: float | _Unset,
+    ) -> None:
+        old_values = {
+            "stop_max_delay": stop_max_delay,
+            "wait_exponential_multiplier": wait_exponential_multiplier,
+            "wait_exponential_max": wait_exponential_max,
+        }
+        defaults = {field.name: field.default for field in dataclasses.fields(self)}
+        for old_name, value in old_values.items():
+            if value is _UNSET:
+                continue
+            new_name = RENAMED_RETRY_SETTINGS[old_name]
+            if getattr(self, new_name) != defaults[new_name]:
+                raise TypeError(f"give {new_name} only, not also {old_name}")
+            _warn_renamed(old_name, stacklevel=4)  # (this, __post_init__, __init__) the caller
+            object.__setattr__(self, new_name, value)
         if isinstance(self.retry_by_except, type):
             object.__setattr__(self, "retry_by_except", (self.retry_by_except,))
         if self.stop_max_attempt_number < 1:
@@ -145,9 +202,9 @@ class RetryPolicy:
                 f"stop_max_attempt_number must be >= 1, got {self.stop_max_attempt_number!r}"
             )
         for name in (
-            "stop_max_delay",
-            "wait_exponential_multiplier",
-            "wait_exponential_max",
+            "stop_max_delay_s",
+            "wait_exponential_multiplier_s",
+            "wait_exponential_max_s",
             "retry_after_max_s",
         ):
             value = getattr(self, name)
@@ -172,17 +229,17 @@ class RetryPolicy:
                 return min(asked_s, self.retry_after_max_s)
         exponent = retry_state.attempt_number - 1
         return min(
-            self.wait_exponential_multiplier * math.pow(2, exponent),
-            self.wait_exponential_max,
+            self.wait_exponential_multiplier_s * math.pow(2, exponent),
+            self.wait_exponential_max_s,
         )
 
     def tenacity_options(self, method: str) -> dict[str, Any]:
         """Keyword arguments for ``tenacity.Retrying``/``AsyncRetrying`` for one call."""
         if not self.retries(method):
             return {"retry": tenacity.retry_never, "stop": tenacity.stop_after_attempt(1)}
-        stop = tenacity.stop_after_attempt(self.stop_max_attempt_number)
-        if self.stop_max_delay is not None:
-            stop = stop | tenacity.stop_before_delay(self.stop_max_delay)
+        stop: tenacity.stop.stop_base = tenacity.stop_after_attempt(self.stop_max_attempt_number)
+        if self.stop_max_delay_s is not None:
+            stop = stop | tenacity.stop_before_delay(self.stop_max_delay_s)
         return {
             "retry": tenacity.retry_if_exception_type(self.retry_by_except)
             | tenacity.retry_if_result(self.is_retryable_response),
@@ -191,7 +248,9 @@ class RetryPolicy:
         }
 
 
-_RETRY_SETTING_NAMES = frozenset(field.name for field in dataclasses.fields(RetryPolicy))
+_RETRY_SETTING_NAMES = frozenset(
+    [*(field.name for field in dataclasses.fields(RetryPolicy)), *RENAMED_RETRY_SETTINGS]
+)
 
 
 def split_retry_options(
@@ -208,14 +267,29 @@ def split_retry_options(
         ``(policy, httpx_options)``.
 
     Raises:
-        TypeError: both ``retry_policy`` and individual retry settings were given.
+        TypeError: both ``retry_policy`` and individual retry settings were given, or one
+            setting under its old and its new name.
         ValueError: a retry setting is out of range (see ``RetryPolicy``).
     """
     settings = {name: options[name] for name in options if name in _RETRY_SETTING_NAMES}
     httpx_options = {name: v for name, v in options.items() if name not in settings}
+    for old_name, new_name in RENAMED_RETRY_SETTINGS.items():
+        if old_name in settings:
+            if new_name in settings:
+                raise TypeError(f"give {new_name} only, not also {old_name}")
+            _warn_renamed(old_name, stacklevel=4)  # (this, here, the client) its caller
+            settings[new_name] = settings.pop(old_name)
     if retry_policy is not None and settings:
         raise TypeError(f"pass either retry_policy or retry settings, not both: {sorted(settings)}")
     return retry_policy or RetryPolicy(**settings), httpx_options
+
+
+def _outcome(retry_state: tenacity.RetryCallState) -> tenacity.Future:
+    """The outcome of the attempt that just ended (set whenever tenacity calls back)."""
+    outcome = retry_state.outcome
+    if outcome is None:
+        raise RuntimeError("tenacity called back before an attempt ended")
+    return outcome
 
 
 class _Call:
@@ -241,7 +315,7 @@ class _Call:
         }
 
     def log_retry(self, retry_state: tenacity.RetryCallState) -> None:
-        outcome = retry_state.outcome
+        outcome = _outcome(retry_state)
         what = (
             type(outcome.exception()).__name__ if outcome.failed else outcome.result().status_code
         )
@@ -314,8 +388,8 @@ class Client(httpx.Client):
     Args:
         retry_policy: a ready ``RetryPolicy``; or give its settings one by one:
         **options: the retry settings ``stop_max_attempt_number``,
-            ``stop_max_delay``, ``wait_exponential_multiplier``,
-            ``wait_exponential_max``, ``retry_by_result``, ``retry_by_except``,
+            ``stop_max_delay_s``, ``wait_exponential_multiplier_s``,
+            ``wait_exponential_max_s``, ``retry_by_result``, ``retry_by_except``,
             ``retry_non_idempotent``, ``retry_after_max_s`` (see ``RetryPolicy``;
             durations in seconds), and anything else, which goes to
             ``httpx.Client`` unchanged (``timeout`` in seconds, httpx default 5;
@@ -347,13 +421,14 @@ class Client(httpx.Client):
 
         def before_sleep(retry_state: tenacity.RetryCallState) -> None:
             call.log_retry(retry_state)
-            if not retry_state.outcome.failed:
-                retry_state.outcome.result().close()
+            outcome = _outcome(retry_state)
+            if not outcome.failed:
+                outcome.result().close()
 
         retrying = tenacity.Retrying(**call.retrying_options(before_sleep))
         with call.reporting():
-            call.response = retrying(attempt)
-        return call.response
+            call.response = response = retrying(attempt)
+        return response
 
 
 class AsyncClient(httpx.AsyncClient):
@@ -378,18 +453,23 @@ class AsyncClient(httpx.AsyncClient):
 
         async def before_sleep(retry_state: tenacity.RetryCallState) -> None:
             call.log_retry(retry_state)
-            if not retry_state.outcome.failed:
-                await retry_state.outcome.result().aclose()
+            outcome = _outcome(retry_state)
+            if not outcome.failed:
+                await outcome.result().aclose()
 
         retrying = tenacity.AsyncRetrying(**call.retrying_options(before_sleep))
         with call.reporting():
-            call.response = await retrying(attempt)
-        return call.response
+            response: httpx.Response = await retrying(attempt)
+            call.response = response
+        return response
 
 
 # Ready-made shared instances ------------------------------------------------
 
-_shared_clients: ProcessCache[Any] = ProcessCache("shared http client")
+_shared_clients: ProcessCache[Client] = ProcessCache("shared http client")
+_shared_async_clients: ProcessCache[
+    weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncClient]
+] = ProcessCache("shared async http clients")
 
 
 class _SharedProxy:
@@ -414,7 +494,8 @@ class _SharedProxy:
         return getattr(self._client(), name)
 
     def __repr__(self) -> str:
-        return f"<kit.http.{self._name}: {self.__doc__.splitlines()[0]}>"
+        summary = (self.__doc__ or self._name).splitlines()[0]
+        return f"<kit.http.{self._name}: {summary}>"
 
 
 class _SharedClientProxy(_SharedProxy):
@@ -444,15 +525,23 @@ class _SharedAsyncClientProxy(_SharedProxy):
             raise RuntimeError(
                 "kit.http.aiorequests is used inside a coroutine (no event loop is running)"
             ) from exc
-        per_loop = _shared_clients.get_or_create("aiorequests", weakref.WeakKeyDictionary)
+        per_loop = _shared_async_clients.get_or_create("aiorequests", weakref.WeakKeyDictionary)
         client = per_loop.get(loop)
         if client is None:
             client = per_loop[loop] = AsyncClient()
         return client
 
 
+def close_all() -> None:
+    """Close this process's shared ``requests`` client (shutdown, tests); the next use builds one.
+
+    The ``aiorequests`` clients are left alone: each belongs to its event loop and goes with it.
+    """
+    _shared_clients.clear(close=lambda client: client.close())
+
+
 requests = _SharedClientProxy()
 """Shared retrying ``Client`` with default settings (one per process, built on first use)."""
 
 aiorequests = _SharedAsyncClientProxy()
-"""Shared retrying ``AsyncClient`` with default settings (one per event loop, built on first use)."""
+"""Shared retrying ``AsyncClient``, default settings (one per event loop, built on first use)."""

@@ -2,8 +2,10 @@
 
 Guarantees (single Redis server):
 
-- Exclusive: the lock is a key ``<key_prefix><name>`` set with ``SET NX PX``
-  holding a random token; only one holder at a time.
+- Exclusive: the lock is a key set with ``SET NX PX`` holding a random token; only
+  one holder at a time. The key is ``<SBUSR_BUS_PREFIX>:lock:<name>``
+  (:meth:`wire.keys.BusKeys.lock`, ``sbusr:lock:<name>`` by default), or
+  ``<key_prefix><name>`` when a ``key_prefix`` is given.
 - Bounded: the key expires ``ttl_s`` seconds after it was last set, so a holder
   that dies (crash, kill -9) frees the lock within ``ttl_s``.
 - Renewed: while held, a daemon thread resets the expiry to ``ttl_s`` every
@@ -32,17 +34,31 @@ import redis
 from redis.exceptions import LockError as RedisLockError
 from redis.exceptions import LockNotOwnedError
 
+from kit.config import bus_prefix
 from kit.errors import LockLost, LockNotAcquired
 from kit.redis import get_redis
+from wire.keys import BusKeys
 
-__all__ = ["DEFAULT_KEY_PREFIX", "RedisLock", "lock"]
+__all__ = ["RedisLock", "lock", "lock_key"]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_KEY_PREFIX = "sbusr:lock:"
-"""Prefix of lock keys; the lock named ``"nightly"`` is the key ``sbusr:lock:nightly``."""
-
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def lock_key(name: str, key_prefix: str | None = None) -> str:
+    """The Redis key of the lock ``name``.
+
+    Args:
+        name: the lock name, e.g. ``"nightly"``.
+        key_prefix: an explicit prefix; None: the bus's lock keys (``SBUSR_BUS_PREFIX``).
+
+    Returns:
+        ``key_prefix + name``, or e.g. ``"sbusr:lock:nightly"`` (:meth:`wire.keys.BusKeys.lock`).
+    """
+    if key_prefix is not None:
+        return key_prefix + name
+    return BusKeys(bus_prefix()).lock(name)
 
 
 class RedisLock:
@@ -53,14 +69,15 @@ class RedisLock:
     (a fresh ``RedisLock`` per call, so concurrent calls exclude each other).
 
     Args:
-        name: lock name (the key is ``key_prefix + name``).
+        name: lock name (the key is :func:`lock_key`, e.g. ``sbusr:lock:<name>``).
         ttl_s: seconds the key lives without renewal (> 0).
         blocking: wait for the lock when it is held (else fail at once).
         blocking_timeout_s: with ``blocking``, give up after this many seconds
             (``None``: wait for ever).
         renew: keep extending the key while held (``False``: it expires after ``ttl_s``).
         client: a ``redis.Redis``; ``None`` uses ``kit.redis.get_redis()``.
-        key_prefix: prefix of the key.
+        key_prefix: prefix of the key, replacing ``<SBUSR_BUS_PREFIX>:lock:``
+            (None: that default).
         poll_interval_s: how often a blocked acquire retries.
     """
 
@@ -73,13 +90,13 @@ class RedisLock:
         blocking_timeout_s: float | None = None,
         renew: bool = True,
         client: redis.Redis | None = None,
-        key_prefix: str = DEFAULT_KEY_PREFIX,
+        key_prefix: str | None = None,
         poll_interval_s: float = 0.05,
     ) -> None:
         if ttl_s <= 0:
             raise ValueError(f"ttl_s must be > 0 seconds, got {ttl_s!r}")
         self.name = name
-        self.key = key_prefix + name
+        self.key = lock_key(name, key_prefix)
         self.ttl_s = ttl_s
         self.blocking = blocking
         self.blocking_timeout_s = blocking_timeout_s
@@ -234,7 +251,8 @@ def lock(name: str, ttl_s: float = 30.0, **options: Any) -> RedisLock:
     """Return a Redis lock named ``name`` that expires ``ttl_s`` seconds after its last renewal.
 
     Args:
-        name: lock name; the key is ``sbusr:lock:<name>`` by default.
+        name: lock name; the key is ``<SBUSR_BUS_PREFIX>:lock:<name>`` (``sbusr:lock:<name>``)
+            unless ``key_prefix`` is given.
         ttl_s: seconds (> 0).
         **options: keyword arguments of ``RedisLock``: ``blocking``,
             ``blocking_timeout_s``, ``renew``, ``client``, ``key_prefix``,

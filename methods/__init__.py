@@ -6,36 +6,37 @@ its dotted path below ``methods``: ``echo`` here, ``greetings.greet`` in greetin
 
 import logging
 import time
+from typing import Any, NoReturn
 
 logger = logging.getLogger(__name__)
 
 
-def add(a, b):
+def add(a: Any, b: Any) -> Any:
     """Return ``a + b``."""
     return a + b
 
 
-def echo(txt):
+def echo(txt: Any) -> Any:
     """Return ``txt`` unchanged."""
     return txt
 
 
-def plus(*args):
+def plus(*args: Any) -> Any:
     """Return the sum of all the arguments (0 for none)."""
     return sum(args)
 
 
-def sleep(seconds):
+def sleep(seconds: float) -> float:
     """Sleep for ``seconds`` (a number of seconds), then return it."""
     time.sleep(seconds)
     return seconds
 
 
-def exception(*args):
+def exception(*args: Any) -> NoReturn:
     """Raise a RuntimeError carrying the arguments (answered -32000)."""
     raise RuntimeError(*args)
 
 
-def warnlog(msg):
+def warnlog(msg: str) -> None:
     """Log ``msg`` as a warning from the worker process; return None."""
     logger.warning(msg)

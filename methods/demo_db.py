@@ -5,10 +5,12 @@ table ``demo_items`` is created on the first upsert. The toolkit is imported ins
 the functions to keep worker start fast (see ``demo_http``).
 """
 
+from typing import Any
+
 TABLE = "demo_items"
 
 
-def upsert_item(name, value):
+def upsert_item(name: str, value: Any) -> dict[str, Any]:
     """Insert or update the item ``name`` with ``value`` (dataset); return the stored row.
 
     Returns:
@@ -18,10 +20,11 @@ def upsert_item(name, value):
 
     table = get_dataset()[TABLE]
     table.upsert({"name": name, "value": value}, ["name"])
-    return dict(table.find_one(name=name))
+    row = table.find_one(name=name)
+    return {} if row is None else dict(row)
 
 
-def get_item(name):
+def get_item(name: str) -> dict[str, Any] | None:
     """Return the stored row of item ``name`` (dataset query), or ``None`` when absent."""
     from kit.db import get_dataset
 
@@ -32,7 +35,7 @@ def get_item(name):
     return None if row is None else dict(row)
 
 
-def count_items():
+def count_items() -> int:
     """Return how many items are stored, with a plain SQLAlchemy query (0 before the first)."""
     import sqlalchemy as sa
 
@@ -41,4 +44,4 @@ def count_items():
     with get_engine().connect() as connection:
         if not sa.inspect(connection).has_table(TABLE):
             return 0
-        return connection.execute(sa.text(f"SELECT COUNT(*) FROM {TABLE}")).scalar()
+        return int(connection.execute(sa.text(f"SELECT COUNT(*) FROM {TABLE}")).scalar_one())

@@ -8,9 +8,10 @@ down every worker start; here the cost is paid by the first call in each worker.
 """
 
 import time
+from typing import Any
 
 
-def fetch_status(url, timeout_s=5.0):
+def fetch_status(url: str, timeout_s: float = 5.0) -> dict[str, Any]:
     """GET ``url`` and report how it went.
 
     The call is retried on connection errors, time-outs and 429/502/503/504 (up to

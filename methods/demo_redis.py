@@ -6,8 +6,8 @@ The toolkit is imported inside the function to keep worker start fast (see ``dem
 COUNTER_KEY_PREFIX = "sbusr:demo:counter:"
 
 
-def incr(name, amount=1):
+def incr(name: str, amount: int = 1) -> int:
     """Add ``amount`` (an integer) to the counter ``name``; return its new value."""
     from kit.redis import get_redis
 
-    return get_redis().incr(COUNTER_KEY_PREFIX + name, amount)
+    return int(get_redis().incr(COUNTER_KEY_PREFIX + name, amount))

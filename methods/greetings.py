@@ -1,6 +1,7 @@
 """Methods that declare a JSON Schema for their params, and an async method."""
 
 import asyncio
+from typing import NoReturn
 
 from kit import JsonRpcError, params_schema
 
@@ -16,17 +17,17 @@ from kit import JsonRpcError, params_schema
         "additionalProperties": False,
     }
 )
-def greet(name, times=1):
+def greet(name: str, times: int = 1) -> str:
     """Return ``"Hello, <name>!"`` repeated ``times`` times; call with named params."""
     return " ".join([f"Hello, {name}!"] * times)
 
 
-async def greet_later(name, delay_s=0.01):
+async def greet_later(name: str, delay_s: float = 0.01) -> str:
     """An ``async def`` method: wait ``delay_s`` seconds, then greet."""
     await asyncio.sleep(delay_s)
     return f"Hello, {name}!"
 
 
-def refuse(name):
+def refuse(name: str) -> NoReturn:
     """Answer with an error code of our own: 4004 for every name."""
     raise JsonRpcError(4004, f"no greeting for {name}", {"name": name})

@@ -9,6 +9,7 @@ import decimal
 import enum
 import json
 import uuid
+from typing import Any
 
 import pytest
 
@@ -48,7 +49,7 @@ class Point:
         (Point(1, 2), {"x": 1, "y": 2}),
     ],
 )
-def test_conversions(value, expected):
+def test_conversions(value: Any, expected: Any) -> None:
     assert json.loads(encode(value)) == expected
 
 
@@ -62,12 +63,12 @@ def test_conversions(value, expected):
         ("\ud800", "UnicodeEncodeError"),
     ],
 )
-def test_unencodable_values_are_internal_errors(value, type_name):
+def test_unencodable_values_are_internal_errors(value: Any, type_name: str) -> None:
     with pytest.raises(InternalError) as caught:
         encode(value)
     assert caught.value.code == -32603
     assert caught.value.data["type"] == type_name
 
 
-def test_output_is_compact_utf8():
+def test_output_is_compact_utf8() -> None:
     assert encode({"a": "é", "b": [1]}) == '{"a":"é","b":[1]}'.encode()

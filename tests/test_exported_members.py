@@ -9,12 +9,12 @@ import kit
 from tests.support import PROJECT_DIR
 
 
-def test_every_exported_name_resolves():
+def test_every_exported_name_resolves() -> None:
     for name in kit.__all__:
         assert getattr(kit, name) is not None, name
 
 
-def test_the_exports_are_the_expected_ones():
+def test_the_exports_are_the_expected_ones() -> None:
     assert kit.__all__ == sorted(
         [
             "AsyncClient",
@@ -45,7 +45,7 @@ def test_the_exports_are_the_expected_ones():
     )
 
 
-def test_importing_kit_loads_no_heavy_library():
+def test_importing_kit_loads_no_heavy_library() -> None:
     code = (
         "import sys, kit; from kit import JsonRpcError, params_schema; "
         "print(sorted(m for m in ('httpx', 'sqlalchemy', 'dataset', 'redis') if m in sys.modules))"

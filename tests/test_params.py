@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import jsonschema
 import pytest
 
@@ -10,7 +13,9 @@ from executor.params import params_schema
 from wire.errors import InvalidParams
 
 
-def prepare_arguments(function, params):
+def prepare_arguments(
+    function: Callable[..., Any], params: Any
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """What the worker does before a call: schema, then (args, kwargs), then the binding check."""
     validator = params_module.schema_validator(function)
     if validator is not None:
@@ -20,16 +25,16 @@ def prepare_arguments(function, params):
     return args, kwargs
 
 
-def two(a, b=2):
+def two(a: Any, b: Any = 2) -> Any:
     return a + b
 
 
-def many(*args, **kwargs):
+def many(*args: Any, **kwargs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
     return args, kwargs
 
 
 @params_schema({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]})
-def checked(n):
+def checked(n: int) -> int:
     return n
 
 
@@ -42,7 +47,7 @@ def checked(n):
         ({"b": 5, "a": 1}, ((), {"b": 5, "a": 1})),
     ],
 )
-def test_params_that_bind(params, expected):
+def test_params_that_bind(params: Any, expected: Any) -> None:
     assert prepare_arguments(two, params) == expected
 
 
@@ -56,19 +61,19 @@ def test_params_that_bind(params, expected):
         ({"a": 1, "c": 1}, "got an unexpected keyword argument 'c'"),
     ],
 )
-def test_params_that_do_not_bind_are_invalid_params(params, message):
+def test_params_that_do_not_bind_are_invalid_params(params: Any, message: str) -> None:
     with pytest.raises(InvalidParams) as caught:
         prepare_arguments(two, params)
     assert caught.value.code == -32602
     assert caught.value.data["errors"][0]["message"] == message
 
 
-def test_variadic_methods_take_anything():
+def test_variadic_methods_take_anything() -> None:
     assert prepare_arguments(many, [1, 2, 3]) == ((1, 2, 3), {})
     assert prepare_arguments(many, None) == ((), {})
 
 
-def test_schema_errors_are_listed_with_their_paths():
+def test_schema_errors_are_listed_with_their_paths() -> None:
     with pytest.raises(InvalidParams) as caught:
         prepare_arguments(checked, {"n": "x"})
     assert caught.value.data["errors"] == [
@@ -76,13 +81,13 @@ def test_schema_errors_are_listed_with_their_paths():
     ]
 
 
-def test_schema_applies_to_params_as_sent():
+def test_schema_applies_to_params_as_sent() -> None:
     with pytest.raises(InvalidParams) as caught:
         prepare_arguments(checked, [1])
     assert caught.value.data["errors"][0]["message"] == "[1] is not of type 'object'"
     assert prepare_arguments(checked, {"n": 4}) == ((), {"n": 4})
 
 
-def test_an_invalid_schema_is_refused_at_decoration():
+def test_an_invalid_schema_is_refused_at_decoration() -> None:
     with pytest.raises(jsonschema.SchemaError):
         params_schema({"type": "no-such-type"})

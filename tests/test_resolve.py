@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from executor.resolve import is_reachable_name, resolve
+from executor.resolve import resolve
 from executor.worker import import_methods
 from wire.errors import MethodNotFound
+from wire.names import is_reachable_name
 
 FIXTURE = Path(__file__).parent / "fixtures" / "resolution_methods"
 
@@ -63,7 +65,7 @@ REFUSED = [
 
 
 @pytest.fixture(scope="module", autouse=True)
-def resolution_package():
+def resolution_package() -> Iterator[None]:
     saved = {
         name: module
         for name, module in sys.modules.items()
@@ -79,23 +81,23 @@ def resolution_package():
 
 
 @pytest.mark.parametrize("name, expected", sorted(REACHABLE.items()))
-def test_reachable_methods_resolve(name: str, expected: str):
+def test_reachable_methods_resolve(name: str, expected: str) -> None:
     assert resolve(name)() == expected
 
 
-def test_submodule_is_imported_on_demand():
+def test_submodule_is_imported_on_demand() -> None:
     sys.modules.pop("methods.subpkg.leaf", None)
     assert resolve("subpkg.leaf.function")(3) == 6
 
 
-def test_async_method_resolves_to_its_coroutine_function():
+def test_async_method_resolves_to_its_coroutine_function() -> None:
     import asyncio
 
     assert asyncio.run(resolve("coroutine_method")()) == "async"
 
 
 @pytest.mark.parametrize("name", REFUSED)
-def test_refused_names(name: str):
+def test_refused_names(name: str) -> None:
     with pytest.raises(MethodNotFound):
         resolve(name)
 
@@ -112,5 +114,5 @@ def test_refused_names(name: str):
         ("rpcx.y", True),
     ],
 )
-def test_name_check_before_import(name: str, reachable: bool):
+def test_name_check_before_import(name: str, reachable: bool) -> None:
     assert is_reachable_name(name) is reachable

@@ -21,6 +21,7 @@ import sqlalchemy
 
 from server.scheduler.lease import RedisLease
 from tests.support import ServerProcess, flushed_redis_db, wait_for
+from wire.keys import BusKeys
 
 REDIS_URL = os.environ.get("SBUSR_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 MARIADB_URL = os.environ.get("SBUSR_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
@@ -40,7 +41,9 @@ PROBE = textwrap.dedent('''\
         """Insert one row (job id, scheduled run time, worker pid) into the SQLite file ``path``."""
         job = current_job() or {}
         with sqlite3.connect(path, timeout=30) as db:
-            db.execute("CREATE TABLE IF NOT EXISTS runs (job TEXT, run_time TEXT, pid INT, tag TEXT)")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS runs (job TEXT, run_time TEXT, pid INT, tag TEXT)"
+            )
             db.execute("INSERT INTO runs VALUES (?, ?, ?, ?)",
                        (job.get("id"), job.get("scheduled_run_time"), os.getpid(), tag))
         return {"pid": os.getpid()}
@@ -75,7 +78,7 @@ def redis_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def database(request, tmp_path: Path) -> Iterator[dict[str, str]]:
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
     """Job database settings for ``request.param``: ``sqlite`` (a file of this test),
     ``mariadb`` or ``postgresql`` (tables of unique names, dropped after the test)."""
     if request.param == "sqlite":
@@ -88,7 +91,8 @@ def database(request, tmp_path: Path) -> Iterator[dict[str, str]]:
             connection.execute(sqlalchemy.text("SELECT 1"))
     except sqlalchemy.exc.SQLAlchemyError as exc:
         pytest.fail(
-            f"{request.param} at {url} cannot be reached (set SBUSR_TEST_{request.param.upper()}_URL): {exc}"
+            f"{request.param} at {url} cannot be reached "
+            f"(set SBUSR_TEST_{request.param.upper()}_URL): {exc}"
         )
     table = f"sbusr_test_jobs_{secrets.token_hex(4)}"
     yield {"SBUSR_DATABASE_URL": url, "SBUSR_JOBS_TABLE": table}
@@ -101,13 +105,15 @@ def database(request, tmp_path: Path) -> Iterator[dict[str, str]]:
 def add_job(server: ServerProcess, **spec: Any) -> dict[str, Any]:
     response = server.http.post("/api/jobs", json=spec)
     assert response.status_code == 201, response.text
-    return response.json()
+    job: dict[str, Any] = response.json()
+    return job
 
 
 def get_job(server: ServerProcess, job_id: str) -> dict[str, Any]:
     response = server.http.get(f"/api/jobs/{job_id}")
     assert response.status_code == 200, response.text
-    return response.json()
+    job: dict[str, Any] = response.json()
+    return job
 
 
 def rows(path: Path) -> list[tuple[Any, ...]]:
@@ -123,7 +129,7 @@ def rows(path: Path) -> list[tuple[Any, ...]]:
 def job_state_when(
     server: ServerProcess,
     job_id: str,
-    condition: Callable[[dict], bool],
+    condition: Callable[[dict[str, Any]], bool],
     message: str,
     timeout_s: float = 15.0,
 ) -> dict[str, Any]:
@@ -133,11 +139,17 @@ def job_state_when(
         state = get_job(server, job_id)["state"]
         return state if condition(state) else None
 
-    return wait_for(check, timeout_s, interval_s=0.1, message=message)
+    state: dict[str, Any] = wait_for(check, timeout_s, interval_s=0.1, message=message)
+    return state
 
 
 # ---------------------------------------------------------------- REST, one instance
-def test_interval_job_runs_and_its_state_advances(start_server, probe_methods, job_env, tmp_path):
+def test_interval_job_runs_and_its_state_advances(
+    start_server: Callable[..., ServerProcess],
+    probe_methods: Path,
+    job_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
     server = start_server(env=job_env)
     runs_path = tmp_path / "runs.sqlite3"
     created = add_job(
@@ -158,7 +170,12 @@ def test_interval_job_runs_and_its_state_advances(start_server, probe_methods, j
     assert [job["id"] for job in listed] == ["tick"]
 
 
-def test_pause_resume_run_now_and_delete(start_server, probe_methods, job_env, tmp_path):
+def test_pause_resume_run_now_and_delete(
+    start_server: Callable[..., ServerProcess],
+    probe_methods: Path,
+    job_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
     server = start_server(env=job_env)
     runs_path = tmp_path / "runs.sqlite3"
     add_job(
@@ -189,7 +206,7 @@ def test_pause_resume_run_now_and_delete(start_server, probe_methods, job_env, t
     assert len(rows(runs_path)) == 2
 
 
-def test_rest_errors(start_server, job_env):
+def test_rest_errors(start_server: Callable[..., ServerProcess], job_env: dict[str, str]) -> None:
     server = start_server(env=job_env)
     bad = server.http.post("/api/jobs", json={"id": "x", "method": "echo", "cron": "99 * * * *"})
     assert bad.status_code == 400
@@ -204,7 +221,9 @@ def test_rest_errors(start_server, job_env):
     assert server.http.delete("/api/jobs/nope").status_code == 404
 
 
-def test_job_routes_answer_503_when_the_scheduler_is_off(start_server, job_env):
+def test_job_routes_answer_503_when_the_scheduler_is_off(
+    start_server: Callable[..., ServerProcess], job_env: dict[str, str]
+) -> None:
     server = start_server(env=dict(job_env, SBUSR_SCHEDULER="0"))
     response = server.http.get("/api/jobs")
     assert response.status_code == 503
@@ -212,8 +231,8 @@ def test_job_routes_answer_503_when_the_scheduler_is_off(start_server, job_env):
 
 
 def test_failing_job_with_pause_on_error_ends_paused_with_the_error(
-    start_server, probe_methods, job_env
-):
+    start_server: Callable[..., ServerProcess], probe_methods: Path, job_env: dict[str, str]
+) -> None:
     server = start_server(env=job_env)
     add_job(
         server,
@@ -229,7 +248,12 @@ def test_failing_job_with_pause_on_error_ends_paused_with_the_error(
     assert state["last_error"]["data"] == {"type": "ValueError", "message": "boom"}
 
 
-def test_a_one_shot_job_runs_once_and_is_removed(start_server, probe_methods, job_env, tmp_path):
+def test_a_one_shot_job_runs_once_and_is_removed(
+    start_server: Callable[..., ServerProcess],
+    probe_methods: Path,
+    job_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
     server = start_server(env=job_env)
     runs_path = tmp_path / "runs.sqlite3"
     at = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=1)
@@ -248,7 +272,9 @@ def test_a_one_shot_job_runs_once_and_is_removed(start_server, probe_methods, jo
     assert datetime.datetime.fromisoformat(recorded[0][1]) == at
 
 
-def test_a_job_past_its_time_limit_records_the_timeout(start_server, job_env):
+def test_a_job_past_its_time_limit_records_the_timeout(
+    start_server: Callable[..., ServerProcess], job_env: dict[str, str]
+) -> None:
     server = start_server(env=job_env)
     add_job(server, id="slow", method="sleep", params=[5], interval_s=3600, timeout_s=0.3)
     server.http.post("/api/jobs/slow/run")
@@ -256,7 +282,12 @@ def test_a_job_past_its_time_limit_records_the_timeout(start_server, job_env):
     assert state["last_error"]["code"] == -32001
 
 
-def test_a_job_survives_a_restart_once(start_server, probe_methods, job_env, tmp_path):
+def test_a_job_survives_a_restart_once(
+    start_server: Callable[..., ServerProcess],
+    probe_methods: Path,
+    job_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
     server = start_server(env=job_env)
     add_job(
         server,
@@ -288,7 +319,9 @@ DECLARED = textwrap.dedent('''\
     ''')
 
 
-def test_declared_job_follows_the_code_on_reload(start_server, methods_dir, job_env):
+def test_declared_job_follows_the_code_on_reload(
+    start_server: Callable[..., ServerProcess], methods_dir: Path, job_env: dict[str, str]
+) -> None:
     server = start_server(env=job_env)
     assert server.http.get("/api/jobs/declared.tick").status_code == 404
     (methods_dir / "declared.py").write_text(DECLARED % 3600)
@@ -306,7 +339,9 @@ def test_declared_job_follows_the_code_on_reload(start_server, methods_dir, job_
     assert server.http.get("/api/jobs/declared.tick").status_code == 404
 
 
-def test_declared_job_is_added_once_across_restarts(start_server, methods_dir, job_env):
+def test_declared_job_is_added_once_across_restarts(
+    start_server: Callable[..., ServerProcess], methods_dir: Path, job_env: dict[str, str]
+) -> None:
     (methods_dir / "declared.py").write_text(DECLARED % 3600)
     server = start_server(env=job_env)
     first = get_job(server, "declared.tick")
@@ -318,12 +353,12 @@ def test_declared_job_is_added_once_across_restarts(start_server, methods_dir, j
 
 
 # ---------------------------------------------------------------- several instances
-async def test_redis_lease_gives_each_occurrence_to_one_claimant(redis_url):
+async def test_redis_lease_gives_each_occurrence_to_one_claimant(redis_url: str) -> None:
     import redis.asyncio
 
     run_time = datetime.datetime(2030, 1, 1, tzinfo=datetime.UTC)
-    first = RedisLease(redis.asyncio.from_url(redis_url), "sbusr", "one")
-    second = RedisLease(redis.asyncio.from_url(redis_url), "sbusr", "two")
+    first = RedisLease(redis.asyncio.from_url(redis_url), BusKeys("sbusr"), "one")
+    second = RedisLease(redis.asyncio.from_url(redis_url), BusKeys("sbusr"), "two")
     try:
         assert await first.claim("j", run_time, 10000) is True
         assert await second.claim("j", run_time, 10000) is False
@@ -335,8 +370,13 @@ async def test_redis_lease_gives_each_occurrence_to_one_claimant(redis_url):
 
 @pytest.mark.parametrize("database", ["sqlite", "mariadb", "postgresql"], indirect=True)
 def test_two_instances_run_each_occurrence_exactly_once(
-    database, redis_url, start_server, probe_methods, job_env, tmp_path
-):
+    database: dict[str, str],
+    redis_url: str,
+    start_server: Callable[..., ServerProcess],
+    probe_methods: Path,
+    job_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
     env = dict(job_env, SBUSR_REDIS_URL=redis_url, **database)
     first = start_server(env=env)
     second = start_server(env=env)

@@ -10,7 +10,7 @@ import pytest
 import settings
 
 
-def test_defaults_follow_the_contract():
+def test_defaults_follow_the_contract() -> None:
     loaded = settings.load({})
     assert (loaded.host, loaded.port) == ("127.0.0.1", 8080)
     assert loaded.pool_processes == (os.cpu_count() or 1)
@@ -28,7 +28,7 @@ def test_defaults_follow_the_contract():
     assert loaded.methods_dir == Path(settings.__file__).resolve().parent / "methods"
 
 
-def test_every_setting_is_overridden_by_its_variable():
+def test_every_setting_is_overridden_by_its_variable() -> None:
     loaded = settings.load(
         {
             "SBUSR_HOST": "0.0.0.0",
@@ -76,17 +76,17 @@ def test_every_setting_is_overridden_by_its_variable():
         ("SBUSR_LOG_FORMAT", "xml"),
     ],
 )
-def test_invalid_values_name_the_variable(variable: str, value: str):
+def test_invalid_values_name_the_variable(variable: str, value: str) -> None:
     with pytest.raises(settings.SettingsError) as caught:
         settings.load({variable: value})
     assert str(caught.value).startswith(f"{variable}={value!r}:")
 
 
-def test_the_token_never_shows_in_repr():
+def test_the_token_never_shows_in_repr() -> None:
     assert "s3cret" not in repr(settings.load({"SBUSR_AUTH_TOKEN": "s3cret"}))
 
 
-def test_passwords_in_urls_never_show_in_repr():
+def test_passwords_in_urls_never_show_in_repr() -> None:
     shown = repr(
         settings.load(
             {

@@ -5,6 +5,8 @@ one. Before an occurrence runs, its instance claims it::
 
     SET <prefix>:job:<job id>:<scheduled run time, epoch ms> <instance> NX PX <ttl_ms>
 
+(the key is :meth:`wire.keys.BusKeys.job_lease`).
+
 Only the instance whose ``SET`` succeeded runs it; the others skip it. The scheduled run time
 comes from the trigger (the same on every instance), so the key is the same everywhere. The
 lease is never released: it marks the occurrence as taken, and it expires after the misfire
@@ -18,9 +20,12 @@ from __future__ import annotations
 
 import datetime
 import logging
-from typing import Any
 
-__all__ = ["RedisLease", "LocalLease", "lease_key", "lease_ttl_ms", "LEASE_MARGIN_S"]
+import redis.asyncio
+
+from wire.keys import BusKeys
+
+__all__ = ["LEASE_MARGIN_S", "LocalLease", "RedisLease", "epoch_ms", "lease_ttl_ms"]
 
 logger = logging.getLogger(__name__)
 
@@ -28,19 +33,13 @@ logger = logging.getLogger(__name__)
 LEASE_MARGIN_S = 60.0
 
 
-def lease_key(prefix: str, job_id: str, run_time: datetime.datetime) -> str:
-    """The Redis key of one occurrence, e.g. ``sbusr:job:cleanup:1767232800000``.
-
-    Args:
-        prefix: the bus key prefix (SBUSR_BUS_PREFIX).
-        job_id: the job's id.
-        run_time: the scheduled run time (aware datetime); milliseconds since the epoch in the key.
-    """
-    return "%s:job:%s:%d" % (prefix, job_id, round(run_time.timestamp() * 1000))
+def epoch_ms(moment: datetime.datetime) -> int:
+    """Milliseconds since the epoch of an aware datetime, rounded: the run time in a lease key."""
+    return round(moment.timestamp() * 1000)
 
 
 def lease_ttl_ms(misfire_grace_time_s: float | None, timeout_s: float) -> int:
-    """Life of an occurrence's lease in milliseconds: grace (1 h when unlimited) + limit + margin."""
+    """Life of an occurrence's lease, ms: grace (1 h when unlimited) + time limit + margin."""
     grace_s = 3600.0 if misfire_grace_time_s is None else misfire_grace_time_s
     return int((grace_s + timeout_s + LEASE_MARGIN_S) * 1000)
 
@@ -60,14 +59,14 @@ class RedisLease:
     """Claims occurrences with ``SET NX PX`` on Redis (see module doc).
 
     Args:
-        client: a ``redis.asyncio.Redis`` client.
-        prefix: key prefix (SBUSR_BUS_PREFIX).
+        client: a ``redis.asyncio.Redis`` client; :meth:`close` closes it.
+        keys: the key names of the bus (its prefix is SBUSR_BUS_PREFIX).
         instance: this instance's id, stored as the lease's value (who ran it).
     """
 
-    def __init__(self, client: Any, prefix: str, instance: str) -> None:
+    def __init__(self, client: redis.asyncio.Redis, keys: BusKeys, instance: str) -> None:
         self.client = client
-        self.prefix = prefix
+        self.keys = keys
         self.instance = instance
 
     async def claim(self, job_id: str, run_time: datetime.datetime, ttl_ms: int) -> bool:
@@ -81,7 +80,7 @@ class RedisLease:
                 occurrence (at most once rather than twice).
         """
         claimed = await self.client.set(
-            lease_key(self.prefix, job_id, run_time), self.instance, nx=True, px=ttl_ms
+            self.keys.job_lease(job_id, epoch_ms(run_time)), self.instance, nx=True, px=ttl_ms
         )
         return bool(claimed)
 

@@ -1,6 +1,6 @@
 """The scheduler of background jobs: APScheduler 3 on the server's event loop, jobs run by the pool.
 
-A job is an RPC method name, params, a trigger and options (see :mod:`executor.scheduled`).
+A job is an RPC method name, params, a trigger and options (see :mod:`kit.jobs`).
 Each one is an APScheduler job whose function is the textual reference
 ``server.scheduler.service:rpc_call`` and whose kwargs hold the spec (plain JSON); nothing
 callable of the user's is ever stored, so jobs survive reloads and renames. Jobs live in the
@@ -11,7 +11,7 @@ The run path::
 
     APScheduler _process_jobs (due jobs from the database; every instance polls it)
       -> RpcExecutor.submit_job (max_instances on this instance)
-      -> JobScheduler._run_due: misfire check, then one lease per occurrence (server.scheduler.lease)
+      -> JobScheduler._run_due: misfire check, one lease per occurrence (server.scheduler.lease)
       -> JobScheduler._run: state "started" -> pool.run(method, params, time limit) -> "finished"
          (with pause_on_error, a failed run pauses the job)
 
@@ -22,14 +22,11 @@ re-synced after start and after every reload (:meth:`JobScheduler.sync_declared`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
-import json
 import logging
-import os
-import secrets
-import socket
 import time
-from pathlib import Path
+from collections.abc import Coroutine
 from typing import Any
 
 import sqlalchemy
@@ -41,13 +38,26 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from redis.exceptions import RedisError
 
 from executor.pool import Pool
-from executor.scheduled import JOB_CONTEXT_ID, JOB_CONTEXT_RUN_TIME, build_trigger
+from kit.db import get_engine
+from kit.jobs import JOB_CONTEXT_ID, JOB_CONTEXT_RUN_TIME, build_trigger
 from server.scheduler import state as job_state
 from server.scheduler.lease import LocalLease, RedisLease, lease_ttl_ms
 from settings import Settings
+from wire.codec import decode_strict
 from wire.errors import JsonRpcError
+from wire.keys import BusKeys
+from wire.names import instance_id
+from wire.redact import redact_url
 
-__all__ = ["JobScheduler", "JobNotFound", "JobExists", "rpc_call", "make_engine", "RUN_MARGIN_S"]
+__all__ = [
+    "RUN_MARGIN_S",
+    "SQLITE_BUSY_TIMEOUT_S",
+    "JobExists",
+    "JobNotFound",
+    "JobScheduler",
+    "jobs_engine",
+    "rpc_call",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +65,8 @@ logger = logging.getLogger(__name__)
 RPC_CALL_REF = "server.scheduler.service:rpc_call"
 #: a run counts as lost this long after its time limit (its instance stopped)
 RUN_MARGIN_S = 10.0
+#: on SQLite, how long a statement waits for another instance's write lock, seconds
+SQLITE_BUSY_TIMEOUT_S = 30.0
 
 
 class JobNotFound(LookupError):
@@ -66,7 +78,7 @@ class JobExists(Exception):
 
 
 def rpc_call(spec: dict[str, Any]) -> None:
-    """The function every stored job names (by reference); the jobs run through :class:`RpcExecutor`.
+    """The function every stored job names (by reference); jobs run through :class:`RpcExecutor`.
 
     Raises:
         RuntimeError: always: a job runs through the server's pool, not by calling this.
@@ -74,25 +86,23 @@ def rpc_call(spec: dict[str, Any]) -> None:
     raise RuntimeError("sbusr jobs run through the server's RpcExecutor, not directly")
 
 
-def make_engine(url: str) -> sqlalchemy.engine.Engine:
-    """A SQLAlchemy engine for ``url``; SQLite: its folder is created, WAL mode, 30 s busy timeout."""
-    parsed = sqlalchemy.engine.make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        return sqlalchemy.create_engine(url, pool_pre_ping=True)
-    if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = sqlalchemy.create_engine(url, connect_args={"timeout": 30})
+def jobs_engine(url: str) -> sqlalchemy.engine.Engine:
+    """The engine of the jobs database (``kit.db``'s, shared in this process).
 
-    @sqlalchemy.event.listens_for(engine, "connect")
-    def _wal(connection: Any, record: Any) -> None:
-        cursor = connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.close()
+    Args:
+        url: a SQLAlchemy URL (SBUSR_DATABASE_URL).
 
-    return engine
+    Returns:
+        A pooled engine with ``pool_pre_ping``; on SQLite the file's folder is created, the
+        database is in WAL mode and a statement waits :data:`SQLITE_BUSY_TIMEOUT_S` for a lock.
+
+    Raises:
+        sqlalchemy.exc.ArgumentError: the URL cannot be parsed.
+    """
+    return get_engine(url, sqlite_busy_timeout_s=SQLITE_BUSY_TIMEOUT_S, sqlite_wal_mode=True)
 
 
-class SharedJobStore(SQLAlchemyJobStore):
+class SharedJobStore(SQLAlchemyJobStore):  # type: ignore[misc]  # APScheduler 3 has no types
     """APScheduler's SQLAlchemy job store, shared by several instances.
 
     Another instance may remove a job between this instance's read of the due jobs and its
@@ -109,14 +119,14 @@ class SharedJobStore(SQLAlchemyJobStore):
             logger.debug("job %s was removed by another instance", job.id)
 
     def remove_job(self, job_id: str) -> None:
-        """Delete the job's row; one that is gone already is fine (callers check existence first)."""
+        """Delete the job's row; one gone already is fine (callers check existence first)."""
         try:
             super().remove_job(job_id)
         except JobLookupError:
             logger.debug("job %s was removed by another instance", job_id)
 
 
-class RpcExecutor(BaseExecutor):
+class RpcExecutor(BaseExecutor):  # type: ignore[misc]  # APScheduler 3 has no types
     """APScheduler executor that hands due occurrences to :meth:`JobScheduler._run_due` as tasks."""
 
     def __init__(self, scheduler: JobScheduler) -> None:
@@ -126,11 +136,9 @@ class RpcExecutor(BaseExecutor):
     def _do_submit_job(self, job: Job, run_times: list[datetime.datetime]) -> None:
         task = self._jobs._track(self._jobs._run_due(job, run_times))
 
-        def done(task: asyncio.Task) -> None:
-            if task.cancelled():
-                self._run_job_success(job.id, [])
-            elif task.exception() is not None:
-                error = task.exception()
+        def done(task: asyncio.Task[None]) -> None:
+            error = None if task.cancelled() else task.exception()
+            if error is not None:
                 self._run_job_error(job.id, error, error.__traceback__)
             else:
                 self._run_job_success(job.id, [])
@@ -152,13 +160,13 @@ class JobScheduler:
     def __init__(self, settings: Settings, pool: Pool) -> None:
         self.settings = settings
         self.pool = pool
-        self.instance = "%s:%d:%s" % (socket.gethostname(), os.getpid(), secrets.token_hex(3))
+        self.instance = instance_id()
         self.engine: sqlalchemy.engine.Engine | None = None
         self.states: job_state.StateStore | None = None
         self.scheduler: AsyncIOScheduler | None = None
         self.lease: LocalLease | RedisLease = LocalLease()
-        self._tasks: set[asyncio.Task] = set()
-        self._poll_task: asyncio.Task | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._poll_task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ life
     async def start(self) -> None:
@@ -168,7 +176,7 @@ class JobScheduler:
             sqlalchemy.exc.SQLAlchemyError: the database cannot be reached.
         """
         settings = self.settings
-        self.engine = make_engine(settings.database_url)
+        self.engine = jobs_engine(settings.database_url)
         self.states = job_state.StateStore(self.engine, settings.jobs_table + "_state")
         await asyncio.to_thread(self.states.create)
         store = SharedJobStore(engine=self.engine, tablename=settings.jobs_table)
@@ -181,14 +189,16 @@ class JobScheduler:
             import redis.asyncio
 
             self.lease = RedisLease(
-                redis.asyncio.from_url(settings.redis_url), settings.bus_prefix, self.instance
+                redis.asyncio.from_url(settings.redis_url),
+                BusKeys(settings.bus_prefix),
+                self.instance,
             )
         self.scheduler.start()
         self._poll_task = asyncio.get_running_loop().create_task(self._poll())
         logger.info(
             "scheduler %s started: jobs in %s (table %s), %s",
             self.instance,
-            self.engine.url.render_as_string(hide_password=True),
+            redact_url(settings.database_url),
             settings.jobs_table,
             "one run per occurrence across instances (Redis leases)"
             if settings.redis_url
@@ -201,7 +211,7 @@ class JobScheduler:
         interval_s = self.settings.scheduler_poll_ms / 1000.0
         while True:
             await asyncio.sleep(interval_s)
-            self.scheduler.wakeup()
+            self._apscheduler.wakeup()
 
     async def stop(self) -> None:
         """Fire no more occurrences (runs in progress go on; see :meth:`close`)."""
@@ -211,14 +221,26 @@ class JobScheduler:
             self.scheduler.shutdown(wait=False)
 
     async def close(self, timeout_s: float) -> None:
-        """Wait up to ``timeout_s`` seconds for runs to record their state, then close connections."""
+        """Wait up to ``timeout_s`` seconds for runs to record their state, then disconnect."""
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=timeout_s)
         await self.lease.close()
         if self.engine is not None:
             self.engine.dispose()
 
-    def _track(self, coroutine: Any) -> asyncio.Task:
+    @property
+    def _states(self) -> job_state.StateStore:
+        if self.states is None:
+            raise RuntimeError("JobScheduler.start() was not called")
+        return self.states
+
+    @property
+    def _apscheduler(self) -> AsyncIOScheduler:
+        if self.scheduler is None:
+            raise RuntimeError("JobScheduler.start() was not called")
+        return self.scheduler
+
+    def _track(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -275,7 +297,7 @@ class JobScheduler:
                 current, now_s, now_s + timeout_s + RUN_MARGIN_S, self.instance
             )
 
-        if await asyncio.to_thread(self.states.update, job_id, start) is None:
+        if await asyncio.to_thread(self._states.update, job_id, start) is None:
             logger.info("job %s is paused; run time %s skipped", job_id, run_time.isoformat())
             self._pause_quietly(job_id)
             return
@@ -286,7 +308,7 @@ class JobScheduler:
                 spec["method"], spec.get("params"), timeout_s, context
             )
         except JsonRpcError as error:  # ServerBusy: the queue is full
-            ok, payload = False, json.dumps(error.to_object()).encode()
+            ok, payload = False, error.to_json()
         elapsed_ms = (time.perf_counter() - started_at) * 1000.0
         pause = not ok and spec.get("pause_on_error", False)
 
@@ -294,7 +316,7 @@ class JobScheduler:
             new = job_state.finished(current, time.time(), ok, payload)
             return job_state.paused(new) if pause else new
 
-        await asyncio.to_thread(self.states.update, job_id, finish)
+        await asyncio.to_thread(self._states.update, job_id, finish)
         if ok:
             logger.info(
                 "job %s ran %s (run time %s) in %.1f ms",
@@ -315,21 +337,19 @@ class JobScheduler:
             )
         if pause:
             self._pause_quietly(job_id)
-        if self.scheduler.get_job(job_id) is None:  # a one-shot job, removed after its run
-            await asyncio.to_thread(self.states.delete, job_id)
+        if self._apscheduler.get_job(job_id) is None:  # a one-shot job, removed after its run
+            await asyncio.to_thread(self._states.delete, job_id)
 
     def _pause_quietly(self, job_id: str) -> None:
-        try:
-            self.scheduler.pause_job(job_id)
-        except JobLookupError:  # a one-shot job is gone after its run; nothing to pause
-            pass
+        with contextlib.suppress(JobLookupError):  # a one-shot job is gone after its run
+            self._apscheduler.pause_job(job_id)
 
     # ------------------------------------------------------------------ jobs
     def _add(self, spec: dict[str, Any], replace: bool, paused: bool = False) -> Job:
         options: dict[str, Any] = {}
         if paused:
             options["next_run_time"] = None
-        return self.scheduler.add_job(
+        return self._apscheduler.add_job(
             RPC_CALL_REF,
             trigger=build_trigger(spec),
             id=spec["id"],
@@ -343,7 +363,7 @@ class JobScheduler:
         )
 
     def _job(self, job_id: str) -> Job:
-        job = self.scheduler.get_job(job_id)
+        job = self._apscheduler.get_job(job_id)
         if job is None:
             raise JobNotFound(job_id)
         return job
@@ -355,14 +375,14 @@ class JobScheduler:
         }
 
     async def add_job(self, spec: dict[str, Any]) -> dict[str, Any]:
-        """Add a job (a spec from :func:`executor.scheduled.validate_job`); return it rendered.
+        """Add a job (a spec from :func:`kit.jobs.validate_job`); return it rendered.
 
         Raises:
             JobExists: a job with that id exists (its state is left alone).
         """
-        if self.scheduler.get_job(spec["id"]) is not None:
+        if self._apscheduler.get_job(spec["id"]) is not None:
             raise JobExists(spec["id"])
-        await asyncio.to_thread(self.states.delete, spec["id"])  # a fresh job starts a fresh state
+        await asyncio.to_thread(self._states.delete, spec["id"])  # a fresh job starts a fresh state
         try:
             job = self._add(spec, replace=False)
         except ConflictingIdError:
@@ -372,26 +392,26 @@ class JobScheduler:
 
     async def list_jobs(self) -> list[dict[str, Any]]:
         """Every job, rendered (``{...spec, "state": {...}}``), ordered by next run time."""
-        jobs = self.scheduler.get_jobs()
-        states = await asyncio.to_thread(self.states.get_many, [job.id for job in jobs])
+        jobs = self._apscheduler.get_jobs()
+        states = await asyncio.to_thread(self._states.get_many, [job.id for job in jobs])
         return [self._render(job, states[job.id]) for job in jobs]
 
     async def get_job(self, job_id: str) -> dict[str, Any]:
         """One job, rendered. Raises JobNotFound."""
         job = self._job(job_id)
-        return self._render(job, await asyncio.to_thread(self.states.get, job_id))
+        return self._render(job, await asyncio.to_thread(self._states.get, job_id))
 
     async def remove_job(self, job_id: str) -> None:
         """Remove a job and its state. Raises JobNotFound."""
         self._job(job_id)
-        self.scheduler.remove_job(job_id)
-        await asyncio.to_thread(self.states.delete, job_id)
+        self._apscheduler.remove_job(job_id)
+        await asyncio.to_thread(self._states.delete, job_id)
         logger.info("job %s removed", job_id)
 
     async def pause_job(self, job_id: str) -> dict[str, Any]:
         """Pause a job (a run in progress goes on). Raises JobNotFound."""
         self._job(job_id)
-        state = await asyncio.to_thread(self.states.update, job_id, job_state.paused)
+        state = await asyncio.to_thread(self._states.update, job_id, job_state.paused)
         self._pause_quietly(job_id)
         logger.info("job %s paused", job_id)
         return self._render(self._job(job_id), state)
@@ -399,13 +419,13 @@ class JobScheduler:
     async def resume_job(self, job_id: str) -> dict[str, Any]:
         """Resume a paused job. Raises JobNotFound (also when a one-shot job's time has passed)."""
         self._job(job_id)
-        state = await asyncio.to_thread(self.states.update, job_id, job_state.resumed)
+        state = await asyncio.to_thread(self._states.update, job_id, job_state.resumed)
         try:
-            job = self.scheduler.resume_job(job_id)
+            job = self._apscheduler.resume_job(job_id)
         except JobLookupError:
             raise JobNotFound(job_id) from None
         if job is None:  # a one-shot job whose time has passed is removed by APScheduler
-            await asyncio.to_thread(self.states.delete, job_id)
+            await asyncio.to_thread(self._states.delete, job_id)
             raise JobNotFound(job_id)
         logger.info("job %s resumed", job_id)
         return self._render(job, state)
@@ -419,7 +439,7 @@ class JobScheduler:
         job = self._job(job_id)
         now = datetime.datetime.now(datetime.UTC)
         self._track(self._run(job_id, job.kwargs["spec"], now, forced=True))
-        return self._render(job, await asyncio.to_thread(self.states.get, job_id))
+        return self._render(job, await asyncio.to_thread(self._states.get, job_id))
 
     async def sync_declared(self) -> dict[str, list[str]]:
         """Bring the declared jobs in line with the code the workers run now.
@@ -443,15 +463,15 @@ class JobScheduler:
         if not ok:
             logger.error("cannot collect the declared jobs: %s", payload.decode("utf-8", "replace"))
             return summary
-        report = json.loads(payload)
-        for error in report["errors"]:
-            logger.error("declared job %s ignored: %s", error["id"], error["message"])
+        report = decode_strict(payload)
+        for refused in report["errors"]:
+            logger.error("declared job %s ignored: %s", refused["id"], refused["message"])
         declared = {spec["id"]: spec for spec in report["jobs"]}
-        existing = {job.id: job for job in self.scheduler.get_jobs()}
+        existing = {job.id: job for job in self._apscheduler.get_jobs()}
         for job_id, job in existing.items():
             if job.kwargs["spec"].get("source") == "declared" and job_id not in declared:
-                self.scheduler.remove_job(job_id)  # SharedJobStore: gone already is fine
-                await asyncio.to_thread(self.states.delete, job_id)
+                self._apscheduler.remove_job(job_id)  # SharedJobStore: gone already is fine
+                await asyncio.to_thread(self._states.delete, job_id)
                 summary["removed"].append(job_id)
         for job_id, spec in declared.items():
             job = existing.get(job_id)

@@ -21,10 +21,13 @@ import datetime
 import json
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, overload
 
 import sqlalchemy
 from sqlalchemy.engine import Engine
+
+from wire.codec import decode_strict
+from wire.errors import InternalError, WorkerDied
 
 __all__ = [
     "JobState",
@@ -44,7 +47,10 @@ logger = logging.getLogger(__name__)
 #: the result JSON text kept in the state is cut at this many characters
 RESULT_MAX_CHARS = 1000
 #: last_error shown for a run whose instance stopped before it ended
-LOST_RUN_ERROR = {"code": -32002, "message": "the run did not end: the instance running it stopped"}
+LOST_RUN_ERROR = {
+    "code": WorkerDied.code,
+    "message": "the run did not end: the instance running it stopped",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,7 +112,7 @@ def finished(state: JobState, now_s: float, ok: bool, payload: bytes) -> JobStat
             last_error=None,
         )
     try:
-        error = json.loads(payload)
+        error = decode_strict(payload)
         error = {
             "code": error["code"],
             "message": error["message"],
@@ -118,7 +124,10 @@ def finished(state: JobState, now_s: float, ok: bool, payload: bytes) -> JobStat
             ),
         }
     except (ValueError, KeyError, TypeError):
-        error = {"code": -32603, "message": payload.decode("utf-8", "replace")[:RESULT_MAX_CHARS]}
+        error = {
+            "code": InternalError.code,
+            "message": payload.decode("utf-8", "replace")[:RESULT_MAX_CHARS],
+        }
     return dataclasses.replace(
         state,
         last_run_end=now_s,
@@ -236,8 +245,16 @@ class StateStore:
         """The state of one job (a fresh :class:`JobState` when it has no row)."""
         return self.get_many([job_id])[job_id]
 
+    @overload
+    def update(self, job_id: str, change: Callable[[JobState], JobState]) -> JobState: ...
+
+    @overload
+    def update(
+        self, job_id: str, change: Callable[[JobState], JobState | None]
+    ) -> JobState | None: ...
+
     def update(self, job_id: str, change: Callable[[JobState], JobState | None]) -> JobState | None:
-        """Apply ``change`` to the job's state in one transaction (the row locked on MySQL/PostgreSQL).
+        """Apply ``change`` to the job's state in one transaction (row locked on MySQL/PostgreSQL).
 
         Args:
             job_id: the job.

@@ -14,6 +14,8 @@ import threading
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -40,6 +42,7 @@ class ScriptedHandler(BaseHTTPRequestHandler):
     """
 
     protocol_version = "HTTP/1.1"
+    server: ScriptedServer
 
     def log_message(self, format: str, *args: object) -> None:  # quiet
         pass
@@ -91,7 +94,7 @@ class ScriptedHandler(BaseHTTPRequestHandler):
 class ScriptedServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def handle_error(self, request, client_address) -> None:
+    def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # clients that time out and hang up are expected here
 
     def __init__(self) -> None:
@@ -103,7 +106,7 @@ class ScriptedServer(ThreadingHTTPServer):
     @property
     def base_url(self) -> str:
         host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def url(self, path: str) -> str:
         """Absolute URL of ``path`` made unique per call so hit counts start at 0."""
@@ -164,14 +167,15 @@ def postgres_url() -> str:
 
 
 @pytest.fixture
-def sqlite_url(tmp_path) -> str:
+def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'kit-test.sqlite3'}"
 
 
 @pytest.fixture(params=["sqlite", "mariadb", "postgres"])
-def any_database_url(request) -> str:
+def any_database_url(request: pytest.FixtureRequest) -> str:
     """Each test using this runs once per database kind."""
-    return request.getfixturevalue(f"{request.param}_url")
+    url: str = request.getfixturevalue(f"{request.param}_url")
+    return url
 
 
 @pytest.fixture
@@ -181,11 +185,22 @@ def redis_url() -> Iterator[str]:
 
 
 @pytest.fixture(autouse=True)
+def _fresh_kit_settings() -> Iterator[None]:
+    """Each test reads the ``SBUSR_*`` variables anew (``kit.config`` keeps them per process)."""
+    from kit import config
+
+    config.clear_cache()
+    yield
+    config.clear_cache()
+
+
+@pytest.fixture(autouse=True)
 def _fresh_kit_caches() -> Iterator[None]:
     """Each test starts and ends with no cached pools (they are closed)."""
     yield
-    from kit import db
+    from kit import db, http
     from kit import redis as kit_redis
 
     db.dispose_all()
     kit_redis.close_all()
+    http.close_all()

@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
 import redis
 
+from tests.kit.conftest import ScriptedServer
+from tests.support import ServerProcess
 
-def _result(server, method, params):
+
+def _result(server: ServerProcess, method: str, params: Any) -> Any:
     reply = server.call(method, params)
     assert "error" not in reply, (reply, server.log())
     return reply["result"]
 
 
-def test_example_methods_end_to_end(start_server, http_server, redis_url, tmp_path):
+def test_example_methods_end_to_end(
+    start_server: Callable[..., ServerProcess],
+    http_server: ScriptedServer,
+    redis_url: str,
+    tmp_path: Path,
+) -> None:
     database_path = tmp_path / "demo.sqlite3"
     server = start_server(
         env={"SBUSR_REDIS_URL": redis_url, "SBUSR_DATABASE_URL": f"sqlite:///{database_path}"}
@@ -34,7 +46,9 @@ def test_example_methods_end_to_end(start_server, http_server, redis_url, tmp_pa
     assert redis.Redis.from_url(redis_url).get("sbusr:demo:counter:hits") == b"6"
 
 
-def test_exhausted_retries_reach_the_caller_as_a_method_error(start_server, http_server):
+def test_exhausted_retries_reach_the_caller_as_a_method_error(
+    start_server: Callable[..., ServerProcess], http_server: ScriptedServer
+) -> None:
     server = start_server()
     reply = server.call("demo_http.fetch_status", {"url": http_server.url("/status/503")})
     assert reply["error"]["code"] == -32000

@@ -8,6 +8,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -15,17 +17,19 @@ import pytest
 from kit.errors import KitError, RetryError
 from kit.http import (
     DEFAULT_RETRY_EXCEPTIONS,
+    RENAMED_RETRY_SETTINGS,
     AsyncClient,
     Client,
     RetryPolicy,
     aiorequests,
     requests,
 )
+from tests.kit.conftest import ScriptedServer
 
-FAST = {"wait_exponential_multiplier": 0.01, "wait_exponential_max": 0.05}
+FAST: dict[str, Any] = {"wait_exponential_multiplier_s": 0.01, "wait_exponential_max_s": 0.05}
 
 
-def call(kind: str, method: str, url: str, **settings):
+def call(kind: str, method: str, url: str, **settings: Any) -> tuple[httpx.Response, float]:
     """Make one request with a fresh sync or async client; return (response, elapsed_s)."""
     started = time.monotonic()
     if kind == "sync":
@@ -33,7 +37,7 @@ def call(kind: str, method: str, url: str, **settings):
             response = client.request(method, url)
     else:
 
-        async def run():
+        async def run() -> httpx.Response:
             async with AsyncClient(**settings) as client:
                 return await client.request(method, url)
 
@@ -41,7 +45,9 @@ def call(kind: str, method: str, url: str, **settings):
     return response, time.monotonic() - started
 
 
-def call_expecting_retry_error(kind: str, method: str, url: str, **settings):
+def call_expecting_retry_error(
+    kind: str, method: str, url: str, **settings: Any
+) -> tuple[RetryError, float]:
     started = time.monotonic()
     with pytest.raises(RetryError) as info:
         call(kind, method, url, **settings)
@@ -52,7 +58,9 @@ both = pytest.mark.parametrize("kind", ["sync", "async"])
 
 
 @both
-def test_failing_twice_then_succeeding_returns_the_success(kind, http_server):
+def test_failing_twice_then_succeeding_returns_the_success(
+    kind: str, http_server: ScriptedServer
+) -> None:
     url = http_server.url("/fail/2/503")
     response, _ = call(kind, "GET", url, **FAST)
     assert response.status_code == 200
@@ -60,7 +68,9 @@ def test_failing_twice_then_succeeding_returns_the_success(kind, http_server):
 
 
 @both
-def test_stop_max_attempt_number_limits_attempts_and_raises_with_last_response(kind, http_server):
+def test_stop_max_attempt_number_limits_attempts_and_raises_with_last_response(
+    kind: str, http_server: ScriptedServer
+) -> None:
     url = http_server.url("/status/503")
     error, _ = call_expecting_retry_error(kind, "GET", url, stop_max_attempt_number=2, **FAST)
     assert error.attempts == 2
@@ -73,21 +83,21 @@ def test_stop_max_attempt_number_limits_attempts_and_raises_with_last_response(k
 
 TIMING_CASES = {
     # waits of 0.2 s: attempts at ~0, 0.2, 0.4 s; a 4th would start at 0.6 s > 0.5 s
-    "stop_max_delay stops before the budget is exceeded": (
-        dict(stop_max_attempt_number=100, stop_max_delay=0.5,
-             wait_exponential_multiplier=0.2, wait_exponential_max=0.2),
+    "stop_max_delay_s stops before the budget is exceeded": (
+        dict(stop_max_attempt_number=100, stop_max_delay_s=0.5,
+             wait_exponential_multiplier_s=0.2, wait_exponential_max_s=0.2),
         3, 0.35,
     ),
     # waits 0.05 + 0.1 + 0.2 = 0.35 s
-    "wait_exponential_multiplier sets the growing waits": (
-        dict(stop_max_attempt_number=4, wait_exponential_multiplier=0.05,
-             wait_exponential_max=10),
+    "wait_exponential_multiplier_s sets the growing waits": (
+        dict(stop_max_attempt_number=4, wait_exponential_multiplier_s=0.05,
+             wait_exponential_max_s=10),
         4, 0.33,
     ),
     # uncapped the waits would be 5 + 10 + 20 s; capped they are 3 x 0.05 s
-    "wait_exponential_max caps each wait": (
-        dict(stop_max_attempt_number=4, wait_exponential_multiplier=5,
-             wait_exponential_max=0.05),
+    "wait_exponential_max_s caps each wait": (
+        dict(stop_max_attempt_number=4, wait_exponential_multiplier_s=5,
+             wait_exponential_max_s=0.05),
         4, 0.14,
     ),
 }  # fmt: skip
@@ -95,7 +105,7 @@ TIMING_CASES = {
 
 @both
 @pytest.mark.parametrize("case", list(TIMING_CASES))
-def test_timing_settings_take_effect(kind, case, http_server):
+def test_timing_settings_take_effect(kind: str, case: str, http_server: ScriptedServer) -> None:
     settings, expected_attempts, min_elapsed_s = TIMING_CASES[case]
     url = http_server.url("/status/503")
     error, elapsed_s = call_expecting_retry_error(kind, "GET", url, **settings)
@@ -105,7 +115,7 @@ def test_timing_settings_take_effect(kind, case, http_server):
 
 
 @both
-def test_a_500_is_not_retried_by_default(kind, http_server):
+def test_a_500_is_not_retried_by_default(kind: str, http_server: ScriptedServer) -> None:
     url = http_server.url("/fail/2/500")
     response, _ = call(kind, "GET", url, **FAST)
     assert response.status_code == 500
@@ -113,7 +123,9 @@ def test_a_500_is_not_retried_by_default(kind, http_server):
 
 
 @both
-def test_retry_by_result_decides_which_responses_are_retried(kind, http_server):
+def test_retry_by_result_decides_which_responses_are_retried(
+    kind: str, http_server: ScriptedServer
+) -> None:
     url = http_server.url("/fail/2/500")
     response, _ = call(kind, "GET", url, retry_by_result=lambda r: r.status_code >= 500, **FAST)
     assert response.status_code == 200
@@ -126,7 +138,9 @@ def test_retry_by_result_decides_which_responses_are_retried(kind, http_server):
 
 
 @both
-def test_a_read_timeout_is_retried_then_raised_with_the_last_error(kind, http_server):
+def test_a_read_timeout_is_retried_then_raised_with_the_last_error(
+    kind: str, http_server: ScriptedServer
+) -> None:
     url = http_server.url("/hang")
     error, _ = call_expecting_retry_error(
         kind, "GET", url, timeout=0.2, stop_max_attempt_number=2, **FAST
@@ -139,7 +153,9 @@ def test_a_read_timeout_is_retried_then_raised_with_the_last_error(kind, http_se
 
 
 @both
-def test_retry_by_except_replaces_the_retried_exception_types(kind, http_server):
+def test_retry_by_except_replaces_the_retried_exception_types(
+    kind: str, http_server: ScriptedServer
+) -> None:
     url = http_server.url("/hang")
     started = time.monotonic()
     with pytest.raises(httpx.ReadTimeout):
@@ -149,7 +165,7 @@ def test_retry_by_except_replaces_the_retried_exception_types(kind, http_server)
 
 
 @pytest.fixture
-def refused_url():
+def refused_url() -> Iterator[str]:
     """A loopback port that is bound but not listening: connecting is refused."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -158,14 +174,16 @@ def refused_url():
 
 
 @both
-def test_connection_errors_are_retried_by_default(kind, refused_url):
+def test_connection_errors_are_retried_by_default(kind: str, refused_url: str) -> None:
     error, _ = call_expecting_retry_error(kind, "GET", refused_url, **FAST)
     assert error.attempts == 3
     assert isinstance(error.error, httpx.ConnectError)
 
 
 @both
-def test_retry_by_except_given_one_type_retries_only_that_type(kind, http_server, refused_url):
+def test_retry_by_except_given_one_type_retries_only_that_type(
+    kind: str, http_server: ScriptedServer, refused_url: str
+) -> None:
     with pytest.raises(httpx.ConnectError):
         call(kind, "GET", refused_url, retry_by_except=httpx.ReadTimeout, **FAST)
 
@@ -184,7 +202,7 @@ def test_retry_by_except_given_one_type_retries_only_that_type(kind, http_server
 
 
 @both
-def test_retry_after_on_429_sets_the_wait(kind, http_server):
+def test_retry_after_on_429_sets_the_wait(kind: str, http_server: ScriptedServer) -> None:
     url = http_server.url("/fail/1/429?retry_after=1")
     response, elapsed_s = call(kind, "GET", url, **FAST)
     assert response.status_code == 200
@@ -193,7 +211,7 @@ def test_retry_after_on_429_sets_the_wait(kind, http_server):
 
 
 @both
-def test_retry_after_is_capped_by_retry_after_max_s(kind, http_server):
+def test_retry_after_is_capped_by_retry_after_max_s(kind: str, http_server: ScriptedServer) -> None:
     url = http_server.url("/fail/1/503?retry_after=3600")
     response, elapsed_s = call(kind, "GET", url, retry_after_max_s=0.05, **FAST)
     assert response.status_code == 200
@@ -201,7 +219,9 @@ def test_retry_after_is_capped_by_retry_after_max_s(kind, http_server):
 
 
 @both
-def test_post_is_sent_once_unless_the_caller_opts_in(kind, http_server):
+def test_post_is_sent_once_unless_the_caller_opts_in(
+    kind: str, http_server: ScriptedServer
+) -> None:
     url = http_server.url("/fail/2/503")
     response, _ = call(kind, "POST", url, **FAST)
     assert response.status_code == 503
@@ -214,14 +234,14 @@ def test_post_is_sent_once_unless_the_caller_opts_in(kind, http_server):
 
 
 @pytest.mark.parametrize("method", ["PUT", "DELETE", "HEAD", "OPTIONS"])
-def test_idempotent_methods_are_retried(method, http_server):
+def test_idempotent_methods_are_retried(method: str, http_server: ScriptedServer) -> None:
     url = http_server.url("/fail/1/502")
     response, _ = call("sync", method, url, **FAST)
     assert response.status_code == 200
     assert http_server.hits_for(url) == 2
 
 
-def test_httpx_options_pass_through(http_server):
+def test_httpx_options_pass_through(http_server: ScriptedServer) -> None:
     transport = httpx.HTTPTransport(retries=0)
     with Client(
         base_url=http_server.base_url,
@@ -237,7 +257,9 @@ def test_httpx_options_pass_through(http_server):
     assert seen["authorization"].startswith("Basic ")
 
 
-def test_a_retry_policy_object_can_be_given_instead_of_settings(http_server):
+def test_a_retry_policy_object_can_be_given_instead_of_settings(
+    http_server: ScriptedServer,
+) -> None:
     url = http_server.url("/status/503")
     policy = RetryPolicy(stop_max_attempt_number=2, **FAST)
     with pytest.raises(RetryError) as info, Client(retry_policy=policy) as client:
@@ -247,20 +269,46 @@ def test_a_retry_policy_object_can_be_given_instead_of_settings(http_server):
         Client(retry_policy=policy, stop_max_attempt_number=3)
 
 
-def test_invalid_settings_are_refused():
+def test_invalid_settings_are_refused() -> None:
     with pytest.raises(ValueError, match="stop_max_attempt_number"):
         Client(stop_max_attempt_number=0)
-    with pytest.raises(ValueError, match="wait_exponential_max"):
-        Client(wait_exponential_max=-1)
+    with pytest.raises(ValueError, match="wait_exponential_max_s"):
+        Client(wait_exponential_max_s=-1)
 
 
-def test_default_retry_exceptions_cover_timeouts_and_connection_errors():
+def _settings(name: str, value: float) -> dict[str, Any]:
+    return {name: value}
+
+
+@pytest.mark.parametrize("old_name, new_name", sorted(RENAMED_RETRY_SETTINGS.items()))
+def test_old_setting_names_still_work_with_a_deprecation_warning(
+    old_name: str, new_name: str
+) -> None:
+    with pytest.warns(DeprecationWarning, match=f"{old_name!r} is renamed {new_name!r}"):
+        policy = RetryPolicy(**_settings(old_name, 0.25))
+    assert getattr(policy, new_name) == 0.25
+    with pytest.warns(DeprecationWarning, match=f"{old_name!r} is renamed {new_name!r}"):
+        client = Client(**_settings(old_name, 0.5))
+    with client:
+        assert getattr(client.retry_policy, new_name) == 0.5
+
+
+def test_a_setting_under_its_old_and_new_name_is_refused() -> None:
+    with pytest.raises(TypeError, match="stop_max_delay_s"):
+        RetryPolicy(stop_max_delay=1, stop_max_delay_s=2)
+    with pytest.raises(TypeError, match="stop_max_delay_s"):
+        Client(stop_max_delay=1, stop_max_delay_s=2)
+
+
+def test_default_retry_exceptions_cover_timeouts_and_connection_errors() -> None:
     assert issubclass(httpx.ConnectTimeout, DEFAULT_RETRY_EXCEPTIONS)
     assert issubclass(httpx.ConnectError, DEFAULT_RETRY_EXCEPTIONS)
     assert not issubclass(httpx.UnsupportedProtocol, DEFAULT_RETRY_EXCEPTIONS)
 
 
-def test_one_log_line_per_call_with_secrets_redacted(http_server, caplog):
+def test_one_log_line_per_call_with_secrets_redacted(
+    http_server: ScriptedServer, caplog: pytest.LogCaptureFixture
+) -> None:
     url = http_server.url("/fail/1/503") + "?access_token=s3cr3t&page=2"
     caplog.set_level(logging.INFO, logger="kit.http")
     with Client(**FAST) as client:
@@ -271,7 +319,7 @@ def test_one_log_line_per_call_with_secrets_redacted(http_server, caplog):
     records = [r for r in caplog.records if r.name == "kit.http" and r.levelno >= logging.INFO]
     assert len(records) == 1
     record = records[0]
-    fields = record.http_call
+    fields = record.__dict__["http_call"]
     assert fields["method"] == "GET"
     assert fields["status"] == 200
     assert fields["attempts"] == 2
@@ -284,7 +332,9 @@ def test_one_log_line_per_call_with_secrets_redacted(http_server, caplog):
     assert "s3cr3t" not in repr(fields)
 
 
-def test_exhausted_retries_log_a_warning_without_secrets(http_server, caplog):
+def test_exhausted_retries_log_a_warning_without_secrets(
+    http_server: ScriptedServer, caplog: pytest.LogCaptureFixture
+) -> None:
     url = http_server.url("/status/503") + "?api_key=s3cr3t"
     caplog.set_level(logging.INFO, logger="kit.http")
     with pytest.raises(RetryError) as info, Client(stop_max_attempt_number=2, **FAST) as c:
@@ -293,17 +343,17 @@ def test_exhausted_retries_log_a_warning_without_secrets(http_server, caplog):
     warnings = [r for r in caplog.records if r.name == "kit.http" and r.levelno == logging.WARNING]
     assert len(warnings) == 1
     assert "s3cr3t" not in warnings[0].getMessage()
-    assert warnings[0].http_call["error"] == "RetryError"
+    assert warnings[0].__dict__["http_call"]["error"] == "RetryError"
 
 
-def test_sync_client_closes_as_context_manager(http_server):
+def test_sync_client_closes_as_context_manager(http_server: ScriptedServer) -> None:
     with Client() as client:
         assert client.get(http_server.url("/ok")).status_code == 200
     assert client.is_closed
 
 
-def test_async_client_closes_as_context_manager(http_server):
-    async def run():
+def test_async_client_closes_as_context_manager(http_server: ScriptedServer) -> None:
+    async def run() -> AsyncClient:
         async with AsyncClient() as client:
             assert (await client.get(http_server.url("/ok"))).status_code == 200
         return client
@@ -311,14 +361,16 @@ def test_async_client_closes_as_context_manager(http_server):
     assert asyncio.run(run()).is_closed
 
 
-def test_stream_responses_are_retried_and_discarded_ones_closed(http_server):
+def test_stream_responses_are_retried_and_discarded_ones_closed(
+    http_server: ScriptedServer,
+) -> None:
     url = http_server.url("/fail/1/503")
     with Client(**FAST) as client, client.stream("GET", url) as response:
         assert response.read() == b"ok"
     assert http_server.hits_for(url) == 2
 
 
-def test_shared_requests_instance_retries(http_server):
+def test_shared_requests_instance_retries(http_server: ScriptedServer) -> None:
     url = http_server.url("/fail/1/502")
     assert requests.get(url).status_code == 200
     assert http_server.hits_for(url) == 2
@@ -326,20 +378,21 @@ def test_shared_requests_instance_retries(http_server):
         requests.close()
 
 
-def test_shared_aiorequests_instance_works_across_event_loops(http_server):
-    async def fetch():
-        return (await aiorequests.get(http_server.url("/ok"))).status_code
+def test_shared_aiorequests_instance_works_across_event_loops(http_server: ScriptedServer) -> None:
+    async def fetch() -> int:
+        response: httpx.Response = await aiorequests.get(http_server.url("/ok"))
+        return response.status_code
 
     assert asyncio.run(fetch()) == 200
     assert asyncio.run(fetch()) == 200
 
 
-def test_aiorequests_outside_a_coroutine_says_so():
+def test_aiorequests_outside_a_coroutine_says_so() -> None:
     with pytest.raises(RuntimeError, match="inside a coroutine"):
         aiorequests.get("http://127.0.0.1:1/")
 
 
-def test_importing_kit_http_creates_no_client():
+def test_importing_kit_http_creates_no_client() -> None:
     code = (
         "import kit.http as h; assert len(h._shared_clients) == 0, 'a client was created at import'"
     )

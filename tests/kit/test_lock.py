@@ -15,13 +15,13 @@ from tests.support import wait_for
 
 
 @pytest.fixture
-def client(redis_url):
+def client(redis_url: str) -> redis.Redis:
     from kit.redis import get_redis
 
     return get_redis(redis_url)
 
 
-def test_a_second_non_blocking_holder_fails_at_once(client):
+def test_a_second_non_blocking_holder_fails_at_once(client: redis.Redis) -> None:
     with lock("job", ttl_s=5, client=client):
         started = time.monotonic()
         with pytest.raises(LockNotAcquired), lock("job", ttl_s=5, blocking=False, client=client):
@@ -31,7 +31,7 @@ def test_a_second_non_blocking_holder_fails_at_once(client):
         assert second.held
 
 
-def test_a_second_blocking_holder_gives_up_after_its_timeout(client):
+def test_a_second_blocking_holder_gives_up_after_its_timeout(client: redis.Redis) -> None:
     with lock("job", ttl_s=5, client=client):
         started = time.monotonic()
         with pytest.raises(LockNotAcquired) as info:
@@ -40,12 +40,12 @@ def test_a_second_blocking_holder_gives_up_after_its_timeout(client):
     assert isinstance(info.value, KitError)
 
 
-def test_a_second_blocking_holder_gets_the_lock_when_released(client):
+def test_a_second_blocking_holder_gets_the_lock_when_released(client: redis.Redis) -> None:
     first = lock("job", ttl_s=5, client=client)
     first.acquire()
     acquired = threading.Event()
 
-    def second_holder():
+    def second_holder() -> None:
         with lock("job", ttl_s=5, blocking_timeout_s=5, client=client):
             acquired.set()
 
@@ -57,7 +57,7 @@ def test_a_second_blocking_holder_gets_the_lock_when_released(client):
     thread.join()
 
 
-def test_without_renewal_the_lock_expires_after_ttl(client):
+def test_without_renewal_the_lock_expires_after_ttl(client: redis.Redis) -> None:
     first = lock("job", ttl_s=0.3, renew=False, client=client)
     first.acquire()
     wait_for(lambda: not client.exists("sbusr:lock:job"), message="lock key to expire")
@@ -66,7 +66,7 @@ def test_without_renewal_the_lock_expires_after_ttl(client):
     assert first.held  # from its own point of view; its release will say it was lost
 
 
-def test_release_never_deletes_another_holders_lock(client):
+def test_release_never_deletes_another_holders_lock(client: redis.Redis) -> None:
     first = lock("job", ttl_s=0.3, renew=False, client=client)
     first.acquire()
     wait_for(lambda: not client.exists("sbusr:lock:job"), message="lock key to expire")
@@ -80,7 +80,7 @@ def test_release_never_deletes_another_holders_lock(client):
     assert not client.exists("sbusr:lock:job")
 
 
-def test_renewal_keeps_a_long_holders_lock_past_its_ttl(client):
+def test_renewal_keeps_a_long_holders_lock_past_its_ttl(client: redis.Redis) -> None:
     ttl_s = 0.3
     with lock("job", ttl_s=ttl_s, client=client) as held:
         started = time.monotonic()
@@ -93,18 +93,18 @@ def test_renewal_keeps_a_long_holders_lock_past_its_ttl(client):
     assert not client.exists("sbusr:lock:job")
 
 
-def test_an_error_in_the_block_releases_the_lock(client):
+def test_an_error_in_the_block_releases_the_lock(client: redis.Redis) -> None:
     with pytest.raises(ZeroDivisionError), lock("job", ttl_s=5, client=client):
-        1 / 0
+        raise ZeroDivisionError
     assert not client.exists("sbusr:lock:job")
 
 
-def test_decorator_makes_concurrent_calls_exclusive(client):
-    inside = []
-    overlaps = []
+def test_decorator_makes_concurrent_calls_exclusive(client: redis.Redis) -> None:
+    inside: list[int] = []
+    overlaps: list[list[int]] = []
 
     @lock("decorated", ttl_s=5, client=client)
-    def critical(n):
+    def critical(n: int) -> int:
         inside.append(n)
         if len(inside) > 1:
             overlaps.append(list(inside))
@@ -113,7 +113,7 @@ def test_decorator_makes_concurrent_calls_exclusive(client):
         inside.remove(n)
         return n * 2
 
-    results = []
+    results: list[int] = []
     threads = [threading.Thread(target=lambda n=n: results.append(critical(n))) for n in range(4)]
     for thread in threads:
         thread.start()
@@ -124,29 +124,48 @@ def test_decorator_makes_concurrent_calls_exclusive(client):
     assert critical.__name__ == "critical"
 
 
-def test_decorator_on_a_coroutine_function(client):
+def test_decorator_on_a_coroutine_function(client: redis.Redis) -> None:
     @lock("async-job", ttl_s=5, client=client)
-    async def work():
+    async def work() -> bool:
         return bool(client.exists("sbusr:lock:async-job"))
 
     assert asyncio.run(work()) is True
     assert not client.exists("sbusr:lock:async-job")
 
 
-def test_lock_uses_the_default_redis_from_the_environment(redis_url, monkeypatch):
+def test_lock_uses_the_default_redis_from_the_environment(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SBUSR_REDIS_URL", redis_url)
     with lock("env-job", ttl_s=5):
         assert redis.Redis.from_url(redis_url).exists("sbusr:lock:env-job")
 
 
-def test_invalid_ttl_is_refused():
+def test_lock_keys_take_the_bus_prefix_of_the_settings(
+    client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SBUSR_BUS_PREFIX", "tenant7")
+    with lock("prefixed", ttl_s=5, client=client) as held:
+        assert held.key == "tenant7:lock:prefixed"
+        assert client.exists("tenant7:lock:prefixed")
+
+
+def test_an_explicit_key_prefix_replaces_the_default(client: redis.Redis) -> None:
+    with lock("own", ttl_s=5, client=client, key_prefix="app:locks:") as held:
+        assert client.exists("app:locks:own")
+        with pytest.raises(LockNotAcquired):
+            lock("own", ttl_s=5, client=client, key_prefix="app:locks:", blocking=False).acquire()
+    assert not held.held and not client.exists("app:locks:own")
+
+
+def test_invalid_ttl_is_refused() -> None:
     with pytest.raises(ValueError):
         lock("x", ttl_s=0)
 
 
-def test_decorated_coroutine_that_raises_releases_the_lock(client):
+def test_decorated_coroutine_that_raises_releases_the_lock(client: redis.Redis) -> None:
     @lock("async-fail", ttl_s=5, client=client)
-    async def fail():
+    async def fail() -> None:
         raise KeyError("boom")
 
     with pytest.raises(KeyError):

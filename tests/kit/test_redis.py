@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import time
+from typing import Any
 
 import pytest
 import redis
@@ -13,7 +14,7 @@ from kit import redis as kit_redis
 from kit.redis import get_redis, get_redis_pool, redis_url
 
 
-def test_get_redis_round_trips_and_is_cached(redis_url):
+def test_get_redis_round_trips_and_is_cached(redis_url: str) -> None:
     client = get_redis(redis_url)
     client.set("k", "v")
     assert client.get("k") == "v"
@@ -21,7 +22,7 @@ def test_get_redis_round_trips_and_is_cached(redis_url):
     assert get_redis(redis_url, max_connections=3) is not client
 
 
-def test_pool_is_bounded_with_timeouts_and_health_checks(redis_url):
+def test_pool_is_bounded_with_timeouts_and_health_checks(redis_url: str) -> None:
     client = get_redis(redis_url, max_connections=7, socket_timeout_s=1.5,
                        health_check_interval_s=11)  # fmt: skip
     pool = client.connection_pool
@@ -31,12 +32,12 @@ def test_pool_is_bounded_with_timeouts_and_health_checks(redis_url):
     assert pool.connection_kwargs["health_check_interval"] == 11
 
 
-def test_default_socket_timeout_is_five_seconds(redis_url):
+def test_default_socket_timeout_is_five_seconds(redis_url: str) -> None:
     pool = get_redis(redis_url).connection_pool
     assert pool.connection_kwargs["socket_timeout"] == 5.0
 
 
-def test_an_exhausted_pool_waits_pool_timeout_then_fails(redis_url):
+def test_an_exhausted_pool_waits_pool_timeout_then_fails(redis_url: str) -> None:
     pool = get_redis(redis_url, max_connections=2, pool_timeout_s=0.2).connection_pool
     held = [pool.get_connection(), pool.get_connection()]
     started = time.monotonic()
@@ -47,7 +48,7 @@ def test_an_exhausted_pool_waits_pool_timeout_then_fails(redis_url):
         pool.release(connection)
 
 
-def test_a_long_blocking_command_needs_a_larger_socket_timeout(redis_url):
+def test_a_long_blocking_command_needs_a_larger_socket_timeout(redis_url: str) -> None:
     quick = get_redis(redis_url, socket_timeout_s=0.2)
     with pytest.raises(redis.TimeoutError):
         quick.blpop(["never-filled"], timeout=1)
@@ -55,24 +56,26 @@ def test_a_long_blocking_command_needs_a_larger_socket_timeout(redis_url):
     assert patient.blpop(["never-filled"], timeout=0.3) is None
 
 
-def test_get_redis_pool_takes_fastflyer_arguments(redis_url):
+def test_get_redis_pool_takes_fastflyer_arguments(redis_url: str) -> None:
     client = get_redis_pool("127.0.0.1", "6379", None, "11")
     client.set("a", 1)
     assert client.get("a") == "1"
     assert get_redis_pool(host="127.0.0.1", port=6379, db=11) is client
 
 
-def test_redis_url_escapes_credentials():
+def test_redis_url_escapes_credentials() -> None:
     assert redis_url("h", 1, "p@ss/word", 2) == "redis://:p%40ss%2Fword@h:1/2"
     assert redis_url("h", 1, None, 0, username="u") == "redis://u@h:1/0"
 
 
-def test_default_url_comes_from_the_environment(redis_url, monkeypatch):
+def test_default_url_comes_from_the_environment(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SBUSR_REDIS_URL", redis_url)
     assert get_redis().connection_pool.connection_kwargs["db"] == 11
 
 
-def test_passwords_stay_out_of_cache_keys_and_logs(caplog):
+def test_passwords_stay_out_of_cache_keys_and_logs(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, logger="kit")
     get_redis("redis://:s3cr3t@127.0.0.1:6379/11")
     assert all("s3cr3t" not in key for key in kit_redis._clients._items)
@@ -80,7 +83,7 @@ def test_passwords_stay_out_of_cache_keys_and_logs(caplog):
     assert ":***@127.0.0.1" in caplog.text
 
 
-def _child_report(url, parent_client, parent_client_id, queue):
+def _child_report(url: str, parent_client: redis.Redis, parent_client_id: int, queue: Any) -> None:
     child_client = get_redis(url)
     queue.put(
         {
@@ -91,7 +94,7 @@ def _child_report(url, parent_client, parent_client_id, queue):
     )
 
 
-def test_a_forked_child_gets_its_own_client_and_connection(redis_url):
+def test_a_forked_child_gets_its_own_client_and_connection(redis_url: str) -> None:
     client = get_redis(redis_url)
     parent_id = client.client_id()
     context = multiprocessing.get_context("fork")

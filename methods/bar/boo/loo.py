@@ -5,6 +5,6 @@ class Loo:
     """Its staticmethod ``dec`` is reachable as ``bar.boo.loo.Loo.dec``."""
 
     @staticmethod
-    def dec(a, b):
+    def dec(a: float, b: float) -> float:
         """Return ``a - b``."""
         return a - b
