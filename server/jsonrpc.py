@@ -22,6 +22,7 @@ it can be tested without worker processes.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -107,6 +108,9 @@ def _error_response(id_json: bytes, error_json: bytes) -> bytes:
 
 
 _METHOD_NOT_FOUND = MethodNotFound().to_json()
+
+#: :func:`wire.names.is_reachable_name`, remembered per name: callers repeat a few names.
+_is_reachable = functools.lru_cache(maxsize=4096)(is_reachable_name)
 _ABSENT = object()
 
 
@@ -272,13 +276,13 @@ class JsonRpcCore:
         calls: list[Call] = []
         server_side: list[_Request] = []
         pending = _Pending(asyncio.get_running_loop().create_future())
+        server_methods = self.server_methods
         for request in requests:
             method = request.method
-            if is_reserved(method):
-                if method in self.server_methods:
-                    server_side.append(request)
-                    continue
-            elif is_reachable_name(method):
+            if method in server_methods:  # every one is under the reserved prefix
+                server_side.append(request)
+                continue
+            if _is_reachable(method):  # False under the reserved prefix
                 request.pending = pending
                 calls.append(Call(method, request.params, request.on_done, self.timeout_s, context))
                 continue
