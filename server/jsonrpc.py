@@ -10,31 +10,61 @@ object, §5.1 error object, §6 batch) with the strictness of design.md:
 * A body that is not JSON is -32700 with id null; ``[]`` is one -32600; a batch over
   ``max_batch`` is one -32600; a batch answers one response per request, in request order,
   and nothing when it held only notifications.
-* Names under ``rpc.`` are the server's own (``server_methods``); other names go to the pool.
-* When the pool's queue cannot take the calls, every request gets -32003 and
-  :attr:`Reply.busy` is set (HTTP answers 503 with Retry-After).
+* Names under ``rpc.`` are the server's own (``server_methods``); other names that may be
+  reachable go to the call sink (the process pool); the rest are -32601 at once.
+* When the sink cannot take the calls, every request gets -32003 and :attr:`Reply.busy` is
+  set (HTTP answers 503 with Retry-After).
+
+The core needs of the pool only a :class:`CallSink` (``submit`` and ``queue_maxsize``), so
+it can be tested without worker processes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
-from executor.pool import Call, CallObserver, Pool
-from executor.resolve import is_reachable_name
-from wire.errors import InvalidRequest, JsonRpcError, MethodNotFound, ParseError, ServerBusy
+from executor.pool import Call, CallObserver
+from wire.codec import decode_strict, encode_compact
+from wire.errors import (
+    InternalError,
+    InvalidRequest,
+    JsonRpcError,
+    MethodNotFound,
+    ParseError,
+    ServerBusy,
+)
+from wire.names import is_reachable_name, is_reserved
 
-__all__ = ["JsonRpcCore", "Reply", "ServerMethod"]
+__all__ = ["CallSink", "JsonRpcCore", "Reply", "ServerMethod"]
 
 logger = logging.getLogger(__name__)
 
 #: A server-side method (``rpc.*``): ``await method(params)`` returns a JSON-encodable result
 #: or raises JsonRpcError.
 ServerMethod = Callable[[Any], Awaitable[Any]]
+
+
+class CallSink(Protocol):
+    """Where the core sends the calls of user methods: the process pool.
+
+    ``submit`` takes all the calls of a payload or none; each accepted call's ``on_done`` is
+    called exactly once later, with ``(True, result JSON)`` or ``(False, error object JSON)``.
+    """
+
+    @property
+    def queue_maxsize(self) -> int:
+        """Calls that may wait; reported in the -32003 error's data."""
+        ...
+
+    def submit(self, calls: list[Call]) -> bool:
+        """Queue ``calls``, all or none; False when there is no room (the core answers -32003)."""
+        ...
+
 
 _VERSION_HEAD = b'{"jsonrpc":"2.0",'
 _NULL_ID = b"null"
@@ -45,7 +75,7 @@ class Reply:
 
     Attributes:
         body: the response text as UTF-8 bytes, or None when nothing is due (notifications).
-        busy: True when the pool refused the calls (-32003): HTTP says 503.
+        busy: True when the sink refused the calls (-32003): HTTP says 503.
         methods: the method names of the valid requests, in order (for access logs).
     """
 
@@ -59,32 +89,6 @@ class Reply:
         self.methods = methods or []
 
 
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON (RFC 8259 has no NaN or Infinity)")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if value in (_INFINITY, -_INFINITY):
-        raise ValueError(f"number {text[:40]} is out of range")
-    return value
-
-
-_INFINITY = float("inf")
-_decoder = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
-
-
-def _decode(payload: bytes | str) -> Any:
-    """Parse strict JSON (RFC 8259): no NaN, no Infinity, no number out of float range.
-
-    Raises:
-        ValueError: not JSON; UnicodeDecodeError: not UTF-8; RecursionError: nested too deeply.
-    """
-    if isinstance(payload, (bytes, bytearray)):
-        payload = payload.decode("utf-8")
-    return _decoder.decode(payload)
-
-
 def _is_valid_id(value: Any) -> bool:
     return value is None or (isinstance(value, (str, int, float)) and not isinstance(value, bool))
 
@@ -92,7 +96,7 @@ def _is_valid_id(value: Any) -> bool:
 def _encode_id(value: Any) -> bytes:
     if type(value) is int:
         return str(value).encode()
-    return json.dumps(value).encode() if value is not None else _NULL_ID
+    return encode_compact(value) if value is not None else _NULL_ID
 
 
 def _result_response(id_json: bytes, result_json: bytes) -> bytes:
@@ -103,11 +107,10 @@ def _error_response(id_json: bytes, error_json: bytes) -> bytes:
     return b"".join((_VERSION_HEAD, b'"error":', error_json, b',"id":', id_json, b"}"))
 
 
-def _error_json(error: JsonRpcError) -> bytes:
-    return json.dumps(error.to_object(), ensure_ascii=False, separators=(",", ":")).encode()
+_METHOD_NOT_FOUND = MethodNotFound().to_json()
 
-
-_METHOD_NOT_FOUND = _error_json(MethodNotFound())
+#: :func:`wire.names.is_reachable_name`, remembered per name: callers repeat a few names.
+_is_reachable = functools.lru_cache(maxsize=4096)(is_reachable_name)
 _ABSENT = object()
 
 
@@ -116,7 +119,7 @@ class _Pending:
 
     __slots__ = ("count", "future")
 
-    def __init__(self, future: asyncio.Future) -> None:
+    def __init__(self, future: asyncio.Future[None]) -> None:
         self.count = 0
         self.future = future
 
@@ -134,7 +137,7 @@ class _Request:
         self.pending: _Pending | None = None
 
     def on_done(self, ok: bool, payload: bytes) -> None:
-        """The pool's answer: keep the response (none for a notification)."""
+        """The sink's answer: keep the response (none for a notification)."""
         if self.id_json is not None:
             self.response = (_result_response if ok else _error_response)(self.id_json, payload)
         elif not ok:
@@ -142,6 +145,7 @@ class _Request:
                 "notification %s failed: %s", self.method, payload.decode(errors="replace")
             )
         pending = self.pending
+        assert pending is not None
         pending.count -= 1
         if pending.count == 0:
             pending.future.set_result(None)
@@ -151,26 +155,32 @@ class JsonRpcCore:
     """Parse, validate, dispatch and answer JSON-RPC payloads.
 
     Args:
-        pool: the process pool that runs the methods.
+        sink: where calls of user methods go (the process pool), see :class:`CallSink`.
         timeout_s: time limit of one call, seconds.
         max_batch: largest accepted batch, in requests.
-        server_methods: the server's own ``rpc.*`` methods by name.
-        observer: told of the calls answered here rather than by the pool (server methods,
+        server_methods: the server's own methods by name; every name starts with ``rpc.``.
+        observer: told of the calls answered here rather than by the sink (server methods,
             names resolution refuses, -32003 refusals), like ``Pool.observer``; or None.
+
+    Raises:
+        ValueError: a name of ``server_methods`` is not under the reserved ``rpc.`` prefix.
     """
 
     def __init__(
         self,
-        pool: Pool,
+        sink: CallSink,
         timeout_s: float,
         max_batch: int,
         server_methods: dict[str, ServerMethod] | None = None,
         observer: CallObserver | None = None,
     ) -> None:
-        self.pool = pool
+        self.sink = sink
         self.timeout_s = timeout_s
         self.max_batch = max_batch
         self.server_methods = dict(server_methods or {})
+        for name in self.server_methods:
+            if not is_reserved(name):
+                raise ValueError(f"server method {name!r} is not under the reserved rpc. prefix")
         self.observer = observer
 
     async def handle(self, payload: bytes | str, context: dict[str, Any] | None = None) -> Reply:
@@ -184,16 +194,11 @@ class JsonRpcCore:
             A :class:`Reply`: the response text (one object, or an array for a batch) or None.
         """
         try:
-            message = _decode(payload)
-        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-            error = ParseError(
-                data={
-                    "message": str(exc)
-                    if not isinstance(exc, RecursionError)
-                    else "JSON nested too deeply"
-                }
-            )
-            return Reply(_error_response(_NULL_ID, _error_json(error)))
+            message = decode_strict(payload)
+        except (ValueError, RecursionError) as exc:
+            problem = "JSON nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+            error = ParseError(data={"message": problem})
+            return Reply(_error_response(_NULL_ID, error.to_json()))
         if isinstance(message, list):
             return await self._handle_batch(message, context)
         entry = self._check(message)
@@ -209,25 +214,24 @@ class JsonRpcCore:
     async def _handle_batch(self, messages: list[Any], context: dict[str, Any] | None) -> Reply:
         if not messages:
             error = InvalidRequest(data={"message": "an empty batch is not a valid request"})
-            return Reply(_error_response(_NULL_ID, _error_json(error)))
+            return Reply(_error_response(_NULL_ID, error.to_json()))
         if len(messages) > self.max_batch:
             error = InvalidRequest(
                 data={
-                    "message": "a batch of %d requests is over the limit of %d"
-                    % (len(messages), self.max_batch)
+                    "message": f"a batch of {len(messages)} requests is over the limit "
+                    f"of {self.max_batch}"
                 }
             )
-            return Reply(_error_response(_NULL_ID, _error_json(error)))
+            return Reply(_error_response(_NULL_ID, error.to_json()))
         entries = [self._check(message) for message in messages]
         requests = [entry for entry in entries if not isinstance(entry, bytes)]
         busy = await self._run(requests, context) if requests else False
         responses = [entry if isinstance(entry, bytes) else entry.response for entry in entries]
         body = [response for response in responses if response is not None]
+        methods = [request.method for request in requests]
         if not body:
-            return Reply(
-                self._busy_response() if busy else None, busy, [r.method for r in requests]
-            )
-        return Reply(b"[" + b",".join(body) + b"]", busy, [request.method for request in requests])
+            return Reply(self._busy_response() if busy else None, busy, methods)
+        return Reply(b"[" + b",".join(body) + b"]", busy, methods)
 
     def _check(self, message: Any) -> _Request | bytes:
         """Validate one request object (§4); return it, or the -32600 response as bytes."""
@@ -265,29 +269,30 @@ class JsonRpcCore:
                 problem = "method must be a string"
             else:
                 problem = "params must be an array or an object"
-        return _error_response(id_json, _error_json(InvalidRequest(data={"message": problem})))
+        return _error_response(id_json, InvalidRequest(data={"message": problem}).to_json())
 
     async def _run(self, requests: list[_Request], context: dict[str, Any] | None) -> bool:
-        """Run the requests; fill in each one's response. Returns True when the pool was busy."""
+        """Run the requests; fill in each one's response. Returns True when the sink was busy."""
         calls: list[Call] = []
         server_side: list[_Request] = []
         pending = _Pending(asyncio.get_running_loop().create_future())
+        server_methods = self.server_methods
         for request in requests:
-            if request.method in self.server_methods:
+            method = request.method
+            if method in server_methods:  # every one is under the reserved prefix
                 server_side.append(request)
-            elif not is_reachable_name(request.method):
-                if request.id_json is not None:
-                    request.response = _error_response(request.id_json, _METHOD_NOT_FOUND)
-                if self.observer is not None:
-                    self.observer(request.method, False, _METHOD_NOT_FOUND, 0.0)
-            else:
+                continue
+            if _is_reachable(method):  # False under the reserved prefix
                 request.pending = pending
-                calls.append(
-                    Call(request.method, request.params, request.on_done, self.timeout_s, context)
-                )
+                calls.append(Call(method, request.params, request.on_done, self.timeout_s, context))
+                continue
+            if request.id_json is not None:
+                request.response = _error_response(request.id_json, _METHOD_NOT_FOUND)
+            if self.observer is not None:
+                self.observer(method, False, _METHOD_NOT_FOUND, 0.0)
         if calls:
             pending.count = len(calls)
-            if not self.pool.submit(calls):
+            if not self.sink.submit(calls):
                 busy = self._busy_error()
                 for request in requests:
                     request.response = (
@@ -304,7 +309,7 @@ class JsonRpcCore:
         return False
 
     def _busy_error(self) -> bytes:
-        return _error_json(ServerBusy(data={"queue_maxsize": self.pool.queue_maxsize}))
+        return ServerBusy(data={"queue_maxsize": self.sink.queue_maxsize}).to_json()
 
     def _busy_response(self) -> bytes:
         """The -32003 response with id null, for a refused payload of notifications only."""
@@ -314,17 +319,12 @@ class JsonRpcCore:
         method = self.server_methods[request.method]
         started = time.monotonic()
         try:
-            result = await method(request.params)
-            response = json.dumps(result, ensure_ascii=False, separators=(",", ":")).encode()
-            ok = True
+            response, ok = encode_compact(await method(request.params)), True
         except JsonRpcError as error:
-            response, ok = _error_json(error), False
+            response, ok = error.to_json(), False
         except Exception as exc:  # a bug of ours: answer -32603 and log it with its stack
             logger.exception("server method %s failed", request.method)
-            response, ok = (
-                _error_json(JsonRpcError(-32603, "Internal error", {"type": type(exc).__name__})),
-                False,
-            )
+            response, ok = InternalError(data={"type": type(exc).__name__}).to_json(), False
         if self.observer is not None:
             self.observer(request.method, ok, response, time.monotonic() - started)
         if request.id_json is not None:

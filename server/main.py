@@ -1,12 +1,20 @@
-"""Serving: start the pool and the HTTP server, stop both gracefully on SIGTERM/SIGINT."""
+"""Serving: start the pool, the scheduler, the bus and HTTP in order; stop them on a signal.
+
+:func:`serve` is one ordered lifecycle over two :class:`contextlib.AsyncExitStack` objects:
+while starting, each part registers how it stops taking work (``stopping``) and how it
+closes once the pool has drained (``closing``). A part that fails to start unwinds what
+started before it.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import signal
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import sqlalchemy.engine
 import sqlalchemy.exc
@@ -14,18 +22,15 @@ import tornado.httpserver
 import tornado.netutil
 
 from executor.pool import Pool, ReloadFailed
-from server import metrics
-from server.app import make_app
-from server.discovery import Discovery
+from server.bus import Bus
+from server.http.app import Services, make_app
 from server.jsonrpc import JsonRpcCore
-from server.scheduler.handlers import job_routes
+from server.metrics import BusCountersView, CallMetrics, Metrics, legacy_bus_counters
+from server.openrpc_cache import OpenRpcCache
 from server.scheduler.service import JobScheduler
 from settings import Settings
 
-if TYPE_CHECKING:
-    from server.bus import Bus
-
-__all__ = ["serve"]
+__all__ = ["BUS_CLOSE_TIMEOUT_S", "serve"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,11 +39,8 @@ logger = logging.getLogger(__name__)
 BUS_CLOSE_TIMEOUT_S = 5.0
 
 
-def flow_routes(bus: Bus | None) -> list[Any]:
-    """The ``POST /api/flow`` route; it answers 503 when the bus is off (``bus`` None)."""
-    from server.flow_handler import FlowHandler
-
-    return [(r"/api/flow", FlowHandler, {"starter": bus.flows if bus is not None else None})]
+class _NotServing(Exception):
+    """A part could not start (already logged); :func:`serve` exits 1."""
 
 
 def _is_loopback(host: str) -> bool:
@@ -50,16 +52,115 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+async def _start_pool(settings: Settings, pool: Pool) -> dict[str, Any]:
+    """Start the first generation; ``{"generation", "elapsed_ms"}``.
+
+    Raises:
+        _NotServing: the methods failed to import (each error logged).
+    """
+    try:
+        return await pool.start()
+    except ReloadFailed as exc:
+        for error in exc.errors:
+            logger.error(
+                "cannot import %s: %s: %s",
+                error.get("module"),
+                error.get("type"),
+                error.get("message"),
+            )
+        logger.error("the methods in %s failed to import; not serving", settings.methods_dir)
+        raise _NotServing from exc
+
+
+async def _start_scheduler(settings: Settings, jobs: JobScheduler) -> None:
+    """Start the job scheduler.
+
+    Raises:
+        _NotServing: the job database cannot be used (logged, password hidden).
+    """
+    try:
+        await jobs.start()
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        shown_url = sqlalchemy.engine.make_url(settings.database_url).render_as_string(
+            hide_password=True
+        )
+        logger.error(
+            "the job database %s cannot be used, not serving: %s",
+            shown_url,
+            getattr(exc, "orig", None) or type(exc).__name__,
+        )
+        raise _NotServing from exc
+
+
+def _resync(jobs: JobScheduler) -> Callable[[], Awaitable[None]]:
+    """The pool's after-reload hook: the scheduler takes the ``@scheduled`` jobs of the new code."""
+
+    async def resync() -> None:
+        await jobs.sync_declared()
+
+    return resync
+
+
+def _bus_counters(bus: Bus | None) -> BusCountersView | None:
+    """The bus's counters for ``/metrics``; None when the bus is off.
+
+    A bus without ``counters`` of its own reports through the ``server.metrics.bus_*``
+    functions: then their counts.
+    """
+    if bus is None:
+        return None
+    counters: BusCountersView = getattr(bus, "counters", legacy_bus_counters)
+    return counters
+
+
+def _listen(settings: Settings, services: Services) -> tuple[tornado.httpserver.HTTPServer, int]:
+    """Serve HTTP on ``settings.host``/``port``; returns the server and the port bound.
+
+    Raises:
+        OSError: the address cannot be bound.
+    """
+    if not settings.auth_token and not _is_loopback(settings.host):
+        logger.warning(
+            "listening on %s without SBUSR_AUTH_TOKEN: anyone who reaches this "
+            "address can call every method",
+            settings.host,
+        )
+    server = tornado.httpserver.HTTPServer(
+        make_app(settings, services), max_body_size=settings.max_body_bytes + (1 << 20)
+    )
+    sockets = tornado.netutil.bind_sockets(settings.port, address=settings.host)
+    server.add_sockets(sockets)
+    port: int = sockets[0].getsockname()[1]
+    return server, port
+
+
+async def _close_http(server: tornado.httpserver.HTTPServer) -> None:
+    """Close the connections once the handlers whose calls just ended wrote their responses."""
+    for _ in range(3):
+        await asyncio.sleep(0)
+    await server.close_all_connections()
+
+
+async def _signalled() -> None:
+    """Return at the first SIGTERM or SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signal_number in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signal_number, stop.set)
+    await stop.wait()
+
+
 async def serve(settings: Settings, log_level: int = logging.INFO, web: bool = True) -> int:
     """Run the server until SIGTERM or SIGINT, then stop gracefully.
 
-    Starting: the pool, then the job scheduler (``settings.scheduler``), then the message bus
-    (with ``settings.redis_url``, :class:`server.bus.Bus`), then HTTP.
+    Starting, in order: the pool; the job scheduler (``settings.scheduler``); the message bus
+    (with ``settings.redis_url``, :class:`server.bus.Bus`); HTTP (``web``).
 
-    Stopping: the bus reads no new entries, the HTTP server stops accepting and the scheduler
-    fires no more jobs; calls already submitted get up to ``settings.shutdown_grace_s`` seconds
-    to finish and be answered (running jobs record their state); workers are stopped; the bus
-    sends the last answers and acks (up to ``BUS_CLOSE_TIMEOUT_S``).
+    Stopping, in reverse: HTTP stops accepting, the bus reads no new entries, the scheduler
+    fires no more jobs; calls already submitted get up to ``settings.shutdown_grace_s``
+    seconds to finish and be answered, then the workers stop; then HTTP connections are
+    closed once their responses are written, the bus sends the last answers and acks (up to
+    :data:`BUS_CLOSE_TIMEOUT_S`), and running jobs record their state (up to the grace).
 
     Args:
         settings: the server's settings.
@@ -78,100 +179,61 @@ async def serve(settings: Settings, log_level: int = logging.INFO, web: bool = T
         debug=settings.debug,
         log_level=log_level,
     )
-    try:
-        started = await pool.start()
-    except ReloadFailed as exc:
-        for error in exc.errors:
-            logger.error(
-                "cannot import %s: %s: %s",
-                error.get("module"),
-                error.get("type"),
-                error.get("message"),
-            )
-        logger.error("the methods in %s failed to import; not serving", settings.methods_dir)
-        await pool.shutdown(0)
-        return 1
-    observer = None
+    calls = CallMetrics()
     if settings.metrics:
-        pool.observer = metrics.call_metrics.observe_pool_call
-        observer = metrics.call_metrics.observe
-    metrics.watch_pool(pool)
-    discovery = Discovery(pool)
+        pool.observer = calls.observe_pool_call
+    documents = OpenRpcCache(pool)
     core = JsonRpcCore(
         pool,
         settings.rpc_timeout_s,
         settings.max_batch,
-        {"rpc.discover": discovery.rpc_discover},
-        observer=observer,
+        {"rpc.discover": documents.rpc_discover},
+        observer=calls.observe if settings.metrics else None,
     )
-    jobs = None
-    if settings.scheduler:
-        jobs = JobScheduler(settings, pool)
-        try:
-            await jobs.start()
-        except sqlalchemy.exc.SQLAlchemyError as exc:
-            shown_url = sqlalchemy.engine.make_url(settings.database_url).render_as_string(
-                hide_password=True
-            )
-            logger.error(
-                "the job database %s cannot be used, not serving: %s",
-                shown_url,
-                getattr(exc, "orig", None) or type(exc).__name__,
-            )
-            await pool.shutdown(0)
-            return 1
-        pool.after_reload.append(jobs.sync_declared)
-    bus = None
-    if settings.redis_url:
-        from server.bus import Bus
+    try:
+        async with contextlib.AsyncExitStack() as closing, contextlib.AsyncExitStack() as stopping:
+            stopping.push_async_callback(pool.shutdown, settings.shutdown_grace_s)
+            started = await _start_pool(settings, pool)
 
-        bus = Bus(settings, pool, core)
-        await bus.start()
-    server = None
-    if web:
-        if not settings.auth_token and not _is_loopback(settings.host):
-            logger.warning(
-                "listening on %s without SBUSR_AUTH_TOKEN: anyone who reaches this "
-                "address can call every method",
-                settings.host,
-            )
-        app = make_app(
-            settings, pool, core, job_routes(jobs) + flow_routes(bus), discovery=discovery
-        )
-        server = tornado.httpserver.HTTPServer(
-            app, max_body_size=settings.max_body_bytes + (1 << 20)
-        )
-        sockets = tornado.netutil.bind_sockets(settings.port, address=settings.host)
-        server.add_sockets(sockets)
-        port = sockets[0].getsockname()[1]
-        logger.info(
-            "sbusr serving http://%s:%d/rpc with %d workers (generation %d, %.0f ms)",
-            settings.host,
-            port,
-            settings.pool_processes,
-            started["generation"],
-            started["elapsed_ms"],
-        )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signal_number in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signal_number, stop.set)
-    await stop.wait()
-    logger.info("stopping: %d calls in flight", pool.in_flight)
-    if bus is not None:
-        await bus.stop_reading()
-    if server is not None:
-        server.stop()
-    if jobs is not None:
-        await jobs.stop()
-    await pool.shutdown(settings.shutdown_grace_s)
-    if jobs is not None:
-        await jobs.close(settings.shutdown_grace_s)
-    if bus is not None:
-        await bus.close(BUS_CLOSE_TIMEOUT_S)
-    if server is not None:
-        for _ in range(3):  # let the handlers whose calls just ended write their responses
-            await asyncio.sleep(0)
-        await server.close_all_connections()
+            jobs = None
+            if settings.scheduler:
+                jobs = JobScheduler(settings, pool)
+                closing.push_async_callback(jobs.close, settings.shutdown_grace_s)
+                stopping.push_async_callback(jobs.stop)
+                await _start_scheduler(settings, jobs)
+                pool.after_reload.append(_resync(jobs))
+
+            bus = None
+            if settings.redis_url:
+                bus = Bus(settings, pool, core)
+                await bus.start()
+                closing.push_async_callback(bus.close, BUS_CLOSE_TIMEOUT_S)
+                stopping.push_async_callback(bus.stop_reading)
+
+            if web:
+                services = Services(
+                    pool=pool,
+                    core=core,
+                    documents=documents,
+                    metrics=Metrics(pool, calls, _bus_counters(bus)),
+                    scheduler=jobs,
+                    flows=bus.flows if bus is not None else None,
+                )
+                server, port = _listen(settings, services)
+                closing.push_async_callback(_close_http, server)
+                stopping.callback(server.stop)
+                logger.info(
+                    "sbusr serving http://%s:%d/rpc with %d workers (generation %d, %.0f ms)",
+                    settings.host,
+                    port,
+                    settings.pool_processes,
+                    started["generation"],
+                    started["elapsed_ms"],
+                )
+
+            await _signalled()
+            logger.info("stopping: %d calls in flight", pool.in_flight)
+    except _NotServing:
+        return 1
     logger.info("stopped")
     return 0

@@ -1,6 +1,7 @@
 """Prometheus metrics of sbusr (``GET /metrics``, text exposition format 0.0.4).
 
-One registry, :data:`REGISTRY`, holds everything ``/metrics`` shows:
+One :class:`Metrics` per server, made in ``server.main``, holds everything ``/metrics`` shows
+in a registry of its own:
 
 ==========================================  =========  ======================================
 name                                        type       labels / meaning
@@ -25,9 +26,8 @@ process_*, python_*                         various    the server process (prome
 
 The call metrics are fed by :class:`CallMetrics` (an observer the pool and the JSON-RPC
 core call once per answered call; plain integer counts, turned into metric families at
-scrape time); the pool gauges are read from the pool at scrape time (:func:`watch_pool`).
-
-The bus calls the ``bus_*`` functions below; its metrics stay 0 while the bus is off.
+scrape time); the pool gauges and the bus counters (:class:`BusCountersView`) are read at scrape
+time. The bus metrics stay 0 while the bus is off.
 Label cardinality is bounded: a call answered -32601 (no such method) is counted under
 the method label ``(unknown)``, and past :data:`MAX_METHOD_LABELS` distinct names further
 names are counted under ``(other)``.
@@ -36,60 +36,46 @@ names are counted under ``(other)``.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import itertools
-import json
 import logging
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol
 
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    GCCollector,
-    PlatformCollector,
-    ProcessCollector,
-    disable_created_metrics,
-)
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
     HistogramMetricFamily,
+    Metric,
     SummaryMetricFamily,
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
-from prometheus_client.utils import floatToGoString
 
-from server.base import BaseHandler
+from wire.codec import decode_strict
+from wire.errors import MethodNotFound
+from wire.names import is_reserved
 
 if TYPE_CHECKING:
     from executor.pool import Pool
 
 __all__ = [
-    "REGISTRY",
     "CONTENT_TYPE",
     "MAX_METHOD_LABELS",
+    "BusCountersView",
     "CallMetrics",
-    "MetricsHandler",
-    "call_metrics",
-    "watch_pool",
-    "render",
+    "Metrics",
+    "bus_entries_dead_lettered",
     "bus_entries_read",
     "bus_entries_reclaimed",
-    "bus_entries_dead_lettered",
     "bus_pending",
+    "legacy_bus_counters",
 ]
 
 logger = logging.getLogger(__name__)
 
-#: The registry behind ``GET /metrics``.
-REGISTRY = CollectorRegistry(auto_describe=True)
-ProcessCollector(registry=REGISTRY)
-PlatformCollector(registry=REGISTRY)
-GCCollector(registry=REGISTRY)
-
-#: Content-Type of :func:`render`'s output.
+#: Content-Type of :meth:`Metrics.render`'s output.
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 #: Distinct method labels kept; further names are counted as ``(other)``.
@@ -117,24 +103,33 @@ LATENCY_BUCKETS_S = (
     60.0,
 )
 
-_BUS_READ = Counter(
-    "sbusr_bus_entries_read", "Bus entries read from the request stream.", registry=REGISTRY
-)
-_BUS_RECLAIMED = Counter(
-    "sbusr_bus_entries_reclaimed",
-    "Bus entries claimed from a silent consumer after claim_idle_ms.",
-    registry=REGISTRY,
-)
-_BUS_DEAD = Counter(
-    "sbusr_bus_entries_dead_lettered",
-    "Bus entries moved to the dead-letter stream after max_deliveries.",
-    registry=REGISTRY,
-)
-_BUS_PENDING = Gauge(
-    "sbusr_bus_pending_entries",
-    "Bus entries delivered and not acked yet (as last seen by the bus consumer).",
-    registry=REGISTRY,
-)
+#: The ``le`` labels of the buckets (``repr`` writes these bounds as Prometheus does).
+_BUCKET_BOUNDS = [repr(bound) for bound in LATENCY_BUCKETS_S] + ["+Inf"]
+
+_METHOD_NOT_FOUND = str(MethodNotFound.code)
+
+
+class BusCountersView(Protocol):
+    """What the metrics read of the bus at scrape time (``server.bus.Bus.counters``).
+
+    Attributes (read-only here):
+        entries_read: entries read from the request stream (XREADGROUP).
+        entries_reclaimed: entries claimed from a silent consumer (XAUTOCLAIM).
+        entries_dead_lettered: entries moved to the dead-letter stream.
+        pending: entries delivered and not acked yet, as last seen (XPENDING).
+    """
+
+    @property
+    def entries_read(self) -> int: ...
+
+    @property
+    def entries_reclaimed(self) -> int: ...
+
+    @property
+    def entries_dead_lettered(self) -> int: ...
+
+    @property
+    def pending(self) -> int: ...
 
 
 def _outcome_of_error(payload: bytes) -> str:
@@ -149,8 +144,8 @@ def _outcome_of_error(payload: bytes) -> str:
         if text.lstrip(b"-").isdigit():
             return text.decode()
     try:
-        return str(int(json.loads(payload)["code"]))
-    except (ValueError, KeyError, TypeError):
+        return str(int(decode_strict(payload)["code"]))
+    except (ValueError, KeyError, TypeError, RecursionError):
         return "invalid"
 
 
@@ -166,13 +161,13 @@ class _MethodStats:
 
 
 class CallMetrics(Collector):
-    """Counts answered calls and their latency; one instance, :data:`call_metrics`.
+    """Counts answered calls and their latency (``sbusr_calls_total``, ``..._duration_seconds``).
 
-    Plain ints in per-method slots, turned into ``sbusr_calls_total`` and
-    ``sbusr_call_duration_seconds`` only when ``/metrics`` is scraped: :meth:`observe` costs
-    a dict lookup, a bisect and three additions (prometheus_client's own Counter and
-    Histogram, with their locks, cost several times more per call). Use from the event
-    loop's thread only.
+    Plain ints in per-method slots, turned into metric families only when ``/metrics`` is
+    scraped: :meth:`observe` costs a dict lookup, a bisect and three additions
+    (prometheus_client's own Counter and Histogram, with their locks, cost several times more
+    per call). Hand :meth:`observe` to the JSON-RPC core and :meth:`observe_pool_call` to
+    ``Pool.observer``. Use from the event loop's thread only.
     """
 
     def __init__(self) -> None:
@@ -202,7 +197,7 @@ class CallMetrics(Collector):
             outcome = "result"
         else:
             outcome = _outcome_of_error(payload)
-            if outcome == "-32601":
+            if outcome == _METHOD_NOT_FOUND:
                 method = UNKNOWN_METHOD
         stats = self._by_method.get(method) or self._stats(method)
         outcomes = stats.outcomes
@@ -216,10 +211,10 @@ class CallMetrics(Collector):
         Those run in a worker on the server's behalf (e.g. building the OpenRPC document);
         the JSON-RPC core counts the caller's ``rpc.*`` call itself.
         """
-        if not method.startswith("rpc."):
+        if not is_reserved(method):
             self.observe(method, ok, payload, elapsed_s)
 
-    def collect(self) -> Iterator[Any]:
+    def collect(self) -> Iterator[Metric]:
         """The two families, built from the counts at scrape time."""
         calls = CounterMetricFamily(
             "sbusr_calls",
@@ -231,7 +226,7 @@ class CallMetrics(Collector):
             "Time from submit to answer of a call, by method.",
             labels=["method"],
         )
-        bounds = [floatToGoString(bound) for bound in LATENCY_BUCKETS_S] + ["+Inf"]
+        bounds = _BUCKET_BOUNDS
         for method, stats in sorted(self._by_method.items()):
             for outcome, count in sorted(stats.outcomes.items()):
                 calls.add_metric([method, outcome], count)
@@ -244,9 +239,7 @@ class CallMetrics(Collector):
         yield latency
 
 
-#: The observer to hand to the pool and the JSON-RPC core.
-call_metrics = CallMetrics()
-REGISTRY.register(call_metrics)
+_RESTART_REASONS = ("recycle", "timeout", "crash", "reload")
 
 
 class _PoolCollector(Collector):
@@ -255,7 +248,7 @@ class _PoolCollector(Collector):
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
 
-    def collect(self) -> Iterator[Any]:
+    def collect(self) -> Iterator[Metric]:
         pool = self.pool
         status = pool.status()
         yield GaugeMetricFamily(
@@ -288,10 +281,10 @@ class _PoolCollector(Collector):
         restarts = CounterMetricFamily(
             "sbusr_worker_restarts", "Workers replaced, by reason.", labels=["reason"]
         )
-        for reason in ("recycle", "timeout", "crash", "reload"):
+        for reason in _RESTART_REASONS:
             restarts.add_metric([reason], status["restarts"].get(reason, 0))
         for reason, count in sorted(status["restarts"].items()):
-            if reason not in ("recycle", "timeout", "crash", "reload"):
+            if reason not in _RESTART_REASONS:
                 restarts.add_metric([reason], count)
         yield restarts
         reloads = CounterMetricFamily(
@@ -311,55 +304,98 @@ class _PoolCollector(Collector):
         )
 
 
-_pool_collector: _PoolCollector | None = None
+class _BusCollector(Collector):
+    """Reads the bus's counters at scrape time; zeros when the bus is off (``counters`` None)."""
+
+    def __init__(self, counters: BusCountersView | None) -> None:
+        self.counters = counters
+
+    def collect(self) -> Iterator[Metric]:
+        counters = self.counters
+        read = reclaimed = dead_lettered = pending = 0
+        if counters is not None:
+            read, reclaimed = counters.entries_read, counters.entries_reclaimed
+            dead_lettered, pending = counters.entries_dead_lettered, counters.pending
+        yield CounterMetricFamily(
+            "sbusr_bus_entries_read", "Bus entries read from the request stream.", value=read
+        )
+        yield CounterMetricFamily(
+            "sbusr_bus_entries_reclaimed",
+            "Bus entries claimed from a silent consumer after claim_idle_ms.",
+            value=reclaimed,
+        )
+        yield CounterMetricFamily(
+            "sbusr_bus_entries_dead_lettered",
+            "Bus entries moved to the dead-letter stream after max_deliveries.",
+            value=dead_lettered,
+        )
+        yield GaugeMetricFamily(
+            "sbusr_bus_pending_entries",
+            "Bus entries delivered and not acked yet (as last seen by the bus consumer).",
+            value=pending,
+        )
 
 
-def watch_pool(pool: Pool) -> None:
-    """Show ``pool``'s gauges and counters on ``/metrics`` (replaces a pool watched before).
+class Metrics:
+    """Everything ``GET /metrics`` shows, in a registry of this server's own.
 
-    Also turns off the ``*_created`` series of prometheus_client (process-wide): they double
-    the scrape for no use here.
+    Args:
+        pool: the process pool; its gauges and counters are read at scrape time.
+        calls: the call counts (fed by the pool's and the core's observers; left unfed when
+            ``SBUSR_METRICS=0``, then the call families are empty).
+        bus_counters: the bus's counters, read at scrape time; None when the bus is off.
+
+    Also shows ``process_*`` and ``python_*`` (prometheus_client's process, platform and GC
+    collectors).
     """
-    global _pool_collector
-    disable_created_metrics()
-    if _pool_collector is not None:
-        REGISTRY.unregister(_pool_collector)
-    _pool_collector = _PoolCollector(pool)
-    REGISTRY.register(_pool_collector)
+
+    def __init__(
+        self, pool: Pool, calls: CallMetrics, bus_counters: BusCountersView | None
+    ) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+        self.calls = calls
+        self.registry.register(calls)
+        self.registry.register(_PoolCollector(pool))
+        self.registry.register(_BusCollector(bus_counters))
+
+    def render(self) -> bytes:
+        """The text exposition of every metric (Content-Type :data:`CONTENT_TYPE`)."""
+        return generate_latest(self.registry)
 
 
-def render() -> bytes:
-    """The text exposition of :data:`REGISTRY` (Content-Type :data:`CONTENT_TYPE`)."""
-    return generate_latest(REGISTRY)
+@dataclasses.dataclass
+class _LegacyBusCounters:
+    """The bus's counts while the bus still reports them through the functions below."""
+
+    entries_read: int = 0
+    entries_reclaimed: int = 0
+    entries_dead_lettered: int = 0
+    pending: int = 0
 
 
-class MetricsHandler(BaseHandler):
-    """``GET /metrics``: every metric of :data:`REGISTRY` in the Prometheus text format.
-
-    Needs the bearer token when the server has one (Prometheus: ``authorization``
-    in the scrape config).
-    """
-
-    def get(self) -> None:
-        self.set_header("Content-Type", CONTENT_TYPE)
-        self.finish(render())
+#: The counts of the ``bus_*`` functions; ``server.main`` shows them when the bus has no
+#: ``counters`` of its own.
+legacy_bus_counters = _LegacyBusCounters()
 
 
 def bus_entries_read(count: int = 1) -> None:
     """Count ``count`` entries read from the request stream (call after each XREADGROUP)."""
-    _BUS_READ.inc(count)
+    legacy_bus_counters.entries_read += count
 
 
 def bus_entries_reclaimed(count: int = 1) -> None:
     """Count ``count`` entries claimed from a silent consumer (after each XAUTOCLAIM)."""
-    _BUS_RECLAIMED.inc(count)
+    legacy_bus_counters.entries_reclaimed += count
 
 
 def bus_entries_dead_lettered(count: int = 1) -> None:
     """Count ``count`` entries moved to the dead-letter stream."""
-    _BUS_DEAD.inc(count)
+    legacy_bus_counters.entries_dead_lettered += count
 
 
 def bus_pending(count: int) -> None:
     """Set the number of entries delivered and not acked yet (e.g. from XPENDING's summary)."""
-    _BUS_PENDING.set(count)
+    legacy_bus_counters.pending = count

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support import SHIPPED_METHODS, ServerProcess, copy_methods
+from tests.support import SHIPPED_METHODS, ServerProcess, StartServer, copy_methods
 
 
 @pytest.fixture
@@ -18,7 +18,7 @@ def methods_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def start_server(tmp_path: Path, methods_dir: Path) -> Iterator[Callable[..., ServerProcess]]:
+def start_server(tmp_path: Path, methods_dir: Path) -> Iterator[StartServer]:
     """Factory: ``start_server(env={...}, args=[...], methods=path)`` -> a serving ServerProcess.
 
     Every server started is stopped (SIGTERM, then SIGKILL) when the test ends.
@@ -32,7 +32,7 @@ def start_server(tmp_path: Path, methods_dir: Path) -> Iterator[Callable[..., Se
         methods: Path | None = None,
         wait: bool = True,
     ) -> ServerProcess:
-        log_path = tmp_path / ("server-%d.log" % next(numbers))
+        log_path = tmp_path / f"server-{next(numbers)}.log"
         server = ServerProcess(methods or methods_dir, log_path, env=env, args=args, wait=wait)
         started.append(server)
         return server
@@ -43,7 +43,7 @@ def start_server(tmp_path: Path, methods_dir: Path) -> Iterator[Callable[..., Se
 
 
 @pytest.fixture
-def server(start_server: Callable[..., ServerProcess]) -> ServerProcess:
+def server(start_server: StartServer) -> ServerProcess:
     """One server on the example methods, with the default settings of the tests."""
     return start_server()
 

@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -27,6 +27,7 @@ SHIPPED_METHODS = PROJECT_DIR / "methods"
 
 __all__ = [
     "ServerProcess",
+    "StartServer",
     "free_port",
     "wait_for",
     "copy_methods",
@@ -39,7 +40,8 @@ def free_port() -> int:
     """Return a TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def wait_for(
@@ -108,7 +110,7 @@ class ServerProcess:
         port: int | None = None,
     ) -> None:
         self.port = port or free_port()
-        self.url = "http://127.0.0.1:%d" % self.port
+        self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         environment = {
             key: value for key, value in os.environ.items() if not key.startswith("SBUSR_")
@@ -125,7 +127,8 @@ class ServerProcess:
             }
         )
         environment.update(env or {})
-        self._log_file = open(log_path, "ab")
+        # open for the life of the process: closed by stop()
+        self._log_file = open(log_path, "ab")  # noqa: SIM115
         self.process = subprocess.Popen(
             [sys.executable, str(PROJECT_DIR / "run.py"), *(args or [])],
             cwd=PROJECT_DIR,
@@ -170,11 +173,13 @@ class ServerProcess:
             request["params"] = params
         response = self.post(request)
         assert response.status_code == 200, (response.status_code, response.text)
-        return response.json()
+        answer: dict[str, Any] = response.json()
+        return answer
 
     def status(self) -> dict[str, Any]:
         """GET /sys/status, decoded."""
-        return self.http.get("/sys/status").json()
+        status: dict[str, Any] = self.http.get("/sys/status").json()
+        return status
 
     def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 30.0) -> int:
         """Send ``sig`` and wait for the exit; return the exit code (kills after ``timeout_s``)."""
@@ -188,3 +193,22 @@ class ServerProcess:
         self.http.close()
         self._log_file.close()
         return self.process.returncode
+
+
+class StartServer(Protocol):
+    """The ``start_server`` fixture: start a :class:`ServerProcess`, stopped after the test.
+
+    Args:
+        env: extra environment variables, e.g. ``{"SBUSR_RPC_TIMEOUT": "1"}``.
+        args: extra command-line arguments for run.py.
+        methods: the methods folder; default the test's private copy.
+        wait: wait until the server answers ``/health_check``.
+    """
+
+    def __call__(
+        self,
+        env: dict[str, str] | None = None,
+        args: list[str] | None = None,
+        methods: Path | None = None,
+        wait: bool = True,
+    ) -> ServerProcess: ...

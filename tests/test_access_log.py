@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
-from tests.support import ServerProcess, wait_for
+from tests.support import ServerProcess, StartServer, wait_for
 
 
 def log_lines(server: ServerProcess, pattern: str) -> list[str]:
     return [line for line in server.log().splitlines() if re.search(pattern, line)]
 
 
-def test_access_line_per_request(shared_server: ServerProcess):
+def test_access_line_per_request(shared_server: ServerProcess) -> None:
     response = shared_server.post(
         [
             {"jsonrpc": "2.0", "method": "echo", "params": ["a"], "id": 1},
@@ -27,7 +28,7 @@ def test_access_line_per_request(shared_server: ServerProcess):
     assert re.search(r"POST /rpc 200 \d+\.\dms echo,add request_id=batch-42$", lines[-1]), lines[-1]
 
 
-def test_access_log_off(start_server):
+def test_access_log_off(start_server: StartServer) -> None:
     server = start_server(env={"SBUSR_ACCESS_LOG": "0"})
     server.call("echo", ["hi"])
     server.call("warnlog", ["marker-after-call"])  # a line that comes after the request's
@@ -36,7 +37,7 @@ def test_access_log_off(start_server):
     assert not log_lines(server, r"sbusr\.access")
 
 
-def test_request_id_is_echoed(shared_server: ServerProcess):
+def test_request_id_is_echoed(shared_server: ServerProcess) -> None:
     response = shared_server.post(
         {"jsonrpc": "2.0", "method": "echo", "params": ["x"], "id": 1},
         headers={"X-Request-ID": "abc-123"},
@@ -44,7 +45,7 @@ def test_request_id_is_echoed(shared_server: ServerProcess):
     assert response.headers["X-Request-ID"] == "abc-123"
 
 
-def test_request_id_is_generated_when_absent_or_unsafe(shared_server: ServerProcess):
+def test_request_id_is_generated_when_absent_or_unsafe(shared_server: ServerProcess) -> None:
     plain = shared_server.post({"jsonrpc": "2.0", "method": "echo", "params": ["x"], "id": 1})
     assert re.fullmatch(r"[0-9a-f]{32}", plain.headers["X-Request-ID"])
     forged = shared_server.post(
@@ -54,7 +55,7 @@ def test_request_id_is_generated_when_absent_or_unsafe(shared_server: ServerProc
     assert re.fullmatch(r"[0-9a-f]{32}", forged.headers["X-Request-ID"])
 
 
-def test_request_id_on_error_responses(shared_server: ServerProcess):
+def test_request_id_on_error_responses(shared_server: ServerProcess) -> None:
     response = shared_server.http.get("/no/such/route", headers={"X-Request-ID": "err-1"})
     assert response.status_code == 404
     assert response.headers["X-Request-ID"] == "err-1"
@@ -64,7 +65,7 @@ def test_request_id_on_error_responses(shared_server: ServerProcess):
     )
 
 
-def test_request_id_reaches_the_worker_log_line(shared_server: ServerProcess):
+def test_request_id_reaches_the_worker_log_line(shared_server: ServerProcess) -> None:
     shared_server.post(
         {"jsonrpc": "2.0", "method": "warnlog", "params": ["from the worker"], "id": 1},
         headers={"X-Request-ID": "trace-77"},
@@ -74,17 +75,17 @@ def test_request_id_reaches_the_worker_log_line(shared_server: ServerProcess):
     )[0]
     assert "WARNING methods[" in line
     assert line.endswith("request_id=trace-77")
-    assert "[%d]" % shared_server.process.pid not in line  # written by the worker process
+    assert f"[{shared_server.process.pid}]" not in line  # written by the worker process
 
 
-def test_json_log_format(start_server):
+def test_json_log_format(start_server: StartServer) -> None:
     server = start_server(env={"SBUSR_LOG_FORMAT": "json"})
     server.post(
         {"jsonrpc": "2.0", "method": "warnlog", "params": ["json marker"], "id": 1},
         headers={"X-Request-ID": "json-9"},
     )
 
-    def records() -> list[dict]:
+    def records() -> list[dict[str, Any]]:
         found = []
         for line in server.log().splitlines():
             if line.startswith("{"):

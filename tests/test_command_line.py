@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.support import PROJECT_DIR
 
 
-def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     import os
 
     environment = {k: v for k, v in os.environ.items() if not k.startswith("SBUSR_")}
@@ -23,25 +24,25 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     )
 
 
-def test_version():
+def test_version() -> None:
     result = run("-V")
     assert result.returncode == 0
     assert result.stdout.startswith("sbusr ")
 
 
-def test_invalid_setting_names_the_variable():
+def test_invalid_setting_names_the_variable() -> None:
     result = run(env={"SBUSR_PORT": "eighty"})
     assert result.returncode == 2
     assert "SBUSR_PORT='eighty'" in result.stderr
 
 
-def test_no_web_server_needs_the_bus():
+def test_no_web_server_needs_the_bus() -> None:
     result = run("-W")
     assert result.returncode == 2
     assert "SBUSR_REDIS_URL" in result.stderr
 
 
-def test_methods_that_fail_to_import_stop_the_start(tmp_path):
+def test_methods_that_fail_to_import_stop_the_start(tmp_path: Path) -> None:
     (tmp_path / "__init__.py").write_text("raise ImportError('missing dependency xyz')\n")
     result = run("--methods", str(tmp_path), "--port", "0")
     assert result.returncode == 1

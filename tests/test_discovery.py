@@ -28,11 +28,11 @@ def openrpc_validator() -> jsonschema.Draft7Validator:
     )
 
 
-def methods_by_name(document: dict) -> dict[str, dict]:
+def methods_by_name(document: dict[str, typing.Any]) -> dict[str, dict[str, typing.Any]]:
     return {method["name"]: method for method in document["methods"]}
 
 
-def test_meta_schema_rejects_a_broken_document():
+def test_meta_schema_rejects_a_broken_document() -> None:
     errors = list(
         openrpc_validator().iter_errors(
             {"openrpc": "1.3.2", "info": {"title": "x", "version": "1"}, "methods": [{"name": "m"}]}
@@ -41,7 +41,7 @@ def test_meta_schema_rejects_a_broken_document():
     assert errors  # a method without params and result is refused: the validator does validate
 
 
-def test_rpc_discover_is_a_valid_openrpc_document(shared_server: ServerProcess):
+def test_rpc_discover_is_a_valid_openrpc_document(shared_server: ServerProcess) -> None:
     response = shared_server.call("rpc.discover")
     document = response["result"]
     openrpc_validator().validate(document)
@@ -49,14 +49,14 @@ def test_rpc_discover_is_a_valid_openrpc_document(shared_server: ServerProcess):
     assert document["info"]["title"] == "sbusr"
 
 
-def test_openrpc_json_serves_the_same_document(shared_server: ServerProcess):
+def test_openrpc_json_serves_the_same_document(shared_server: ServerProcess) -> None:
     response = shared_server.http.get("/openrpc.json")
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
     assert response.json() == shared_server.call("rpc.discover")["result"]
 
 
-def test_document_lists_exactly_the_reachable_methods(shared_server: ServerProcess):
+def test_document_lists_exactly_the_reachable_methods(shared_server: ServerProcess) -> None:
     names = set(methods_by_name(shared_server.call("rpc.discover")["result"]))
     assert {
         "add",
@@ -77,7 +77,7 @@ def test_document_lists_exactly_the_reachable_methods(shared_server: ServerProce
         assert answer.get("error", {}).get("code") != -32601, name
 
 
-def test_document_describes_params_docstrings_and_schema(shared_server: ServerProcess):
+def test_document_describes_params_docstrings_and_schema(shared_server: ServerProcess) -> None:
     methods = methods_by_name(shared_server.call("rpc.discover")["result"])
     echo = methods["echo"]
     assert echo["summary"] == "Return ``txt`` unchanged."
@@ -100,7 +100,7 @@ def test_document_describes_params_docstrings_and_schema(shared_server: ServerPr
     ]
 
 
-def test_method_added_and_reloaded_appears(server: ServerProcess, methods_dir: Path):
+def test_method_added_and_reloaded_appears(server: ServerProcess, methods_dir: Path) -> None:
     before = methods_by_name(server.call("rpc.discover")["result"])
     assert "extra.triple" not in before
     (methods_dir / "extra.py").write_text(
@@ -116,7 +116,7 @@ def test_method_added_and_reloaded_appears(server: ServerProcess, methods_dir: P
     assert "extra.triple" in methods_by_name(server.http.get("/openrpc.json").json())
 
 
-def test_broken_module_keeps_the_old_document(server: ServerProcess, methods_dir: Path):
+def test_broken_module_keeps_the_old_document(server: ServerProcess, methods_dir: Path) -> None:
     before = server.call("rpc.discover")["result"]
     (methods_dir / "broken.py").write_text("def oops(:\n")
     assert server.http.get("/sys/reset").status_code == 500
@@ -144,11 +144,11 @@ def test_broken_module_keeps_the_old_document(server: ServerProcess, methods_dir
         (object, {}),
     ],
 )
-def test_schema_for_hint(hint, schema):
+def test_schema_for_hint(hint: typing.Any, schema: dict[str, typing.Any]) -> None:
     assert schema_for_hint(hint) == schema
 
 
-def test_describe_method_with_hints_defaults_and_keyword_only():
+def test_describe_method_with_hints_defaults_and_keyword_only() -> None:
     def find(query: str, *, limit: int = 10) -> list[str]:
         """Find things.
 
@@ -170,11 +170,11 @@ def test_describe_method_with_hints_defaults_and_keyword_only():
     }
 
 
-def test_describe_method_with_a_positional_schema():
+def test_describe_method_with_a_positional_schema() -> None:
     @params_schema(
         {"type": "array", "prefixItems": [{"type": "number"}, {"type": "number"}], "minItems": 2}
     )
-    def add(a, b):
+    def add(a: float, b: float) -> float:
         return a + b
 
     method = describe_method("add", add)

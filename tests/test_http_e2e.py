@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import concurrent.futures
 import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import httpx
 import jsonrpcclient
 import pytest
 
-from tests.support import wait_for
+from tests.support import ServerProcess, StartServer, wait_for
 
 
-def test_first_call_of_the_readme(shared_server):
+def test_first_call_of_the_readme(shared_server: ServerProcess) -> None:
     response = shared_server.post('{"jsonrpc":"2.0","method":"add","params":[1,2],"id":1}')
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "application/json"
     assert response.json() == {"jsonrpc": "2.0", "result": 3, "id": 1}
 
 
-def test_root_path_is_an_alias_of_rpc(shared_server):
+def test_root_path_is_an_alias_of_rpc(shared_server: ServerProcess) -> None:
     response = shared_server.http.post(
         "/", json={"jsonrpc": "2.0", "method": "echo", "params": ["x"], "id": 2}
     )
@@ -38,7 +41,9 @@ def test_root_path_is_an_alias_of_rpc(shared_server):
         ("greetings.greet_later", ["Cy"], "Hello, Cy!"),
     ],
 )
-def test_example_methods(shared_server, method, params, result):
+def test_example_methods(
+    shared_server: ServerProcess, method: str, params: Any, result: Any
+) -> None:
     assert shared_server.call(method, params)["result"] == result
 
 
@@ -53,11 +58,11 @@ def test_example_methods(shared_server, method, params, result):
         "rpc.no_such_method",
     ],
 )
-def test_unreachable_names(shared_server, method):
+def test_unreachable_names(shared_server: ServerProcess, method: str) -> None:
     assert shared_server.call(method)["error"]["code"] == -32601
 
 
-def test_a_client_nobody_here_wrote(shared_server):
+def test_a_client_nobody_here_wrote(shared_server: ServerProcess) -> None:
     request = jsonrpcclient.request("add", params=(40, 2))
     parsed = jsonrpcclient.parse(httpx.post(shared_server.url + "/rpc", json=request).json())
     assert isinstance(parsed, jsonrpcclient.Ok) and parsed.result == 42
@@ -68,7 +73,7 @@ def test_a_client_nobody_here_wrote(shared_server):
 
 
 @pytest.mark.parametrize("verb", ["GET", "PUT", "DELETE", "PATCH"])
-def test_wrong_http_method_is_a_json_405(shared_server, verb):
+def test_wrong_http_method_is_a_json_405(shared_server: ServerProcess, verb: str) -> None:
     response = shared_server.http.request(verb, "/rpc")
     assert response.status_code == 405
     assert response.headers["Content-Type"] == "application/json"
@@ -76,13 +81,13 @@ def test_wrong_http_method_is_a_json_405(shared_server, verb):
 
 
 @pytest.mark.parametrize("path", ["/nope", "/sys", "/rpc/extra", "/sys/status/x"])
-def test_unknown_routes_are_json_404(shared_server, path):
+def test_unknown_routes_are_json_404(shared_server: ServerProcess, path: str) -> None:
     response = shared_server.http.get(path)
     assert response.status_code == 404
     assert response.json()["error"]["code"] == 404
 
 
-def test_status_and_health(server):
+def test_status_and_health(server: ServerProcess) -> None:
     health = server.http.get("/health_check")
     assert health.json() == {"status": "ok", "generation": 1}
     status = server.status()
@@ -92,14 +97,14 @@ def test_status_and_health(server):
     assert {"pid", "busy", "calls_served", "generation", "state"} <= set(status["workers"][0])
 
 
-def test_body_over_the_limit_is_413(start_server):
+def test_body_over_the_limit_is_413(start_server: StartServer) -> None:
     server = start_server(env={"SBUSR_MAX_BODY_BYTES": "200"})
     big = {"jsonrpc": "2.0", "method": "echo", "params": ["x" * 300], "id": 1}
     response = server.post(big)
     assert response.status_code == 413
     assert response.json()["error"]["code"] == 413
 
-    def chunks():
+    def chunks() -> Iterator[bytes]:
         yield b'{"jsonrpc":"2.0","method":"echo","params":["'
         yield b"y" * 300
         yield b'"],"id":1}'
@@ -109,7 +114,7 @@ def test_body_over_the_limit_is_413(start_server):
     assert server.call("echo", ["small"])["result"] == "small"
 
 
-def test_batch_limit(start_server):
+def test_batch_limit(start_server: StartServer) -> None:
     server = start_server(env={"SBUSR_MAX_BATCH": "3"})
     batch = [{"jsonrpc": "2.0", "method": "echo", "params": [n], "id": n} for n in range(4)]
     body = server.post(batch).json()
@@ -117,7 +122,7 @@ def test_batch_limit(start_server):
     assert len(server.post(batch[:3]).json()) == 3
 
 
-def test_bearer_token(start_server):
+def test_bearer_token(start_server: StartServer) -> None:
     server = start_server(env={"SBUSR_AUTH_TOKEN": "t0ken"})
     request = {"jsonrpc": "2.0", "method": "echo", "params": ["x"], "id": 1}
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic t0ken"}):
@@ -132,19 +137,19 @@ def test_bearer_token(start_server):
     assert "t0ken" not in server.log()
 
 
-def test_open_bind_without_token_warns(start_server):
+def test_open_bind_without_token_warns(start_server: StartServer) -> None:
     server = start_server(env={"SBUSR_HOST": "0.0.0.0"})
     assert server.call("echo", ["x"])["result"] == "x"
     assert "without SBUSR_AUTH_TOKEN" in server.log()
 
 
-def test_debug_puts_the_traceback_in_error_data(start_server):
+def test_debug_puts_the_traceback_in_error_data(start_server: StartServer) -> None:
     server = start_server(env={"SBUSR_DEBUG": "1"})
     data = server.call("exception", ["boom"])["error"]["data"]
     assert data["type"] == "RuntimeError" and "Traceback" in data["traceback"]
 
 
-def test_sigterm_lets_running_calls_finish(start_server):
+def test_sigterm_lets_running_calls_finish(start_server: StartServer) -> None:
     server = start_server()
     with concurrent.futures.ThreadPoolExecutor(2) as executor:
         running = [executor.submit(server.call, "sleep", [1.0], n) for n in range(2)]
@@ -157,12 +162,12 @@ def test_sigterm_lets_running_calls_finish(start_server):
         httpx.get(server.url + "/health_check")
 
 
-def test_sigint_stops_gracefully_too(start_server):
+def test_sigint_stops_gracefully_too(start_server: StartServer) -> None:
     server = start_server()
     assert server.stop(signal.SIGINT) == 0
 
 
-def test_shutdown_answers_calls_that_outlive_the_grace(start_server):
+def test_shutdown_answers_calls_that_outlive_the_grace(start_server: StartServer) -> None:
     server = start_server(env={"SBUSR_SHUTDOWN_GRACE": "0.5"})
     with concurrent.futures.ThreadPoolExecutor(1) as executor:
         running = executor.submit(server.call, "sleep", [30], "late")
@@ -174,8 +179,7 @@ def test_shutdown_answers_calls_that_outlive_the_grace(start_server):
     assert server.process.wait(20) == 0
 
 
-def test_every_refused_resolution_case_end_to_end(tmp_path):
-    from tests.support import ServerProcess
+def test_every_refused_resolution_case_end_to_end(tmp_path: Path) -> None:
     from tests.test_resolve import FIXTURE, REACHABLE, REFUSED
 
     server = ServerProcess(FIXTURE, tmp_path / "server.log")

@@ -4,30 +4,34 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 import server.metrics as metrics
 from server.metrics import CallMetrics, _outcome_of_error
-from tests.support import ServerProcess, wait_for
+from tests.support import ServerProcess, StartServer, wait_for
+
+#: One sample: (name, sorted (label, value) pairs).
+SampleKey = tuple[str, tuple[tuple[str, str], ...]]
 
 
-def scrape(server: ServerProcess) -> dict[tuple[str, tuple], float]:
+def scrape(server: ServerProcess) -> dict[SampleKey, float]:
     """GET /metrics -> {(sample name, sorted labels): value}."""
     response = server.http.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
-    samples = {}
+    samples: dict[SampleKey, float] = {}
     for family in text_string_to_metric_families(response.text):
         for sample in family.samples:
             samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
     return samples
 
 
-def calls(samples: dict, method: str, outcome: str) -> float:
+def calls(samples: dict[SampleKey, float], method: str, outcome: str) -> float:
     return samples.get(("sbusr_calls_total", (("method", method), ("outcome", outcome))), 0.0)
 
 
-def test_call_counts_follow_results_and_errors(shared_server: ServerProcess):
+def test_call_counts_follow_results_and_errors(shared_server: ServerProcess) -> None:
     before = scrape(shared_server)
     assert shared_server.call("echo", ["hi"])["result"] == "hi"
     assert shared_server.call("echo", ["again"])["result"] == "again"
@@ -47,7 +51,7 @@ def test_call_counts_follow_results_and_errors(shared_server: ServerProcess):
     assert after[count] - before.get(count, 0.0) == 3
 
 
-def test_timeout_is_counted_with_its_code_and_restart(start_server):
+def test_timeout_is_counted_with_its_code_and_restart(start_server: StartServer) -> None:
     server = start_server(env={"SBUSR_RPC_TIMEOUT": "0.3"})
     assert server.call("sleep", [5])["error"]["code"] == -32001
     after = scrape(server)
@@ -55,7 +59,7 @@ def test_timeout_is_counted_with_its_code_and_restart(start_server):
     assert after[("sbusr_worker_restarts_total", (("reason", "timeout"),))] == 1
 
 
-def test_pool_gauges_and_reloads(server: ServerProcess):
+def test_pool_gauges_and_reloads(server: ServerProcess) -> None:
     samples = scrape(server)
     assert samples[("sbusr_workers", (("state", "idle"),))] == 2
     assert samples[("sbusr_calls_in_flight", ())] == 0
@@ -78,7 +82,7 @@ def test_pool_gauges_and_reloads(server: ServerProcess):
         assert samples[(name, ())] == 0
 
 
-def test_busy_workers_show_while_a_call_runs(server: ServerProcess):
+def test_busy_workers_show_while_a_call_runs(server: ServerProcess) -> None:
     caller = threading.Thread(target=server.call, args=("sleep", [1.0]))
     caller.start()
     try:
@@ -91,7 +95,7 @@ def test_busy_workers_show_while_a_call_runs(server: ServerProcess):
         caller.join()
 
 
-def test_metrics_off_counts_no_calls(start_server):
+def test_metrics_off_counts_no_calls(start_server: StartServer) -> None:
     server = start_server(env={"SBUSR_METRICS": "0"})
     server.call("echo", ["hi"])
     samples = scrape(server)
@@ -99,14 +103,14 @@ def test_metrics_off_counts_no_calls(start_server):
     assert samples[("sbusr_workers", (("state", "idle"),))] == 2
 
 
-def test_outcome_is_read_from_both_error_encodings():
+def test_outcome_is_read_from_both_error_encodings() -> None:
     assert _outcome_of_error(b'{"code":-32601,"message":"Method not found"}') == "-32601"
     assert _outcome_of_error(b'{"code": -32001, "message": "Call timed out"}') == "-32001"
     assert _outcome_of_error(b'{"message": "x", "code": 7}') == "7"
     assert _outcome_of_error(b"garbage") == "invalid"
 
 
-def test_method_labels_are_capped(monkeypatch):
+def test_method_labels_are_capped(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(metrics, "MAX_METHOD_LABELS", 2)
     observer = CallMetrics()
     for name in ("cap.a", "cap.b", "cap.c", "cap.d"):
@@ -115,7 +119,7 @@ def test_method_labels_are_capped(monkeypatch):
     assert observer._by_method[metrics.OTHER_METHOD].outcomes == {"result": 2}
 
 
-def test_latency_buckets_are_cumulative():
+def test_latency_buckets_are_cumulative() -> None:
     observer = CallMetrics()
     for elapsed_s in (0.0005, 0.001, 0.003, 100.0):
         observer.observe("hist.m", True, b"1", elapsed_s)

@@ -8,26 +8,35 @@ over ``max_body_bytes`` (the body streams in and is dropped past the limit, neve
 
 from __future__ import annotations
 
-from typing import Any
-
 import tornado.web
+from tornado.http1connection import HTTP1Connection
 
-from server.base import BaseHandler, RestError
+from server.http.base import BaseHandler
+from server.http.errors import RETRY_AFTER_S, RestError
+from server.jsonrpc import JsonRpcCore
 
-__all__ = ["RpcHandler", "RETRY_AFTER_S"]
+__all__ = ["DISCARD_LIMIT_BYTES", "RpcHandler"]
 
-#: Seconds a refused caller is asked to wait (``Retry-After`` of a 503).
-RETRY_AFTER_S = 1
 #: Bytes over the body limit that are still read (and dropped) before answering 413; past
 #: that the 413 is sent at once and the connection closed.
 DISCARD_LIMIT_BYTES = 1 << 20
 
+_RETRY_AFTER = str(RETRY_AFTER_S)
+
 
 @tornado.web.stream_request_body
 class RpcHandler(BaseHandler):
-    """Receives JSON-RPC payloads over HTTP POST; the body streams in to enforce its limit."""
+    """Receives JSON-RPC payloads over HTTP POST; the body streams in to enforce its limit.
 
-    def initialize(self) -> None:
+    Handler kwargs: ``core`` (the JSON-RPC core), ``max_body_bytes`` (largest body, bytes),
+    ``auth_token``.
+    """
+
+    def initialize(self, core: JsonRpcCore, max_body_bytes: int, auth_token: str | None) -> None:
+        """Take the route kwargs (see the class doc)."""
+        self.core = core
+        self.max_body_bytes = max_body_bytes
+        self.auth_token = auth_token
         self._chunks: list[bytes] = []
         self._size = 0
         self._too_large = False
@@ -40,22 +49,21 @@ class RpcHandler(BaseHandler):
             super().prepare()
         except RestError as refusal:
             self._refusal = refusal
-        limit = self.application.settings["sbusr"].max_body_bytes
+        limit = self.max_body_bytes
         length = self.request.headers.get("Content-Length", "")
         declared = int(length) if length.isdigit() else 0
         if declared > limit + DISCARD_LIMIT_BYTES:
-            raise RestError(413, "request body over %d bytes" % limit)  # closes the connection
+            raise RestError(413, f"request body over {limit} bytes")  # closes the connection
         # A body over the limit is read and dropped, so that the client can read the 413.
-        self.request.connection.set_max_body_size(max(declared, limit) + DISCARD_LIMIT_BYTES)
+        connection = self.request.connection
+        if isinstance(connection, HTTP1Connection):
+            connection.set_max_body_size(max(declared, limit) + DISCARD_LIMIT_BYTES)
 
     def _refuse(self) -> None:
         if self._refusal is not None:
             raise self._refusal
         if self._too_large:
-            raise RestError(
-                413,
-                "request body over %d bytes" % self.application.settings["sbusr"].max_body_bytes,
-            )
+            raise RestError(413, f"request body over {self.max_body_bytes} bytes")
 
     def _wrong_method(self) -> None:
         self._refuse()
@@ -67,17 +75,18 @@ class RpcHandler(BaseHandler):
         if self._refusal is not None:
             return
         self._size += len(chunk)
-        if self._size > self.application.settings["sbusr"].max_body_bytes:
+        if self._size > self.max_body_bytes:
             self._too_large = True
             self._chunks.clear()
         elif not self._too_large:
             self._chunks.append(chunk)
 
     async def post(self) -> None:
+        """Answer one JSON-RPC payload (the status table of the module doc)."""
         self._refuse()
-        body = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
-        context: dict[str, Any] = {"request_id": self.request_id}
-        reply = await self.application.settings["rpc_core"].handle(body, context)
+        chunks = self._chunks
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        reply = await self.core.handle(body, {"request_id": self.request_id})
         self.rpc_methods = reply.methods
         if reply.body is None:
             self.set_status(204)
@@ -85,6 +94,6 @@ class RpcHandler(BaseHandler):
             return
         if reply.busy:
             self.set_status(503)
-            self.set_header("Retry-After", str(RETRY_AFTER_S))
+            self.set_header("Retry-After", _RETRY_AFTER)
         self.set_header("Content-Type", "application/json")
         self.finish(reply.body)

@@ -1,0 +1,118 @@
+"""The Tornado application: the one route table of sbusr (design.md).
+
+=======================================  ===========================  =======================
+route                                    handler                      kwargs
+=======================================  ===========================  =======================
+``POST /rpc``, ``POST /``                rpc.RpcHandler               core, max_body_bytes
+``GET|POST /sys/reset``                  system.ResetHandler          pool
+``GET /sys/status``                      system.StatusHandler         pool
+``GET /health_check`` (no token)         system.HealthHandler         pool
+``GET /openrpc.json``                    docs.OpenRpcHandler          documents
+``GET /docs`` (no token)                 docs.DocsHandler             (none)
+``GET /metrics``                         metrics.MetricsHandler       metrics
+``POST /api/flow``                       flow.FlowHandler             starter (None: bus off)
+``GET|POST /api/jobs``                   jobs.JobsHandler             scheduler (None: off)
+``GET|DELETE /api/jobs/{id}``            jobs.JobHandler              scheduler
+``POST /api/jobs/{id}/pause|resume|run`` jobs.JobActionHandler        scheduler
+anything else                            base.NotFoundHandler         (JSON 404)
+=======================================  ===========================  =======================
+
+Every handler that requires the bearer token also gets ``auth_token``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import tornado.web
+
+from executor.pool import Pool
+from server.bus.flow import FlowStarter
+from server.http.access_log import log_request, no_log
+from server.http.base import NotFoundHandler
+from server.http.docs import DocsHandler, OpenRpcHandler
+from server.http.flow import FlowHandler
+from server.http.jobs import JOB_ID_PATTERN, JobActionHandler, JobHandler, JobsHandler
+from server.http.metrics import MetricsHandler
+from server.http.rpc import RpcHandler
+from server.http.system import HealthHandler, ResetHandler, StatusHandler
+from server.jsonrpc import JsonRpcCore
+from server.metrics import Metrics
+from server.openrpc_cache import OpenRpcCache
+from server.scheduler.service import JobScheduler
+from settings import Settings
+
+__all__ = ["Route", "Services", "make_app", "routes"]
+
+#: One rule of the table: ``(pattern, handler class, kwargs of its initialize())``.
+Route = tuple[str, type[tornado.web.RequestHandler], dict[str, Any]]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Services:
+    """What the handlers are given (each takes its part as route kwargs).
+
+    Attributes:
+        pool: the process pool (``/sys/*``, ``/health_check``).
+        core: the JSON-RPC core behind ``/rpc``.
+        documents: the OpenRPC document cache (the one ``rpc.discover`` uses).
+        metrics: what ``/metrics`` shows.
+        scheduler: the job scheduler, or None when it is off (job routes answer 503).
+        flows: the bus's flow starter, or None when the bus is off (``/api/flow`` answers 503).
+    """
+
+    pool: Pool
+    core: JsonRpcCore
+    documents: OpenRpcCache
+    metrics: Metrics
+    scheduler: JobScheduler | None
+    flows: FlowStarter | None
+
+
+def routes(settings: Settings, services: Services) -> list[Route]:
+    """The route table (see the module doc).
+
+    Args:
+        settings: ``auth_token`` and ``max_body_bytes`` are read.
+        services: what the handlers are given.
+
+    Returns:
+        ``[(pattern, handler, kwargs), ...]`` for :class:`tornado.web.Application`.
+    """
+    token = settings.auth_token
+    pool = services.pool
+    rpc = {"core": services.core, "max_body_bytes": settings.max_body_bytes, "auth_token": token}
+    jobs = {"scheduler": services.scheduler, "auth_token": token}
+    return [
+        (r"/rpc", RpcHandler, rpc),
+        (r"/", RpcHandler, rpc),
+        (r"/sys/reset", ResetHandler, {"pool": pool, "auth_token": token}),
+        (r"/sys/status", StatusHandler, {"pool": pool, "auth_token": token}),
+        (r"/health_check", HealthHandler, {"pool": pool}),
+        (r"/openrpc.json", OpenRpcHandler, {"documents": services.documents, "auth_token": token}),
+        (r"/docs", DocsHandler, {}),
+        (r"/metrics", MetricsHandler, {"metrics": services.metrics, "auth_token": token}),
+        (r"/api/flow", FlowHandler, {"starter": services.flows, "auth_token": token}),
+        (r"/api/jobs", JobsHandler, jobs),
+        (rf"/api/jobs/{JOB_ID_PATTERN}", JobHandler, jobs),
+        (rf"/api/jobs/{JOB_ID_PATTERN}/(pause|resume|run)", JobActionHandler, jobs),
+    ]
+
+
+def make_app(settings: Settings, services: Services) -> tornado.web.Application:
+    """Build the application: the routes of :func:`routes`, a JSON 404 for the others.
+
+    Args:
+        settings: ``auth_token``, ``max_body_bytes`` and ``access_log`` are read.
+        services: what the handlers are given.
+
+    Returns:
+        A :class:`tornado.web.Application`.
+    """
+    return tornado.web.Application(
+        routes(settings, services),
+        default_handler_class=NotFoundHandler,
+        default_handler_args={"auth_token": settings.auth_token},
+        log_function=log_request if settings.access_log else no_log,
+    )
