@@ -87,14 +87,13 @@ async def bench_core(calls: int, rounds: int, processes: int, concurrency: int) 
     pool = Pool(PROJECT_DIR / "methods", processes, 0, 100000)
     await pool.start()
     best = {"on": 0.0, "off": 0.0}
+    observer = metrics.CallMetrics()
     try:
         for number in range(rounds):
             for mode in _order(number):
                 on = mode == "on"
-                pool.observer = metrics.call_metrics.observe_pool_call if on else None
-                core = JsonRpcCore(
-                    pool, 30.0, 100, observer=metrics.call_metrics.observe if on else None
-                )
+                pool.observer = observer.observe_pool_call if on else None
+                core = JsonRpcCore(pool, 30.0, 100, observer=observer.observe if on else None)
                 best[mode] = max(best[mode], await _core_round(core, calls, concurrency))
     finally:
         await pool.shutdown(5.0)

@@ -22,7 +22,6 @@ it can be tested without worker processes.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -109,8 +108,6 @@ def _error_response(id_json: bytes, error_json: bytes) -> bytes:
 
 _METHOD_NOT_FOUND = MethodNotFound().to_json()
 
-#: :func:`wire.names.is_reachable_name`, remembered per name: callers repeat a few names.
-_is_reachable = functools.lru_cache(maxsize=4096)(is_reachable_name)
 _ABSENT = object()
 
 
@@ -282,7 +279,7 @@ class JsonRpcCore:
             if method in server_methods:  # every one is under the reserved prefix
                 server_side.append(request)
                 continue
-            if _is_reachable(method):  # False under the reserved prefix
+            if is_reachable_name(method):  # False under the reserved prefix
                 request.pending = pending
                 calls.append(Call(method, request.params, request.on_done, self.timeout_s, context))
                 continue

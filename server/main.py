@@ -25,7 +25,7 @@ from executor.pool import Pool, ReloadFailed
 from server.bus import Bus
 from server.http.app import Services, make_app
 from server.jsonrpc import JsonRpcCore
-from server.metrics import BusCountersView, CallMetrics, Metrics, legacy_bus_counters
+from server.metrics import CallMetrics, Metrics
 from server.openrpc_cache import OpenRpcCache
 from server.scheduler.service import JobScheduler
 from settings import Settings
@@ -99,18 +99,6 @@ def _resync(jobs: JobScheduler) -> Callable[[], Awaitable[None]]:
         await jobs.sync_declared()
 
     return resync
-
-
-def _bus_counters(bus: Bus | None) -> BusCountersView | None:
-    """The bus's counters for ``/metrics``; None when the bus is off.
-
-    A bus without ``counters`` of its own reports through the ``server.metrics.bus_*``
-    functions: then their counts.
-    """
-    if bus is None:
-        return None
-    counters: BusCountersView = getattr(bus, "counters", legacy_bus_counters)
-    return counters
 
 
 def _listen(settings: Settings, services: Services) -> tuple[tornado.httpserver.HTTPServer, int]:
@@ -215,7 +203,7 @@ async def serve(settings: Settings, log_level: int = logging.INFO, web: bool = T
                     pool=pool,
                     core=core,
                     documents=documents,
-                    metrics=Metrics(pool, calls, _bus_counters(bus)),
+                    metrics=Metrics(pool, calls, bus.counters if bus is not None else None),
                     scheduler=jobs,
                     flows=bus.flows if bus is not None else None,
                 )

@@ -36,7 +36,6 @@ names are counted under ``(other)``.
 from __future__ import annotations
 
 import bisect
-import dataclasses
 import itertools
 import logging
 from collections.abc import Iterator
@@ -66,11 +65,6 @@ __all__ = [
     "BusCountersView",
     "CallMetrics",
     "Metrics",
-    "bus_entries_dead_lettered",
-    "bus_entries_read",
-    "bus_entries_reclaimed",
-    "bus_pending",
-    "legacy_bus_counters",
 ]
 
 logger = logging.getLogger(__name__)
@@ -364,38 +358,3 @@ class Metrics:
     def render(self) -> bytes:
         """The text exposition of every metric (Content-Type :data:`CONTENT_TYPE`)."""
         return generate_latest(self.registry)
-
-
-@dataclasses.dataclass
-class _LegacyBusCounters:
-    """The bus's counts while the bus still reports them through the functions below."""
-
-    entries_read: int = 0
-    entries_reclaimed: int = 0
-    entries_dead_lettered: int = 0
-    pending: int = 0
-
-
-#: The counts of the ``bus_*`` functions; ``server.main`` shows them when the bus has no
-#: ``counters`` of its own.
-legacy_bus_counters = _LegacyBusCounters()
-
-
-def bus_entries_read(count: int = 1) -> None:
-    """Count ``count`` entries read from the request stream (call after each XREADGROUP)."""
-    legacy_bus_counters.entries_read += count
-
-
-def bus_entries_reclaimed(count: int = 1) -> None:
-    """Count ``count`` entries claimed from a silent consumer (after each XAUTOCLAIM)."""
-    legacy_bus_counters.entries_reclaimed += count
-
-
-def bus_entries_dead_lettered(count: int = 1) -> None:
-    """Count ``count`` entries moved to the dead-letter stream."""
-    legacy_bus_counters.entries_dead_lettered += count
-
-
-def bus_pending(count: int) -> None:
-    """Set the number of entries delivered and not acked yet (e.g. from XPENDING's summary)."""
-    legacy_bus_counters.pending = count

@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 from referencing import Registry, Resource
 
-from executor.discover import describe_method, schema_for_hint
+from catalog.openrpc import describe_method, schema_for_hint
 from executor.params import params_schema
 from tests.support import ServerProcess
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from executor.pool import Pool, ReloadFailed
-from executor.scheduled import JobSpecError
+from kit.jobs import JobSpecError
 from server.bus.flow import BusUnreachable, FlowAckTimeout, FlowRejected, NoLivePeer
 from server.http.app import Services, routes
 from server.http.errors import RestError, rest_error_of

@@ -45,8 +45,10 @@ def decode_strict(payload: bytes | bytearray | memoryview | str) -> Any:
         UnicodeDecodeError: bytes that are not UTF-8 (also a ValueError).
         RecursionError: nested too deeply for the parser.
     """
-    if not isinstance(payload, str):
-        payload = bytes(payload).decode("utf-8")
+    if isinstance(payload, bytes | bytearray):
+        payload = payload.decode("utf-8")
+    elif isinstance(payload, memoryview):
+        payload = payload.tobytes().decode("utf-8")
     return _decoder.decode(payload)
 
 

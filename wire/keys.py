@@ -72,11 +72,11 @@ class BusKeys:
     @staticmethod
     def peer_member(unit: int, client: int) -> str:
         """The member of a peer in :attr:`peers`: ``"<unit>:<client>"``."""
-        return "%d:%d" % (unit, client)
+        return f"{unit}:{client}"
 
     def peer_stream(self, unit: int, client: int) -> str:
         """The command stream of one peer, e.g. ``sbusr:peer:3:7``."""
-        return "%s:peer:%d:%d" % (self.prefix, unit, client)
+        return f"{self.prefix}:peer:{unit}:{client}"
 
     def reply(self, token: str) -> str:
         """A reply list owned by one client instance, e.g. ``sbusr:reply:5f0c...``."""

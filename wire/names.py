@@ -9,14 +9,25 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 import socket
 
-__all__ = ["RESERVED_PREFIX", "instance_id", "is_reachable_name", "is_reserved"]
+__all__ = [
+    "REMEMBERED_NAME_LENGTH",
+    "RESERVED_PREFIX",
+    "instance_id",
+    "is_reachable_name",
+    "is_reserved",
+]
 
 #: Prefix of the server's own methods (``rpc.discover``).
 RESERVED_PREFIX = "rpc."
+
+#: Names up to this length are remembered by :func:`is_reachable_name` (callers repeat a few
+#: names); longer ones are checked each time, so the memory stays bounded whatever callers send.
+REMEMBERED_NAME_LENGTH = 128
 
 
 def is_reserved(method: str) -> bool:
@@ -34,11 +45,21 @@ def is_reachable_name(method: str) -> bool:
         False for the ``rpc.`` prefix, empty segments, segments that are not Python
         identifiers and segments starting with ``_``; True otherwise.
     """
+    if len(method) <= REMEMBERED_NAME_LENGTH:
+        return _check_remembered(method)
+    return _check(method)
+
+
+def _check(method: str) -> bool:
     if is_reserved(method):
         return False
     return all(
         segment.isidentifier() and not segment.startswith("_") for segment in method.split(".")
     )
+
+
+#: At most 4,096 names of at most 128 characters: about 1 MiB.
+_check_remembered = functools.lru_cache(maxsize=4096)(_check)
 
 
 def instance_id() -> str:

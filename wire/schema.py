@@ -13,7 +13,10 @@ __all__ = ["error_list", "json_pointer"]
 
 
 def json_pointer(path: Iterable[Any]) -> str:
-    """Return the JSON Pointer (RFC 6901) of a path: ``["items", 0, "a/b"]`` -> ``/items/0/a~1b``."""
+    """Return the JSON Pointer (RFC 6901) of a path.
+
+    Example: ``["items", 0, "a/b"]`` -> ``"/items/0/a~1b"``.
+    """
     return "/" + "/".join(str(part).replace("~", "~0").replace("/", "~1") for part in path)
 
 

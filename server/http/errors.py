@@ -14,7 +14,7 @@ domain error                               status  message / details
                                                    "ack", "msg"}``
 ``server.bus.flow.BusUnreachable``         503     why Redis cannot be reached
 ``server.bus.flow.FlowAckTimeout``         504     details: ``{"invoke_id", "peer"}``
-``executor.scheduled.JobSpecError``        400     details: ``[{"path", "message"}]``
+``kit.jobs.JobSpecError``                 400     details: ``[{"path", "message"}]``
 ``server.scheduler.service.JobNotFound``   404     ``no job '<id>'``
 ``server.scheduler.service.JobExists``     409     ``a job with id '<id>' exists``
 ``server.openrpc_cache.DocumentUnavailable``  503  details: the worker call's error object
@@ -33,7 +33,7 @@ from typing import Any
 import tornado.web
 
 from executor.pool import ReloadFailed
-from executor.scheduled import JobSpecError
+from kit.jobs import JobSpecError
 from server.bus.flow import BusUnreachable, FlowAckTimeout, FlowRejected, NoLivePeer
 from server.openrpc_cache import DocumentUnavailable
 from server.scheduler.service import JobExists, JobNotFound

@@ -15,13 +15,13 @@ POST     /api/jobs/{id}/run          202 job: a run starts now on this instance;
 Every route answers 503 when the scheduler is off (SBUSR_SCHEDULER=0). The 400 (spec), 404
 and 409 are the scheduler's errors, mapped in :mod:`server.http.errors`.
 
-A job is its spec (see :mod:`executor.scheduled`) plus ``"state"`` (see
+A job is its spec (see :mod:`kit.jobs`) plus ``"state"`` (see
 :func:`server.scheduler.state.render`).
 """
 
 from __future__ import annotations
 
-from executor.scheduled import validate_job
+from kit.jobs import validate_job
 from server.http.base import BaseHandler
 from server.http.errors import RestError
 from server.scheduler.service import JobScheduler

@@ -37,6 +37,7 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from redis.exceptions import RedisError
 
+from busclient import async_redis
 from executor.pool import Pool
 from kit.db import get_engine
 from kit.jobs import JOB_CONTEXT_ID, JOB_CONTEXT_RUN_TIME, build_trigger
@@ -186,10 +187,8 @@ class JobScheduler:
             timezone=datetime.UTC,
         )
         if settings.redis_url:
-            import redis.asyncio
-
             self.lease = RedisLease(
-                redis.asyncio.from_url(settings.redis_url),
+                async_redis(settings.redis_url),
                 BusKeys(settings.bus_prefix),
                 self.instance,
             )
