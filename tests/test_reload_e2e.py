@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support import wait_for
+from tests.support import StartServer, wait_for
 
 VERSION_MODULE = """
 import time
@@ -28,7 +28,9 @@ def write_version(methods_dir: Path, version: str) -> None:
     (methods_dir / "version.py").write_text(VERSION_MODULE.format(version=version))
 
 
-def test_reload_serves_new_code_and_lets_running_calls_finish(start_server, methods_dir):
+def test_reload_serves_new_code_and_lets_running_calls_finish(
+    start_server: StartServer, methods_dir: Path
+) -> None:
     write_version(methods_dir, "v1")
     server = start_server()
     assert server.call("version.get")["result"] == "v1"
@@ -49,7 +51,7 @@ def test_reload_serves_new_code_and_lets_running_calls_finish(start_server, meth
     )
 
 
-def test_reload_under_load_loses_and_fails_no_call(start_server):
+def test_reload_under_load_loses_and_fails_no_call(start_server: StartServer) -> None:
     server = start_server()
     stop = threading.Event()
     outcomes: list[object] = []
@@ -82,7 +84,9 @@ def test_reload_under_load_loses_and_fails_no_call(start_server):
     assert len(outcomes) > 100
 
 
-def test_reload_with_broken_code_keeps_the_old_generation(start_server, methods_dir):
+def test_reload_with_broken_code_keeps_the_old_generation(
+    start_server: StartServer, methods_dir: Path
+) -> None:
     write_version(methods_dir, "v1")
     server = start_server()
     (methods_dir / "broken.py").write_text("def oops(:\n    pass\n")
@@ -103,7 +107,7 @@ def test_reload_with_broken_code_keeps_the_old_generation(start_server, methods_
     assert server.http.get("/sys/reset").json()["generation"] == 2
 
 
-def test_concurrent_resets_are_serialised(start_server):
+def test_concurrent_resets_are_serialised(start_server: StartServer) -> None:
     server = start_server()
     with concurrent.futures.ThreadPoolExecutor(3) as executor:
         replies = list(
@@ -119,8 +123,8 @@ def test_concurrent_resets_are_serialised(start_server):
 
 
 def test_replacement_worker_never_serves_other_code_when_the_package_breaks(
-    start_server, methods_dir
-):
+    start_server: StartServer, methods_dir: Path
+) -> None:
     server = start_server(
         env={
             "SBUSR_POOL_PROCESSES": "1",
