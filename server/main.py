@@ -70,7 +70,8 @@ async def serve(settings: Settings, log_level: int = logging.INFO, web: bool = T
         the job database cannot be used.
     """
     pool = Pool(settings.methods_dir, settings.pool_processes, settings.pool_maxtasksperchild,
-                settings.queue_maxsize, debug=settings.debug, log_level=log_level)
+                settings.queue_maxsize, debug=settings.debug, log_level=log_level,
+                worker_concurrency=settings.worker_concurrency)
     try:
         started = await pool.start()
     except ReloadFailed as exc:

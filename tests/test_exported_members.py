@@ -19,7 +19,7 @@ def test_the_exports_are_the_expected_ones():
         "AsyncClient", "Client", "DEFAULT_RETRY_EXCEPTIONS", "JsonRpcError", "KitError",
         "LockError", "LockLost", "LockNotAcquired", "RedisLock", "RetryError", "RetryPolicy",
         "aiorequests", "current_job", "get_dataset", "get_engine", "get_mysql_pool", "get_redis",
-        "get_redis_pool", "lock", "mysql_url", "params_schema", "requests", "scheduled", "session_scope",
+        "get_redis_pool", "lock", "mysql_url", "one_at_a_time", "params_schema", "requests", "scheduled", "session_scope",
     ])
 
 
