@@ -68,6 +68,10 @@ START_TIMEOUT_S = 60.0
 CANCEL_GRACE_S = 1.0
 #: how long a drained worker may take to exit after its input is closed, seconds
 STOP_GRACE_S = 5.0
+#: while calls wait, a busy worker gets more once this many of its slots are free ...
+DISPATCH_BATCH = 16
+#: ... or once this long passed, seconds
+DISPATCH_DELAY_S = 0.002
 #: recycling happens after max_tasks_per_child calls, give or take this fraction
 RECYCLE_JITTER = 0.1
 
@@ -272,6 +276,7 @@ class Pool:
         self._in_flight = 0
         self._closing = False
         self._dispatch_scheduled = False
+        self._dispatch_timer: asyncio.TimerHandle | None = None
         self._idle: asyncio.Event | None = None
         self._exited: asyncio.Event | None = None
         self._reload_lock = asyncio.Lock()
@@ -705,21 +710,42 @@ class Pool:
             self._dispatch_scheduled = True
             self._loop.call_soon(self._dispatch)
 
-    def _dispatch(self) -> None:
+    def _dispatch(self, force: bool = False) -> None:
+        """Send queued calls to the ready workers of the generation, least loaded first.
+
+        While more calls wait than fit, a worker gets calls only once :data:`DISPATCH_BATCH` of
+        its slots are free, or when :data:`DISPATCH_DELAY_S` passed (``force``): a busy worker
+        then receives a few frames of many calls rather than one frame per freed slot.
+        """
         self._dispatch_scheduled = False
         queue = self._queue
         if not queue:
             return
         concurrency = self.worker_concurrency
-        workers = [w for w in self._workers if w.state is _READY and w.load < concurrency]
-        if not workers:
-            return
-        workers.sort(key=lambda w: w.load)
-        free = sum(concurrency - w.load for w in workers)
-        counts = _shares([w.load for w in workers], concurrency, min(free, len(queue)))
+        least_free = 1 if force else min(DISPATCH_BATCH, concurrency, len(queue))
+        workers = [
+            w for w in self._workers if w.state is _READY and concurrency - w.load >= least_free
+        ]
+        if workers:
+            workers.sort(key=lambda w: w.load)
+            free = sum(concurrency - w.load for w in workers)
+            counts = _shares([w.load for w in workers], concurrency, min(free, len(queue)))
+            self._send_calls(workers, counts)
+        waiting = queue and self._dispatch_timer is None and self._loop is not None
+        if waiting and any(w.state is _READY and w.load < concurrency for w in self._workers):
+            assert self._loop is not None
+            self._dispatch_timer = self._loop.call_later(DISPATCH_DELAY_S, self._dispatch_late)
+
+    def _dispatch_late(self) -> None:
+        self._dispatch_timer = None
+        self._dispatch(force=True)
+
+    def _send_calls(self, workers: list[_Worker], counts: list[int]) -> None:
+        """Send ``counts[i]`` calls from the head of the queue to ``workers[i]``, one frame each."""
+        queue = self._queue
         now = time.monotonic()
         deadlines = self._deadlines
-        for worker, count in zip(workers, counts, strict=False):
+        for worker, count in zip(workers, counts, strict=True):
             if not count:
                 continue
             calls = [queue.popleft() for _ in range(count)]

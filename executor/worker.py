@@ -64,16 +64,33 @@ READ_SIZE = 1 << 18
 
 
 class _Channel:
-    """The worker's output pipe; whole frames are written under a lock (threads answer too)."""
+    """The worker's output pipe, written by the loop and by the call threads.
+
+    Frames are never interleaved: one sender at a time writes; frames that other threads send
+    meanwhile are queued and leave with its next write (many answers, one system call).
+    """
 
     def __init__(self, out_fd: int) -> None:
         self.out_fd = out_fd
         self._lock = threading.Lock()
+        self._pending: list[bytes] = []
+        self._writing = False
 
     def send(self, frame: bytes) -> None:
-        """Write ``frame`` whole; exit the process when the server is gone (broken pipe)."""
+        """Write ``frame`` whole (now or with the current writer's next write); exit the
+        process when the server is gone (broken pipe)."""
         with self._lock:
-            view = memoryview(frame)
+            self._pending.append(frame)
+            if self._writing:
+                return
+            self._writing = True
+        while True:
+            with self._lock:
+                if not self._pending:
+                    self._writing = False
+                    return
+                frames, self._pending = self._pending, []
+            view = memoryview(frames[0] if len(frames) == 1 else b"".join(frames))
             try:
                 while view:
                     written = os.write(self.out_fd, view)
