@@ -192,6 +192,10 @@ class _Worker:
         return len(self.running) + len(self.cancelling)
 
 
+def _first(pair: tuple[int, _Worker]) -> int:
+    return pair[0]
+
+
 def _shares(loads: list[int], capacity: int, count: int) -> list[int]:
     """Spread ``count`` calls so that the least loaded workers get them first (water-filling).
 
@@ -410,7 +414,7 @@ class Pool:
             call.submitted_at = now
         self._queue.extend(calls)
         self._in_flight += len(calls)
-        self._schedule_dispatch()
+        self._dispatch()  # at once: each call's time starts when it arrives, not with a crowd
         return True
 
     async def run(
@@ -722,6 +726,13 @@ class Pool:
         if not queue:
             return
         concurrency = self.worker_concurrency
+        if len(queue) == 1:  # the usual case: one call, to the least loaded worker with room
+            loads = [(w.load, w) for w in self._workers if w.state is _READY]
+            if loads:
+                load, worker = min(loads, key=_first)
+                if load < concurrency:
+                    self._send_calls([worker], [1])
+                    return
         least_free = 1 if force else min(DISPATCH_BATCH, concurrency, len(queue))
         workers = [
             w for w in self._workers if w.state is _READY and concurrency - w.load >= least_free

@@ -609,7 +609,13 @@ def _set_done(future: asyncio.Future[None]) -> None:
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:
-    return asyncio.new_event_loop()
+    """The worker's event loop: uvloop's when it is installed (cheaper per call), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    return loop
 
 
 def main(argv: list[str]) -> int:
