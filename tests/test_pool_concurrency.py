@@ -247,10 +247,10 @@ def test_request_ids_stay_with_their_calls_in_worker_log_lines(start_server, con
         response = httpx.post(
             server.url + "/rpc",
             timeout=30,
-            json=request(method, ["tag-%d" % number, 0.2], number),
-            headers={"X-Request-ID": "rid-%d" % number},
+            json=request(method, [f"tag-{number}", 0.2], number),
+            headers={"X-Request-ID": f"rid-{number}"},
         )
-        assert response.json()["result"] == "tag-%d" % number
+        assert response.json()["result"] == f"tag-{number}"
 
     with concurrent.futures.ThreadPoolExecutor(20) as executor:
         list(executor.map(call, range(20)))
