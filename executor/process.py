@@ -350,7 +350,13 @@ class WorkerProcess:
         self.from_worker = from_worker
         os.set_blocking(to_worker, False)
         os.set_blocking(from_worker, False)
-        self.pidfd = os.pidfd_open(self.pid)
+        try:
+            self.pidfd = os.pidfd_open(self.pid)
+        except OSError:  # gone already (and reaped): nothing to watch
+            os.close(to_worker)
+            os.close(from_worker)
+            self.child.kill()
+            raise
         self.returncode: int | None = None
         self.ended = False
         self._read_buffer: bytes | bytearray = b""
