@@ -131,6 +131,7 @@ def main() -> None:
     arguments = parser.parse_args()
     wrk = ensure_wrk()
     raise_open_files_limit()
+    signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(1))  # stop the servers too
     python = sys.executable
     names = ["sbusr", "fastapi"] + (["sbusr-no-access-log"] if arguments.extra else [])
     ports = {name: free_port() for name in names}
