@@ -153,6 +153,7 @@ class _Template:
         self.socket.setblocking(False)
         self.ready = False
         self.alive = True
+        self.settled = asyncio.Event()  # set once ready, or gone
         self.children: dict[int, _ForkedChild] = {}
         self._requests = 0
         loop.add_reader(self.socket.fileno(), self._on_readable)
@@ -216,6 +217,7 @@ class _Template:
                 child.exited(facts["code"])
         elif facts.get("ready"):
             self.ready = True
+            self.settled.set()
 
     def close(self) -> None:
         """Stop using the template; it exits when its socket closes."""
@@ -223,6 +225,7 @@ class _Template:
             return
         self.alive = False
         self.ready = False
+        self.settled.set()
         self.loop.remove_reader(self.socket.fileno())
         self.socket.close()
         for child in list(self.children.values()):  # their status cannot come any more
@@ -252,12 +255,12 @@ class Spawner:
         if not self.use_template:
             return
         template = self._new_template()
-        deadline = time.monotonic() + TEMPLATE_START_TIMEOUT_S
-        while template is not None and template.alive and not template.ready:
-            if time.monotonic() > deadline:
-                logger.warning("the worker template is not ready; starting workers without it")
-                return
-            await asyncio.sleep(0.01)
+        if template is None:
+            return
+        try:
+            await asyncio.wait_for(template.settled.wait(), TEMPLATE_START_TIMEOUT_S)
+        except TimeoutError:
+            logger.warning("the worker template is not ready; starting workers without it")
 
     def _new_template(self) -> _Template | None:
         try:

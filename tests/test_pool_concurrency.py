@@ -262,3 +262,24 @@ def test_request_ids_stay_with_their_calls_in_worker_log_lines(start_server, con
 
     matches = wait_for(lambda: len(lines()) == 40 and lines(), message="40 worker log lines")
     assert all(match.group(3) == match.group(4) for match in matches), [m.group(0) for m in matches]
+
+
+def children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as listed:
+        return [int(child) for child in listed.read().split()]
+
+
+def test_workers_are_still_started_and_watched_when_the_template_dies(start_server, conc_methods):
+    server = start_server(env={"SBUSR_POOL_PROCESSES": "1"})
+    worker = server.call("conc.pid")["result"]
+    (template,) = children(server.process.pid)
+    assert children(template) == [worker]  # workers are forked from the template
+    os.kill(template, signal.SIGKILL)
+    pending = in_background(server.call, "conc.wait_async", ["orphan", 30], "orphan")
+    wait_for(lambda: workers(server)[0]["running"] == 1, message="the call running")
+    os.kill(worker, signal.SIGKILL)
+    died = pending.result(timeout=10)
+    assert died["error"]["code"] == -32002 and died["error"]["data"]["pid"] == worker
+    replacement = wait_for(lambda: [w["pid"] for w in workers(server)], message="a replacement")
+    assert replacement != [worker]
+    assert server.call("conc.pid")["result"] == replacement[0]
