@@ -61,6 +61,8 @@ __all__ = ["Runner", "call_context", "import_methods", "main"]
 logger = logging.getLogger(__name__)
 
 READ_SIZE = 1 << 18
+#: a call that found no idle thread waits at most about this long for a new one, seconds
+GROW_DELAY_S = 0.001
 
 
 class _Channel:
@@ -367,46 +369,82 @@ async def _awaited(awaitable: Any) -> Any:
 
 
 class _Threads:
-    """A bounded pool of threads for plain functions: started as needed, up to ``limit``.
+    """A bounded pool of threads for plain functions, grown as calls need them, up to ``limit``.
 
-    Cheaper per call than :class:`concurrent.futures.ThreadPoolExecutor` (no future per job):
-    a job answers its call itself.
+    Cheaper per call than :class:`concurrent.futures.ThreadPoolExecutor` (no future per job:
+    a job answers its call itself). Jobs that find no idle thread wait; when
+    :data:`GROW_DELAY_S` later jobs still wait and no thread finished a job meanwhile (the
+    threads are blocked, not merely busy), one thread starts per waiting job. So short calls are
+    served by the threads there are, however many arrive at once, and each of a crowd of
+    blocking calls gets its own thread within about a millisecond.
+
+    Args:
+        limit: most threads.
+        loop: the worker's event loop (it times the growth).
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, loop: asyncio.AbstractEventLoop) -> None:
         self._limit = limit
+        self._loop = loop
         self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._threads = 0
-        self._busy = 0
+        self._idle = 0
+        self._done = 0  # jobs finished, ever
+        self._done_seen = 0
+        self._grow_timer: asyncio.TimerHandle | None = None
 
     def submit(self, job: Callable[[], None]) -> None:
-        """Run ``job()`` in a thread; it must not raise (an escaping error is logged)."""
-        with self._lock:
-            self._busy += 1
-            start = self._busy > self._threads and self._threads < self._limit
-            if start:
-                self._threads += 1
+        """Run ``job()`` in a thread; it must not raise (an escaping error is logged).
+
+        Call from the loop's thread.
+        """
         self._jobs.put(job)
-        if start:
+        if not self._threads:
+            self._start_threads(1)
+        elif self._grow_timer is None and self._jobs.qsize() > self._idle:
+            self._done_seen = self._done
+            self._grow_timer = self._loop.call_later(GROW_DELAY_S, self._grow)
+
+    def _grow(self) -> None:
+        """Start a thread per waiting job if no thread made progress; look again while jobs wait."""
+        self._grow_timer = None
+        waiting = self._jobs.qsize() - self._idle
+        if waiting <= 0:
+            return
+        if self._done == self._done_seen:
+            self._start_threads(min(waiting, self._limit - self._threads))
+        self._done_seen = self._done
+        if self._threads < self._limit:
+            self._grow_timer = self._loop.call_later(GROW_DELAY_S, self._grow)
+
+    def _start_threads(self, count: int) -> None:
+        for _ in range(count):
+            self._threads += 1
             name = f"sbusr-call-{self._threads}"
             threading.Thread(target=self._work, name=name, daemon=True).start()
 
     def _work(self) -> None:
+        with self._lock:
+            self._idle += 1
         while True:
             job = self._jobs.get()
+            with self._lock:
+                self._idle -= 1
             if job is None:
                 return
             try:
                 job()
             except Exception:
                 logger.exception("a call's thread failed")
-            finally:
-                with self._lock:
-                    self._busy -= 1
+            with self._lock:
+                self._idle += 1
+                self._done += 1
 
     def stop(self) -> None:
         """Let every thread end once the jobs queued before are done."""
+        if self._grow_timer is not None:
+            self._grow_timer.cancel()
         for _ in range(self._threads):
             self._jobs.put(None)
 
@@ -426,7 +464,7 @@ class _Service:
         self.channel = channel
         self.runner = runner
         self.loop = runner.loop
-        self.threads = _Threads(concurrency)
+        self.threads = _Threads(concurrency, self.loop)
         self.done: asyncio.Future[None] = self.loop.create_future()
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._in_threads: set[int] = set()
