@@ -21,6 +21,7 @@ The template exits when the server closes the socket. It ignores SIGINT, like th
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import os
@@ -50,6 +51,8 @@ def main(argv: list[str]) -> int:
     """Serve fork requests on the socket ``argv[0]`` until it closes; return 0."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     load_internal_methods()  # the server's own worker-side methods: not the user's code
+    with contextlib.suppress(ImportError):
+        import uvloop  # noqa: F401  (the workers' event loop, see executor.worker)
     gc.freeze()  # what is imported now stays out of the workers' collections: fewer copied pages
     control = socket.socket(fileno=int(argv[0]))
     control.setblocking(True)
