@@ -107,6 +107,9 @@ class Settings:
             (``SBUSR_POOL_MAXTASKSPERCHILD``), default 1000; 0 means never.
         queue_maxsize: calls that may wait for a free worker (``SBUSR_QUEUE_MAXSIZE``);
             beyond it calls are refused with -32003.
+        worker_concurrency: most calls one worker runs at once (``SBUSR_WORKER_CONCURRENCY``),
+            default 256: ``async def`` methods as tasks on its event loop, plain functions in
+            its threads; 1 runs one call at a time.
         rpc_timeout_s: time limit of one call in seconds (``SBUSR_RPC_TIMEOUT``), default 30.
         redis_url: Redis URL of the message bus (``SBUSR_REDIS_URL``); None: bus off.
         database_url: SQLAlchemy URL of the default database (``SBUSR_DATABASE_URL``).
@@ -141,6 +144,7 @@ class Settings:
     pool_processes: int = dataclasses.field(default_factory=lambda: os.cpu_count() or 1)
     pool_maxtasksperchild: int = 1000
     queue_maxsize: int = 1000
+    worker_concurrency: int = 256
     rpc_timeout_s: float = 30.0
     redis_url: str | None = None
     database_url: str = dataclasses.field(default_factory=_default_database_url)
@@ -185,6 +189,7 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "pool_processes": ("POOL_PROCESSES", _positive_int),
     "pool_maxtasksperchild": ("POOL_MAXTASKSPERCHILD", _non_negative_int),
     "queue_maxsize": ("QUEUE_MAXSIZE", _positive_int),
+    "worker_concurrency": ("WORKER_CONCURRENCY", _positive_int),
     "rpc_timeout_s": ("RPC_TIMEOUT", _positive_float),
     "redis_url": ("REDIS_URL", _optional_text),
     "database_url": ("DATABASE_URL", str),

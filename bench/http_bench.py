@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """HTTP benchmark: sbusr's full call path against a minimal Tornado handler, on one core.
 
-    python bench/http_bench.py [--seconds 10] [--rounds 3] [--connections 100] [--extra]
+    python bench/http_bench.py [--seconds 10] [--rounds 3] [--connections 100]
+                               [--extra] [--recycling]
 
 In one run it starts, pinned with taskset to CPU 0:
   * ``minimal``: bench/minimal_server.py, a Tornado handler that answers in-process;
   * ``sbusr``: ``run.py`` with one worker (server and worker on the same core), access log off,
     on uvloop (the default) — and ``sbusr-asyncio`` with SBUSR_UVLOOP=0; with ``--extra``,
     also ``sbusr-no-metrics`` (SBUSR_METRICS=0) and ``sbusr-access-log`` (SBUSR_ACCESS_LOG=1),
-    to show what metrics and the access log cost on the hot path;
+    to show what metrics and the access log cost on the hot path; with ``--recycling``, also
+    ``sbusr-recycling`` (the default SBUSR_POOL_MAXTASKSPERCHILD=1000 instead of 0);
 and drives each with ``wrk -t1 -c100`` pinned to CPU 1, interleaving the servers round by
 round so that drift of the machine hits all alike. It prints requests/s (median of the
 rounds) for each, the ratio to ``minimal``, and the calls/s of 100-call batches through sbusr;
@@ -180,6 +182,11 @@ def main() -> None:
         action="store_true",
         help="also measure sbusr without metrics and with the access log on",
     )
+    parser.add_argument(
+        "--recycling",
+        action="store_true",
+        help="also measure sbusr with recycling on (pool_maxtasksperchild 1000)",
+    )
     arguments = parser.parse_args()
     wrk = ensure_wrk()
     python = sys.executable
@@ -190,6 +197,10 @@ def main() -> None:
         "SBUSR_POOL_MAXTASKSPERCHILD": "0",
     }
     variants = {"sbusr": sbusr_env, "sbusr-asyncio": {**sbusr_env, "SBUSR_UVLOOP": "0"}}
+    if arguments.recycling:
+        variants["sbusr-recycling"] = {
+            k: v for k, v in sbusr_env.items() if k != "SBUSR_POOL_MAXTASKSPERCHILD"
+        }
     if arguments.extra:
         variants["sbusr-no-metrics"] = {**sbusr_env, "SBUSR_METRICS": "0"}
         variants["sbusr-access-log"] = {**sbusr_env, "SBUSR_ACCESS_LOG": "1"}

@@ -1,8 +1,15 @@
 """The wire format between the server process and its workers: one pipe each way.
 
-Server -> worker, one frame per write, carrying one or more calls::
+Server -> worker, one frame per write::
 
-    uint32 little-endian length | pickle of [(call_id, method, params, context), ...]
+    uint32 little-endian length | uint8 kind | body (length bytes)
+
+========  =================================================================
+kind      body
+========  =================================================================
+CALLS     pickle of ``[(call_id, method, params, context), ...]``: calls to start now
+CANCEL    int64 little-endian call ids: calls past their time limit, to stop
+========  =================================================================
 
 ``params`` is what the request carried (None, a list or a dict of JSON values); ``context``
 is a small dict of facts for the worker's log lines (e.g. the request id) or None.
@@ -19,39 +26,75 @@ ERROR     the JSON-RPC error object ``{"code", "message", "data"?}`` as JSON
 LOG       a pickled dict of ``logging.LogRecord`` attributes (call_id 0)
 READY     JSON ``{"pid": int, "errors": [{"module", "type", "message"}], "code": str}``
           (call_id 0; ``code`` is the fingerprint of the methods' source files)
+BLOCKED   empty: the call cannot be cancelled (it runs in a thread); sent for a CANCEL
 ========  =================================================================
 
-Calls sent to one worker are answered in the order they were sent, one at a time.
+A worker runs the calls it receives at once, side by side, and answers each with exactly one
+RESULT or ERROR frame, in the order they finish (a cancelled call too: its frame tells the
+server that the call is gone).
 """
 
 from __future__ import annotations
 
 import pickle
 import struct
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
-__all__ = ["RESULT", "ERROR", "LOG", "READY", "CALLS_HEADER", "EVENT_HEADER",
-           "pack_calls", "unpack_calls", "pack_event"]
+__all__ = [
+    "BLOCKED",
+    "CALLS",
+    "CALLS_HEADER",
+    "CANCEL",
+    "ERROR",
+    "EVENT_HEADER",
+    "LOG",
+    "READY",
+    "RESULT",
+    "CallTuple",
+    "pack_calls",
+    "pack_cancel",
+    "pack_event",
+    "unpack_calls",
+    "unpack_cancel",
+]
 
-RESULT, ERROR, LOG, READY = 0, 1, 2, 3
+# worker -> server
+RESULT, ERROR, LOG, READY, BLOCKED = 0, 1, 2, 3, 4
+# server -> worker
+CALLS, CANCEL = 0, 1
 
-CALLS_HEADER = struct.Struct("<I")
+CALLS_HEADER = struct.Struct("<IB")
 EVENT_HEADER = struct.Struct("<IBq")
+_CALL_ID = struct.Struct("<q")
 
+#: ``(call_id, method, params, context)``
 CallTuple = tuple[int, str, Any, "dict[str, Any] | None"]
 
 
 def pack_calls(calls: Iterable[CallTuple]) -> bytes:
     """Frame calls for a worker: ``[(call_id, method, params, context), ...]`` -> bytes."""
     body = pickle.dumps(list(calls), protocol=pickle.HIGHEST_PROTOCOL)
-    return CALLS_HEADER.pack(len(body)) + body
+    return CALLS_HEADER.pack(len(body), CALLS) + body
 
 
 def unpack_calls(body: bytes) -> list[CallTuple]:
-    """Read the body of a calls frame (without its header) back into call tuples."""
-    return pickle.loads(body)
+    """Read the body of a CALLS frame (without its header) back into call tuples."""
+    calls: list[CallTuple] = pickle.loads(body)
+    return calls
+
+
+def pack_cancel(call_ids: Iterable[int]) -> bytes:
+    """Frame a CANCEL of the calls ``call_ids`` for a worker."""
+    body = b"".join(_CALL_ID.pack(call_id) for call_id in call_ids)
+    return CALLS_HEADER.pack(len(body), CANCEL) + body
+
+
+def unpack_cancel(body: bytes) -> list[int]:
+    """Read the body of a CANCEL frame back into call ids."""
+    return [call_id for (call_id,) in _CALL_ID.iter_unpack(body)]
 
 
 def pack_event(kind: int, call_id: int, payload: bytes) -> bytes:
-    """Frame one worker event: a RESULT, ERROR, LOG or READY with its payload bytes."""
+    """Frame one worker event: RESULT, ERROR, LOG, READY or BLOCKED with its payload bytes."""
     return EVENT_HEADER.pack(len(payload), kind, call_id) + payload

@@ -1,23 +1,39 @@
-"""The process pool: supervised workers, one pipe each way, read by the event loop.
+"""The process pool: supervised workers, each running many calls at once, read by the event loop.
 
 The whole call path reads top to bottom here::
 
-    submit(calls)  -> waiting queue (bounded: queue_maxsize; refused whole when full)
-    _dispatch()    -> idle workers of the current generation; one write carries a share of
-                      the queue (several calls in one frame when many wait)
-    _on_readable() -> RESULT / ERROR frames answer calls in the order they were sent;
-                      LOG frames go to this process's loggers; READY marks a worker usable
+    submit(calls)  -> waiting queue (bounded: queue_maxsize beyond the workers' free
+                      capacity; a batch is refused whole when full)
+    _dispatch()    -> ready workers of the current generation, least loaded first, each up to
+                      its free capacity (worker_concurrency - calls running there); the calls
+                      going to one worker leave in one frame
+    _on_event()    -> RESULT / ERROR frames answer calls in any order, matched by call id;
+                      READY marks a worker usable; BLOCKED: a call past its limit cannot stop
     _watch()       -> every ``WATCH_INTERVAL_S``: a call running past its time limit gets
-                      -32001 and its worker is killed and replaced; a call that waited longer
-                      than its time limit for a worker gets -32001 too
-    _on_exit()     -> a worker that died answers its running call with -32002; the calls
-                      queued behind it go back to the head of the queue; a new worker replaces it
+                      -32001 at once and the worker is told to cancel it; a worker that
+                      cannot (a plain function in a thread, or an event loop that does not
+                      answer within ``CANCEL_GRACE_S``) takes no new calls, lets the calls
+                      beside it finish within their own limits, and is then killed and
+                      replaced; a call that waited longer than its limit in the queue gets
+                      -32001 too
+    _on_exit()     -> every call running on a worker that died gets -32002 (exit code or
+                      signal in data); a new worker replaces it
+
+A call sent to a worker starts there at once (the pool never sends more than the worker's free
+capacity), so every call a worker holds is running: there is no queue inside a worker.
 
 Generations: :meth:`Pool.reload` starts a full set of new workers with freshly imported code,
 and only when every one of them imported the methods package cleanly, swaps them in. The old
-workers finish the calls they hold and then exit; nothing is dropped. Workers are also
-recycled after ``max_tasks_per_child`` calls (the server's own ``rpc.*`` calls not counted),
-after their current call.
+workers finish the calls they hold and then exit; nothing is dropped.
+
+Recycling: a worker that served about ``max_tasks_per_child`` calls (each worker's own count,
+within ±10 %, so that workers do not recycle together; the server's own ``rpc.*`` calls not
+counted) gets a replacement started while it keeps serving; once the replacement is ready the
+old worker takes no new calls, finishes what it runs and exits. One worker of a generation at
+a time is being recycled.
+
+Workers are forked from a template process (see :mod:`executor.process`), so a start costs
+milliseconds and the user's code is still imported fresh by every worker.
 
 No helper threads: pipes and process exits (``pidfd``) are watched by the event loop.
 Availability: Linux (``os.pidfd_open``).
@@ -27,38 +43,44 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
+import heapq
 import itertools
 import json
 import logging
-import os
-import pickle
-import signal
-import subprocess
-import sys
+import random
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from executor import framing
+from executor.process import Spawner, WorkerProcess
 from wire.errors import CallTimeout, JsonRpcError, ServerBusy, WorkerDied
 
-__all__ = ["Call", "CallObserver", "Pool", "ReloadFailed", "OnDone"]
+__all__ = ["Call", "CallObserver", "OnDone", "Pool", "ReloadFailed"]
 
 logger = logging.getLogger(__name__)
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
 WATCH_INTERVAL_S = 0.05
 START_TIMEOUT_S = 60.0
-MAX_CALLS_PER_WRITE = 128
-EXIT_AFTER_EOF_S = 1.0
+#: how long a worker may take to end a cancelled async call before it counts as stuck, seconds
+CANCEL_GRACE_S = 1.0
+#: how long a drained worker may take to exit after its input is closed, seconds
 STOP_GRACE_S = 5.0
+#: while calls wait, a busy worker gets more once this many of its slots are free ...
+DISPATCH_BATCH = 16
+#: ... or once this long passed, seconds
+DISPATCH_DELAY_S = 0.002
+#: recycling happens after max_tasks_per_child calls, give or take this fraction
+RECYCLE_JITTER = 0.1
 
 #: ``on_done(ok, payload)``: ok True -> payload is the result as JSON bytes; ok False ->
 #: payload is the error object as JSON bytes.
 OnDone = Callable[[bool, bytes], None]
 
 #: ``observer(method, ok, payload, elapsed_s)``: told of every answered call (metrics);
-#: elapsed_s runs from submit (or from the re-queue after a worker died) to the answer.
+#: elapsed_s runs from submit to the answer.
 CallObserver = Callable[[str, bool, bytes, float], None]
 
 _STARTING, _READY, _DRAINING, _DEAD = "starting", "ready", "draining", "dead"
@@ -73,8 +95,12 @@ class ReloadFailed(Exception):
 
     def __init__(self, errors: list[dict[str, Any]]) -> None:
         self.errors = errors
-        super().__init__("; ".join("%s: %s: %s" % (e.get("module"), e.get("type"), e.get("message"))
-                                   for e in errors))
+        super().__init__(
+            "; ".join(
+                "{}: {}: {}".format(e.get("module"), e.get("type"), e.get("message"))
+                for e in errors
+            )
+        )
 
 
 class Call:
@@ -84,15 +110,32 @@ class Call:
         method: the JSON-RPC method name.
         params: None, a list or a dict (JSON values).
         on_done: called once with ``(ok, payload)``, see :data:`OnDone`.
-        timeout_s: time limit in seconds, both for waiting in the queue and for running.
+        timeout_s: time limit in seconds, both for waiting in the queue (from submit) and for
+            running (from the moment it is sent to a worker).
         context: small dict for the worker's log lines (e.g. ``{"request_id": ...}``) or None.
     """
 
-    __slots__ = ("call_id", "method", "params", "on_done", "timeout_s", "context", "submitted_at")
+    __slots__ = (
+        "call_id",
+        "context",
+        "method",
+        "on_done",
+        "params",
+        "sent_at",
+        "submitted_at",
+        "timeout_s",
+        "worker",
+    )
     _ids = itertools.count(1)
 
-    def __init__(self, method: str, params: Any, on_done: OnDone, timeout_s: float,
-                 context: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        method: str,
+        params: Any,
+        on_done: OnDone,
+        timeout_s: float,
+        context: dict[str, Any] | None = None,
+    ) -> None:
         self.call_id = next(self._ids)
         self.method = method
         self.params = params
@@ -100,45 +143,86 @@ class Call:
         self.timeout_s = timeout_s
         self.context = context
         self.submitted_at = 0.0
+        self.sent_at = 0.0
+        self.worker: _Worker | None = None  # where it runs; None while queued or once answered
 
 
 class _Worker:
-    """The server's side of one worker process."""
+    """The pool's view of one worker: its state, the calls it runs, its counts."""
 
-    __slots__ = ("process", "pid", "pidfd", "generation", "to_worker", "from_worker",
-                 "read_buffer", "write_buffer", "outstanding", "served", "state", "ready",
-                 "spawned_at", "head_started_at", "timed_out", "exit_timer")
+    __slots__ = (
+        "cancelling",
+        "generation",
+        "process",
+        "ready",
+        "recycle_after",
+        "replaces",
+        "recycling",
+        "running",
+        "served",
+        "start_s",
+        "state",
+        "stuck",
+    )
 
-    def __init__(self, process: subprocess.Popen, generation: int, to_worker: int,
-                 from_worker: int, ready: asyncio.Future) -> None:
-        self.process = process
-        self.pid = process.pid
-        self.pidfd = os.pidfd_open(process.pid)
+    def __init__(
+        self, generation: int, ready: asyncio.Future[list[dict[str, Any]]], recycle_after: int
+    ) -> None:
         self.generation = generation
-        self.to_worker = to_worker
-        self.from_worker = from_worker
-        self.read_buffer: bytes | bytearray = b""
-        self.write_buffer = bytearray()
-        self.outstanding: collections.deque[Call] = collections.deque()
-        self.served = 0
-        self.state = _STARTING
         self.ready = ready
-        self.spawned_at = time.monotonic()
-        self.head_started_at = 0.0
-        self.timed_out = False
-        self.exit_timer: asyncio.TimerHandle | None = None
+        self.recycle_after = recycle_after
+        self.state = _STARTING
+        self.running: dict[int, Call] = {}
+        #: call id -> monotonic time by which the worker must confirm the cancellation
+        self.cancelling: dict[int, float] = {}
+        self.served = 0
+        self.start_s: float | None = None
+        self.stuck = False  # it holds a call it cannot stop: killed once its other calls end
+        self.recycling = False  # its replacement is starting
+        self.replaces: _Worker | None = None  # the worker this one will take over from
+        self.process: WorkerProcess
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def load(self) -> int:
+        """Calls that occupy the worker: running, or cancelled and not yet confirmed gone."""
+        return len(self.running) + len(self.cancelling)
 
 
-def _exit_facts(process: subprocess.Popen) -> dict[str, Any]:
-    code = process.returncode
-    facts: dict[str, Any] = {"pid": process.pid}
-    if code is None:
-        facts["exitcode"] = None
-    elif code < 0:
-        facts["signal"] = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else -code
-    else:
-        facts["exitcode"] = code
-    return facts
+def _first(pair: tuple[int, _Worker]) -> int:
+    return pair[0]
+
+
+def _shares(loads: list[int], capacity: int, count: int) -> list[int]:
+    """Spread ``count`` calls so that the least loaded workers get them first (water-filling).
+
+    Args:
+        loads: the workers' loads, ascending, each below ``capacity``.
+        capacity: most calls a worker runs at once.
+        count: calls to spread; at most ``sum(capacity - load)``.
+
+    Returns:
+        How many calls each worker takes, in the order of ``loads``. Example:
+        ``_shares([0, 2, 9], 10, 5)`` -> ``[4, 1, 0]`` (loads become 4, 3, 9).
+    """
+    workers = len(loads)
+    level, active, remaining = loads[0], 1, count
+    while True:
+        while active < workers and loads[active] <= level:
+            active += 1
+        ceiling = min(loads[active], capacity) if active < workers else capacity
+        room = (ceiling - level) * active
+        if room >= remaining:
+            per, extra = divmod(remaining, active)
+            return [
+                level + per + (1 if index < extra else 0) - loads[index] if index < active else 0
+                for index in range(workers)
+            ]
+        remaining -= room
+        level = ceiling
 
 
 class Pool:
@@ -148,10 +232,12 @@ class Pool:
         methods_dir: folder of the ``methods`` package the workers import.
         processes: workers per generation.
         max_tasks_per_child: calls a worker serves before it is replaced (``rpc.*`` calls not
-            counted); 0: never.
+            counted; each worker draws its own count within ±10 %); 0: never.
         queue_maxsize: calls that may wait for a worker; :meth:`submit` refuses beyond it.
         debug: workers put tracebacks into ``error.data``.
         log_level: level of the workers' root logger (a :mod:`logging` number).
+        worker_concurrency: most calls one worker runs at once (1: one at a time).
+        use_template: fork workers from a template process (False: a new interpreter each).
 
     Use from the event loop's thread only.
 
@@ -159,41 +245,63 @@ class Pool:
         observer: a :data:`CallObserver` told of every answered call, or None.
         reload_stats: ``{"ok": int, "failed": int, "seconds": float}``: reloads after the
             first start, by outcome, and their total duration in seconds.
+        start_stats: ``{"count": int, "seconds": float, "last_s": float}``: worker starts
+            (from the spawn to READY), their total and the last duration, seconds.
+        restarts: workers replaced, by reason: ``crash``, ``timeout``, ``recycle``, ``reload``.
     """
 
-    def __init__(self, methods_dir: Path, processes: int, max_tasks_per_child: int,
-                 queue_maxsize: int, debug: bool = False, log_level: int = logging.INFO) -> None:
+    def __init__(
+        self,
+        methods_dir: Path,
+        processes: int,
+        max_tasks_per_child: int,
+        queue_maxsize: int,
+        debug: bool = False,
+        log_level: int = logging.INFO,
+        worker_concurrency: int = 1,
+        use_template: bool = True,
+    ) -> None:
         self.methods_dir = Path(methods_dir)
         self.processes = processes
         self.max_tasks_per_child = max_tasks_per_child
         self.queue_maxsize = queue_maxsize
         self.debug = debug
         self.log_level = log_level
+        self.worker_concurrency = max(1, worker_concurrency)
+        self.use_template = use_template
         self.generation = 0
         self.started_at = time.monotonic()
         self.restarts: collections.Counter[str] = collections.Counter()
         self._queue: collections.deque[Call] = collections.deque()
+        self._deadlines: list[tuple[float, int, float, Call]] = []  # heap of running calls
+        self._deadlines_limit = 1024
         self._workers: list[_Worker] = []  # the current generation
-        self._live: set[_Worker] = set()   # every process not yet reaped
+        self._live: set[_Worker] = set()  # every process not yet reaped
         self._in_flight = 0
         self._closing = False
+        self._dispatch_scheduled = False
+        self._dispatch_timer: asyncio.TimerHandle | None = None
         self._idle: asyncio.Event | None = None
         self._exited: asyncio.Event | None = None
         self._reload_lock = asyncio.Lock()
         self._spawn_failures = 0
+        self._next_spawn_at = 0.0
         self._code: dict[int, str | None] = {}  # generation -> fingerprint of its code
         self._code_warned: set[int] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._spawner: Spawner | None = None
         self._watch_timer: asyncio.TimerHandle | None = None
         self.observer: CallObserver | None = None
         self.reload_stats: dict[str, Any] = {"ok": 0, "failed": 0, "seconds": 0.0}
+        self.start_stats: dict[str, Any] = {"count": 0, "seconds": 0.0, "last_s": 0.0}
         #: ``async def hook() -> None`` run after each successful reload (e.g. the scheduler's
         #: re-sync of declared jobs); see :meth:`reload`.
         self.after_reload: list[Callable[[], Awaitable[None]]] = []
 
     # ------------------------------------------------------------------ public
     async def start(self) -> dict[str, Any]:
-        """Start the first generation and wait until every worker imported the methods.
+        """Start the worker template and the first generation; wait until every worker
+        imported the methods.
 
         Returns:
             ``{"generation": 1, "elapsed_ms": float}``.
@@ -202,16 +310,18 @@ class Pool:
             ReloadFailed: the methods package failed to import, or a worker died at start.
         """
         self._loop = asyncio.get_running_loop()
+        self._spawner = Spawner(self._loop, self.use_template)
+        await self._spawner.start()
         self._watch_timer = self._loop.call_later(WATCH_INTERVAL_S, self._watch)
         return await self.reload()
 
     async def reload(self) -> dict[str, Any]:
         """Start a new generation with freshly imported code and swap it in.
 
-        Running calls finish on the old generation; calls submitted from the swap on go to the
-        new one. Concurrent reloads run one after the other. After a successful swap, every
-        coroutine function of :attr:`after_reload` is awaited in turn (one that raises is
-        logged and the others still run).
+        Running calls finish on the old generation; calls dispatched from the swap on go to
+        the new one. Concurrent reloads run one after the other. After a successful swap,
+        every coroutine function of :attr:`after_reload` is awaited in turn (one that raises
+        is logged and the others still run).
 
         Returns:
             ``{"generation": int, "elapsed_ms": float}`` (milliseconds).
@@ -232,13 +342,19 @@ class Pool:
             started = time.perf_counter()
             generation = self.generation + 1
             fresh = [self._spawn(generation) for _ in range(self.processes)]
+            outcomes: list[Any]
             try:
                 outcomes = await asyncio.wait_for(
                     asyncio.gather(*(worker.ready for worker in fresh), return_exceptions=True),
-                    START_TIMEOUT_S)
-            except asyncio.TimeoutError:
-                outcomes = [ReloadFailed([{"module": "methods", "type": "TimeoutError",
-                                           "message": "workers did not start in %.0f s" % START_TIMEOUT_S}])]
+                    START_TIMEOUT_S,
+                )
+            except TimeoutError:
+                message = f"workers did not start in {START_TIMEOUT_S:.0f} s"
+                outcomes = [
+                    ReloadFailed(
+                        [{"module": "methods", "type": "TimeoutError", "message": message}]
+                    )
+                ]
             errors: list[dict[str, Any]] = []
             for outcome in outcomes:
                 if isinstance(outcome, ReloadFailed):
@@ -262,10 +378,12 @@ class Pool:
                     self._replace(worker, "crash")
             if old:
                 self.restarts["reload"] += len(old)
-            self._dispatch()
+            self._schedule_dispatch()
             elapsed_ms = (time.perf_counter() - started) * 1000.0
             self._count_reload("ok", started)
-            logger.info("generation %d ready: %d workers in %.1f ms", generation, len(fresh), elapsed_ms)
+            logger.info(
+                "generation %d ready: %d workers in %.1f ms", generation, len(fresh), elapsed_ms
+            )
             return {"generation": generation, "elapsed_ms": round(elapsed_ms, 3)}
 
     def _count_reload(self, outcome: str, started: float) -> None:
@@ -283,25 +401,29 @@ class Pool:
 
         Returns:
             True when queued; False when the waiting queue has no room for all of them (beyond
-            one call per idle worker, which starts at once), or the pool is shutting down: then
-            no ``on_done`` will be called and the caller answers -32003.
+            the free capacity of the ready workers, which start calls at once), or the pool is
+            shutting down: then no ``on_done`` will be called and the caller answers -32003.
         """
         if self._closing:
             return False
-        if len(self._queue) + len(calls) > self.queue_maxsize:
-            idle = sum(1 for w in self._workers if w.state is _READY and not w.outstanding)
-            if not idle or len(self._queue) + len(calls) > self.queue_maxsize + idle:
-                return False
+        waiting = len(self._queue) + len(calls)
+        if waiting > self.queue_maxsize and waiting > self.queue_maxsize + self.free_capacity:
+            return False
         now = time.monotonic()
         for call in calls:
             call.submitted_at = now
         self._queue.extend(calls)
         self._in_flight += len(calls)
-        self._dispatch()
+        self._dispatch()  # at once: each call's time starts when it arrives, not with a crowd
         return True
 
-    async def run(self, method: str, params: Any = None, timeout_s: float = 30.0,
-                  context: dict[str, Any] | None = None) -> tuple[bool, bytes]:
+    async def run(
+        self,
+        method: str,
+        params: Any = None,
+        timeout_s: float = 30.0,
+        context: dict[str, Any] | None = None,
+    ) -> tuple[bool, bytes]:
         """Run one call and wait for its answer (for the server's own use: jobs, rpc.*).
 
         Args:
@@ -333,16 +455,36 @@ class Pool:
 
     @property
     def queue_depth(self) -> int:
-        """Calls waiting for a worker."""
+        """Calls waiting for a worker (in the pool's queue; none wait inside a worker)."""
         return len(self._queue)
+
+    @property
+    def capacity(self) -> int:
+        """Most calls the current generation runs at once: processes x worker_concurrency."""
+        return self.processes * self.worker_concurrency
+
+    @property
+    def free_capacity(self) -> int:
+        """Calls the ready workers of the current generation could start now."""
+        concurrency = self.worker_concurrency
+        return sum(concurrency - w.load for w in self._workers if w.state is _READY)
+
+    @property
+    def calls_running(self) -> int:
+        """Calls sent to workers (of every generation) and not answered yet."""
+        return sum(len(w.running) for w in self._live)
 
     def status(self) -> dict[str, Any]:
         """Describe the pool for /sys/status.
 
         Returns:
             ``{"generation", "uptime_s", "queue_depth", "queue_maxsize", "in_flight",
-            "restarts": {reason: count}, "workers": [{"pid", "generation", "state", "busy",
-            "calls_served", "queued"}]}``.
+            "calls_running", "worker_concurrency", "restarts": {reason: count},
+            "worker_starts": {"count", "seconds", "last_s"}, "workers": [{"pid",
+            "generation", "state", "busy", "running", "capacity", "cancelling",
+            "calls_served", "queued", "start_s"}]}``; ``queued`` is always 0 (calls wait in
+            the pool's queue, never inside a worker); ``start_s`` is how long the worker took
+            to start (seconds; null while starting).
         """
         workers = sorted(self._live, key=lambda w: (w.generation, w.pid))
         return {
@@ -351,14 +493,33 @@ class Pool:
             "queue_depth": len(self._queue),
             "queue_maxsize": self.queue_maxsize,
             "in_flight": self._in_flight,
+            "calls_running": self.calls_running,
+            "worker_concurrency": self.worker_concurrency,
             "restarts": dict(self.restarts),
-            "workers": [{"pid": w.pid, "generation": w.generation, "state": w.state,
-                         "busy": bool(w.outstanding), "calls_served": w.served,
-                         "queued": max(0, len(w.outstanding) - 1)} for w in workers],
+            "worker_starts": {
+                "count": self.start_stats["count"],
+                "seconds": round(self.start_stats["seconds"], 6),
+                "last_s": round(self.start_stats["last_s"], 6),
+            },
+            "workers": [
+                {
+                    "pid": w.pid,
+                    "generation": w.generation,
+                    "state": w.state,
+                    "busy": bool(w.running),
+                    "running": len(w.running),
+                    "capacity": self.worker_concurrency,
+                    "cancelling": len(w.cancelling),
+                    "calls_served": w.served,
+                    "queued": 0,
+                    "start_s": None if w.start_s is None else round(w.start_s, 6),
+                }
+                for w in workers
+            ],
         }
 
     async def shutdown(self, grace_s: float) -> None:
-        """Stop: refuse new calls, let running ones finish for up to ``grace_s`` seconds, stop workers.
+        """Stop: refuse new calls, let running ones finish (up to ``grace_s`` s), stop workers.
 
         Calls still unanswered at the deadline are answered -32001. Workers are asked to exit
         (end of input) and killed when they have not within a few seconds.
@@ -368,17 +529,29 @@ class Pool:
             self._idle = asyncio.Event()
             try:
                 await asyncio.wait_for(self._idle.wait(), grace_s)
-            except asyncio.TimeoutError:
-                logger.warning("%d calls still running after %.1f s; answering them", self._in_flight, grace_s)
+            except TimeoutError:
+                logger.warning(
+                    "%d calls still running after %.1f s; answering them", self._in_flight, grace_s
+                )
         for call in list(self._queue):
-            self._answer(call, CallTimeout(message="the server shut down before the call ran",
-                                           data={"reason": "shutdown"}))
+            self._answer(
+                call,
+                CallTimeout(
+                    message="the server shut down before the call ran", data={"reason": "shutdown"}
+                ),
+            )
         self._queue.clear()
         for worker in list(self._live):
-            if worker.outstanding:  # its call outlived the grace: answer it, end the worker
-                while worker.outstanding:
-                    self._answer(worker.outstanding.popleft(), CallTimeout(
-                        message="the server shut down during the call", data={"reason": "shutdown"}))
+            if worker.running:  # its calls outlived the grace: answer them, end the worker
+                for call in list(worker.running.values()):
+                    self._unlink(worker, call)
+                    self._answer(
+                        call,
+                        CallTimeout(
+                            message="the server shut down during the call",
+                            data={"reason": "shutdown"},
+                        ),
+                    )
                 self._kill(worker)
             self._retire(worker, reason=None)
         deadline = time.monotonic() + STOP_GRACE_S
@@ -386,34 +559,37 @@ class Pool:
             self._exited = asyncio.Event()
             try:
                 await asyncio.wait_for(self._exited.wait(), deadline - time.monotonic())
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 break
         for worker in list(self._live):
-            self._kill(worker)
-            self._on_exit(worker)
+            worker.process.end_now()
         if self._watch_timer is not None:
             self._watch_timer.cancel()
+        if self._spawner is not None:
+            self._spawner.close()
 
     # ------------------------------------------------------------------ workers
     def _spawn(self, generation: int) -> _Worker:
-        assert self._loop is not None
-        to_worker_read, to_worker = os.pipe()
-        from_worker, from_worker_write = os.pipe()
-        try:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "executor.worker", str(to_worker_read), str(from_worker_write),
-                 str(self.methods_dir), "1" if self.debug else "0", str(self.log_level)],
-                pass_fds=(to_worker_read, from_worker_write), cwd=PROJECT_DIR,
-                stdin=subprocess.DEVNULL)
-        finally:
-            os.close(to_worker_read)
-            os.close(from_worker_write)
-        os.set_blocking(to_worker, False)
-        os.set_blocking(from_worker, False)
-        worker = _Worker(process, generation, to_worker, from_worker, self._loop.create_future())
+        """Start a worker of ``generation`` (state starting). Raises: OSError."""
+        assert self._loop is not None and self._spawner is not None
+        recycle_after = 0
+        if self.max_tasks_per_child:
+            jitter = random.uniform(-RECYCLE_JITTER, RECYCLE_JITTER)
+            recycle_after = max(1, round(self.max_tasks_per_child * (1.0 + jitter)))
+        worker = _Worker(generation, self._loop.create_future(), recycle_after)
+        args = [
+            str(self.methods_dir),
+            "1" if self.debug else "0",
+            str(self.log_level),
+            str(self.worker_concurrency),
+        ]
+        worker.process = WorkerProcess(
+            self._spawner,
+            args,
+            functools.partial(self._on_event, worker),
+            functools.partial(self._on_exit, worker),
+        )
         self._live.add(worker)
-        self._loop.add_reader(from_worker, self._on_readable, worker)
-        self._loop.add_reader(worker.pidfd, self._on_exit, worker)
         logger.debug("worker %d of generation %d spawned", worker.pid, generation)
         return worker
 
@@ -423,14 +599,21 @@ class Pool:
             return
         self._workers.remove(worker)
         self.restarts[reason] += 1
+        if worker.recycling:  # its replacement is already starting: it takes over
+            worker.recycling = False
+            for other in self._workers:
+                if other.replaces is worker:
+                    other.replaces = None
+            return
         self._start_replacement(worker.generation)
 
     def _start_replacement(self, generation: int) -> None:
         """Start a worker for ``generation``, at once or, after failed starts, with a delay."""
         if self._closing or generation != self.generation:
             return
+        assert self._loop is not None
         if self._spawn_failures:
-            delay = min(5.0, 0.1 * 2 ** self._spawn_failures)
+            delay = min(5.0, 0.1 * 2**self._spawn_failures)
             logger.warning("workers keep failing to start; next one in %.1f s", delay)
             self._loop.call_later(delay, self._spawn_replacement, generation)
         else:
@@ -446,8 +629,45 @@ class Pool:
             logger.error("cannot start a worker: %s", exc)
             self._start_replacement(generation)
 
+    def _start_recycling(self, worker: _Worker) -> None:
+        """Start the replacement of ``worker``, which keeps serving until it is ready."""
+        generation = worker.generation
+        if self._closing or generation != self.generation or worker not in self._workers:
+            return
+        if any(w.recycling for w in self._workers):  # one at a time per generation
+            return
+        if time.monotonic() < self._next_spawn_at:  # replacements keep failing: wait a little
+            return
+        try:
+            fresh = self._spawn(generation)
+        except OSError as exc:
+            self._spawn_failures += 1
+            self._next_spawn_at = time.monotonic() + min(5.0, 0.1 * 2**self._spawn_failures)
+            logger.error("cannot start a worker: %s", exc)
+            return
+        logger.debug(
+            "worker %d served %d calls; worker %d starts to take over",
+            worker.pid,
+            worker.served,
+            fresh.pid,
+        )
+        worker.recycling = True
+        fresh.replaces = worker
+        self._workers.append(fresh)
+
+    def _recycle_next(self) -> None:
+        """Start recycling the next worker of the generation that served its share."""
+        for worker in self._workers:
+            if (
+                worker.state is _READY
+                and worker.recycle_after
+                and worker.served >= worker.recycle_after
+            ):
+                self._start_recycling(worker)
+                return
+
     def _retire(self, worker: _Worker, reason: str | None) -> None:
-        """Send ``worker`` no more calls; close its input once it has answered what it holds."""
+        """Send ``worker`` no more calls; it exits (or is killed) once its calls are answered."""
         if worker.state == _DEAD:
             return
         if reason is not None:
@@ -455,137 +675,155 @@ class Pool:
         elif worker in self._workers:
             self._workers.remove(worker)
         worker.state = _DRAINING
-        if not worker.outstanding and worker.to_worker >= 0 and worker.ready.done():
-            self._close_input(worker)
+        if not worker.running and worker.ready.done():
+            self._drained(worker)
 
-    def _close_input(self, worker: _Worker) -> None:
-        if worker.to_worker >= 0:
-            if worker.write_buffer:
-                self._loop.remove_writer(worker.to_worker)
-            os.close(worker.to_worker)
-            worker.to_worker = -1
+    def _drained(self, worker: _Worker) -> None:
+        """A draining worker answered its last call: end it."""
+        if worker.stuck:  # a call it could not stop still runs there
+            self._kill(worker)
+        else:
+            worker.process.close_input()
+            worker.process.kill_later(STOP_GRACE_S)
+
+    def _stop_stuck(self, worker: _Worker) -> None:
+        """``worker`` cannot stop a call past its limit: no new calls; killed once its calls end."""
+        if worker.stuck or worker.state is _DEAD:
+            return
+        worker.stuck = True
+        logger.warning(
+            "worker %d cannot stop a call past its time limit; it takes no new calls and is "
+            "replaced once its %d other calls end",
+            worker.pid,
+            len(worker.running),
+        )
+        if worker.state is _DRAINING:
+            if not worker.running:
+                self._kill(worker)
+        else:
+            self._retire(worker, reason="timeout")
 
     def _kill(self, worker: _Worker) -> None:
-        if worker.process.returncode is None:
-            try:
-                worker.process.kill()
-            except ProcessLookupError:
-                pass
+        worker.process.kill()
         worker.state = _DEAD
 
     # ------------------------------------------------------------------ the call path
-    def _dispatch(self) -> None:
+    def _schedule_dispatch(self) -> None:
+        """Dispatch at the end of this loop turn: calls submitted together leave together."""
+        if not self._dispatch_scheduled and self._loop is not None:
+            self._dispatch_scheduled = True
+            self._loop.call_soon(self._dispatch)
+
+    def _dispatch(self, force: bool = False) -> None:
+        """Send queued calls to the ready workers of the generation, least loaded first.
+
+        While more calls wait than fit, a worker gets calls only once :data:`DISPATCH_BATCH` of
+        its slots are free, or when :data:`DISPATCH_DELAY_S` passed (``force``): a busy worker
+        then receives a few frames of many calls rather than one frame per freed slot.
+        """
+        self._dispatch_scheduled = False
         queue = self._queue
         if not queue:
             return
-        idle = [w for w in self._workers if w.state is _READY and not w.outstanding]
-        if not idle:
-            return
-        share = min(MAX_CALLS_PER_WRITE, -(-len(queue) // len(idle)))
+        concurrency = self.worker_concurrency
+        if len(queue) == 1:  # the usual case: one call, to the least loaded worker with room
+            loads = [(w.load, w) for w in self._workers if w.state is _READY]
+            if loads:
+                load, worker = min(loads, key=_first)
+                if load < concurrency:
+                    self._send_calls([worker], [1])
+                    return
+        least_free = 1 if force else min(DISPATCH_BATCH, concurrency, len(queue))
+        workers = [
+            w for w in self._workers if w.state is _READY and concurrency - w.load >= least_free
+        ]
+        if workers:
+            workers.sort(key=lambda w: w.load)
+            free = sum(concurrency - w.load for w in workers)
+            counts = _shares([w.load for w in workers], concurrency, min(free, len(queue)))
+            self._send_calls(workers, counts)
+        waiting = queue and self._dispatch_timer is None and self._loop is not None
+        if waiting and any(w.state is _READY and w.load < concurrency for w in self._workers):
+            assert self._loop is not None
+            self._dispatch_timer = self._loop.call_later(DISPATCH_DELAY_S, self._dispatch_late)
+
+    def _dispatch_late(self) -> None:
+        self._dispatch_timer = None
+        self._dispatch(force=True)
+
+    def _send_calls(self, workers: list[_Worker], counts: list[int]) -> None:
+        """Send ``counts[i]`` calls from the head of the queue to ``workers[i]``, one frame each."""
+        queue = self._queue
         now = time.monotonic()
-        for worker in idle:
-            count = min(share, len(queue))
-            if self.max_tasks_per_child:
-                count = min(count, self.max_tasks_per_child - worker.served)
-            if count <= 0:
+        deadlines = self._deadlines
+        for worker, count in zip(workers, counts, strict=True):
+            if not count:
                 continue
             calls = [queue.popleft() for _ in range(count)]
-            worker.outstanding.extend(calls)
-            worker.head_started_at = now
-            self._send(worker, framing.pack_calls(
-                [(c.call_id, c.method, c.params, c.context) for c in calls]))
-            if not queue:
+            running = worker.running
+            for call in calls:
+                call.worker = worker
+                call.sent_at = now
+                running[call.call_id] = call
+                heapq.heappush(deadlines, (now + call.timeout_s, call.call_id, now, call))
+            worker.process.send(
+                framing.pack_calls([(c.call_id, c.method, c.params, c.context) for c in calls])
+            )
+        if len(deadlines) > self._deadlines_limit:
+            self._compact_deadlines()
+
+    def _compact_deadlines(self) -> None:
+        """Drop the deadlines of answered calls (the heap keeps them until they pass)."""
+        self._deadlines = [
+            (call.sent_at + call.timeout_s, call.call_id, call.sent_at, call)
+            for worker in self._live
+            for call in worker.running.values()
+        ]
+        heapq.heapify(self._deadlines)
+        self._deadlines_limit = max(1024, 4 * len(self._deadlines))
+
+    def _on_event(self, worker: _Worker, kind: int, call_id: int, payload: bytes) -> None:
+        if kind <= framing.ERROR:
+            call = worker.running.pop(call_id, None)
+            if call is None:  # the late answer of a call already answered (time-out)
+                if worker.cancelling.pop(call_id, None) is not None:
+                    self._after_answer(worker)
                 return
+            call.worker = None
+            if not call.method.startswith("rpc."):  # the server's own calls do not age a worker
+                worker.served += 1
+            self._in_flight -= 1
+            self._deliver(call, kind == framing.RESULT, payload)
+            self._after_answer(worker)
+        elif kind == framing.READY:
+            self._on_ready(worker, payload)
+        elif kind == framing.BLOCKED and call_id in worker.cancelling:
+            self._stop_stuck(worker)
 
-    def _send(self, worker: _Worker, data: bytes) -> None:
-        if worker.write_buffer:
-            worker.write_buffer += data
-            return
-        try:
-            written = os.write(worker.to_worker, data)
-        except BlockingIOError:
-            written = 0
-        except OSError:  # the worker is gone; its exit answers the calls
-            return
-        if written < len(data):
-            worker.write_buffer += data[written:]
-            self._loop.add_writer(worker.to_worker, self._on_writable, worker)
-
-    def _on_writable(self, worker: _Worker) -> None:
-        try:
-            written = os.write(worker.to_worker, worker.write_buffer)
-        except BlockingIOError:
-            return
-        except OSError:
-            written = len(worker.write_buffer)
-        del worker.write_buffer[:written]
-        if not worker.write_buffer:
-            self._loop.remove_writer(worker.to_worker)
-
-    def _on_readable(self, worker: _Worker) -> None:
-        try:
-            data = os.read(worker.from_worker, 1 << 18)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if not data:
-            self._on_eof(worker)
-            return
-        self._consume(worker, data)
-
-    def _consume(self, worker: _Worker, data: bytes) -> None:
-        if worker.read_buffer:  # the rest of a frame begun in an earlier read
-            buffer = worker.read_buffer
-            buffer += data
-        else:
-            buffer = data
-        header = framing.EVENT_HEADER
-        size = header.size
-        position, end_of_data = 0, len(buffer)
-        answered = False
-        while end_of_data - position >= size:
-            length, kind, call_id = header.unpack_from(buffer, position)
-            end = position + size + length
-            if end > end_of_data:
-                break
-            payload = buffer[position + size:end]
-            position = end
-            if kind <= framing.ERROR:
-                outstanding = worker.outstanding
-                if not outstanding or outstanding[0].call_id != call_id:
-                    continue  # the late answer of a call already answered (time-out)
-                call = outstanding.popleft()
-                if not call.method.startswith("rpc."):  # the server's own calls do not age a worker
-                    worker.served += 1
-                answered = True
-                self._in_flight -= 1
-                self._deliver(call, kind == framing.RESULT, payload)
-            elif kind == framing.LOG:
-                self._log_record(worker, payload)
-            elif kind == framing.READY:
-                self._on_ready(worker, payload)
-        if position == len(buffer):
-            worker.read_buffer = b""
-        elif position or buffer is data:  # keep the incomplete frame, growing in place
-            worker.read_buffer = bytearray(buffer[position:])
-        if answered:
-            worker.head_started_at = time.monotonic()
-            if not worker.outstanding:
-                self._on_worker_idle(worker)
-
-    def _on_worker_idle(self, worker: _Worker) -> None:
-        if worker.state is _DRAINING:
-            self._close_input(worker)
-        elif self.max_tasks_per_child and worker.served >= self.max_tasks_per_child:
-            logger.debug("worker %d served %d calls; recycling it", worker.pid, worker.served)
-            self._retire(worker, reason="recycle")
-        self._settle()
-        self._dispatch()
+    def _after_answer(self, worker: _Worker) -> None:
+        """A call left ``worker``: give it more, recycle it, or end it when drained."""
+        state = worker.state
+        if state is _READY:
+            if self._queue:
+                self._schedule_dispatch()
+            if (
+                worker.recycle_after
+                and worker.served >= worker.recycle_after
+                and not worker.recycling
+            ):
+                self._start_recycling(worker)
+        elif state is _DRAINING and not worker.running:
+            self._drained(worker)
+        if not self._in_flight:
+            self._settle()
 
     def _on_ready(self, worker: _Worker, payload: bytes) -> None:
         facts = json.loads(payload)
         errors = facts.get("errors") or []
+        worker.start_s = time.monotonic() - worker.process.spawned_at
+        self.start_stats["count"] += 1
+        self.start_stats["seconds"] += worker.start_s
+        self.start_stats["last_s"] = worker.start_s
         if not worker.ready.done():
             worker.ready.set_result(errors)
         replacement = worker.generation == self.generation and worker in self._workers
@@ -594,120 +832,166 @@ class Pool:
             # imports the code on disk now: say so when it is not the generation's code
             loaded = self._code.setdefault(worker.generation, facts.get("code"))
             for error in errors:
-                logger.error("worker %d cannot import %s: %s: %s", worker.pid, error["module"],
-                             error["type"], error["message"])
+                logger.error(
+                    "worker %d cannot import %s: %s: %s",
+                    worker.pid,
+                    error["module"],
+                    error["type"],
+                    error["message"],
+                )
             if any(error["module"] == "methods" for error in errors):
-                logger.error("worker %d cannot serve: the methods package on disk does not "
-                             "import; fix it (generation %d keeps its other workers)",
-                             worker.pid, worker.generation)
+                logger.error(
+                    "worker %d cannot serve: the methods package on disk does not import; fix "
+                    "it (generation %d keeps its other workers)",
+                    worker.pid,
+                    worker.generation,
+                )
                 self._spawn_failures += 1
+                self._next_spawn_at = time.monotonic() + min(5.0, 0.1 * 2**self._spawn_failures)
                 self._kill(worker)
                 return
             if facts.get("code") != loaded and worker.generation not in self._code_warned:
                 self._code_warned.add(worker.generation)
-                logger.warning("the methods on disk changed since generation %d was loaded; new "
-                               "workers run the new code: GET /sys/reset to load it everywhere",
-                               worker.generation)
+                logger.warning(
+                    "the methods on disk changed since generation %d was loaded; new workers "
+                    "run the new code: GET /sys/reset to load it everywhere",
+                    worker.generation,
+                )
         else:
             self._code.setdefault(worker.generation, facts.get("code"))
         if worker.state is _STARTING:
             worker.state = _READY
         self._spawn_failures = 0
+        self._next_spawn_at = 0.0
         if worker.state is _DRAINING:
-            self._close_input(worker)
-        else:
-            self._dispatch()
+            self._drained(worker)
+            return
+        old = worker.replaces
+        if old is not None:  # recycling: the old worker stops taking calls now
+            worker.replaces = None
+            old.recycling = False
+            if old in self._workers:
+                self.restarts["recycle"] += 1
+                self._retire(old, reason=None)
+            self._recycle_next()
+        self._schedule_dispatch()
 
-    def _on_eof(self, worker: _Worker) -> None:
-        self._loop.remove_reader(worker.from_worker)
-        if worker.process.poll() is None and worker.exit_timer is None:
-            # a worker that closed its pipe but lives on is of no use: make sure it ends
-            worker.exit_timer = self._loop.call_later(EXIT_AFTER_EOF_S, self._kill, worker)
-
-    def _on_exit(self, worker: _Worker) -> None:
-        """The worker process ended: collect its last answers, answer or requeue the rest."""
+    def _on_exit(self, worker: _Worker, facts: dict[str, Any]) -> None:
+        """The worker process ended: answer what ran there -32002, replace the worker."""
         if worker not in self._live:
             return
-        expected = worker.state is _DRAINING or worker.timed_out or self._closing
-        was_ready = worker.state in (_READY, _DRAINING) or worker.ready.done()
+        expected = worker.state is _DRAINING or worker.stuck or self._closing
+        was_ready = worker.ready.done()
         worker.state = _DEAD  # from here on, nothing is dispatched to it
-        while worker.from_worker >= 0:  # answers written before the exit are still in the pipe
-            try:
-                data = os.read(worker.from_worker, 1 << 18)
-            except OSError:
-                data = b""
-            if not data:
-                break
-            self._consume(worker, data)
         self._live.discard(worker)
-        self._loop.remove_reader(worker.pidfd)
-        self._loop.remove_reader(worker.from_worker)
-        os.close(worker.pidfd)
-        os.close(worker.from_worker)
-        worker.from_worker = -1
-        self._close_input(worker)
-        if worker.exit_timer is not None:
-            worker.exit_timer.cancel()
-        worker.process.wait()
-        facts = _exit_facts(worker.process)
         if not worker.ready.done():
-            worker.ready.set_exception(ReloadFailed([{
-                "module": "methods", "type": "WorkerDied",
-                "message": "worker exited during start: %s" % json.dumps(facts)}]))
+            worker.ready.set_exception(
+                ReloadFailed(
+                    [
+                        {
+                            "module": "methods",
+                            "type": "WorkerDied",
+                            "message": f"worker exited during start: {json.dumps(facts)}",
+                        }
+                    ]
+                )
+            )
             worker.ready.exception()  # retrieved: a failed start is reported by reload()
-        if worker.outstanding and not worker.timed_out:
-            head = worker.outstanding.popleft()  # the call it was running
-            self._answer(head, WorkerDied(data=facts))
-            logger.error("worker %d died during call %s: %s", worker.pid, head.method, facts)
+        calls = list(worker.running.values())
+        worker.cancelling.clear()
+        for call in calls:
+            self._unlink(worker, call)
+            self._answer(call, WorkerDied(data=facts))
+        if calls:
+            logger.error(
+                "worker %d died during %d calls (%s): %s",
+                worker.pid,
+                len(calls),
+                ", ".join(sorted({call.method for call in calls})),
+                facts,
+            )
         elif not expected:
             logger.error("worker %d died: %s", worker.pid, facts)
-        if worker.outstanding:  # calls written behind the fatal one never started
-            now = time.monotonic()
-            for call in worker.outstanding:
-                call.submitted_at = now
-            self._queue.extendleft(reversed(worker.outstanding))
-            worker.outstanding.clear()
         if not was_ready:
             self._spawn_failures += 1
-        if worker in self._workers:
+        old = worker.replaces
+        if old is not None:  # a recycling replacement that did not make it: the old one serves
+            worker.replaces = None
+            old.recycling = False
+            self._next_spawn_at = time.monotonic() + min(5.0, 0.1 * 2**self._spawn_failures)
+            if worker in self._workers:
+                self._workers.remove(worker)
+        elif worker in self._workers:
             self._replace(worker, "crash")
         self._settle()
         if self._exited is not None:
             self._exited.set()
-        self._dispatch()
+        self._schedule_dispatch()
+
+    def _unlink(self, worker: _Worker, call: Call) -> None:
+        del worker.running[call.call_id]
+        call.worker = None
 
     def _watch(self) -> None:
         now = time.monotonic()
         try:
+            deadlines = self._deadlines
+            while deadlines and deadlines[0][0] <= now:
+                _, _, sent_at, call = heapq.heappop(deadlines)
+                worker = call.worker
+                if worker is not None and call.sent_at == sent_at:
+                    self._time_out(worker, call, now)
             for worker in list(self._live):
                 if worker.state is _DEAD:
                     continue
-                if worker.outstanding:
-                    head = worker.outstanding[0]
-                    if now - worker.head_started_at > head.timeout_s:
-                        self._time_out(worker, head, now)
-                elif worker.state is _STARTING and now - worker.spawned_at > START_TIMEOUT_S:
-                    logger.error("worker %d did not start in %.0f s; killing it", worker.pid, START_TIMEOUT_S)
+                if worker.cancelling and min(worker.cancelling.values()) < now:
+                    self._stop_stuck(worker)
+                elif (
+                    worker.state is _STARTING and now - worker.process.spawned_at > START_TIMEOUT_S
+                ):
+                    logger.error(
+                        "worker %d did not start in %.0f s; killing it", worker.pid, START_TIMEOUT_S
+                    )
                     self._kill(worker)
             queue = self._queue
             while queue and now - queue[0].submitted_at > queue[0].timeout_s:
                 call = queue.popleft()
-                self._answer(call, CallTimeout(
-                    message="no worker became free within the time limit",
-                    data={"reason": "queued", "waited_s": round(now - call.submitted_at, 3)}))
+                self._answer(
+                    call,
+                    CallTimeout(
+                        message="no worker became free within the time limit",
+                        data={"reason": "queued", "waited_s": round(now - call.submitted_at, 3)},
+                    ),
+                )
+            self._recycle_next()
         finally:
             if self._loop is not None and not (self._closing and not self._live):
                 self._watch_timer = self._loop.call_later(WATCH_INTERVAL_S, self._watch)
 
-    def _time_out(self, worker: _Worker, head: Call, now: float) -> None:
-        worker.outstanding.popleft()
-        worker.timed_out = True
-        self._replace(worker, "timeout")
-        self._kill(worker)
-        self._answer(head, CallTimeout(data={
-            "timeout_s": head.timeout_s, "pid": worker.pid,
-            "elapsed_s": round(now - worker.head_started_at, 3)}))
-        logger.warning("call %s ran past %.3f s; worker %d killed", head.method, head.timeout_s, worker.pid)
+    def _time_out(self, worker: _Worker, call: Call, now: float) -> None:
+        """``call`` ran past its limit: answer -32001 now, ask the worker to cancel it."""
+        self._unlink(worker, call)
+        worker.cancelling[call.call_id] = now + CANCEL_GRACE_S
+        worker.process.send(framing.pack_cancel([call.call_id]))
+        elapsed_s = now - call.sent_at
+        self._answer(
+            call,
+            CallTimeout(
+                data={
+                    "timeout_s": call.timeout_s,
+                    "pid": worker.pid,
+                    "elapsed_s": round(elapsed_s, 3),
+                }
+            ),
+        )
+        logger.warning(
+            "call %s ran past %.3f s on worker %d; cancelling it",
+            call.method,
+            call.timeout_s,
+            worker.pid,
+        )
+        if worker.state is _DRAINING and not worker.running:
+            self._drained(worker)
 
     # ------------------------------------------------------------------ answers
     def _answer(self, call: Call, error: JsonRpcError) -> None:
@@ -730,15 +1014,3 @@ class Pool:
             call.on_done(ok, payload)
         except Exception:
             logger.exception("answering call %s failed", call.method)
-
-    @staticmethod
-    def _log_record(worker: _Worker, payload: bytes) -> None:
-        try:
-            fields = pickle.loads(payload)
-        except Exception:
-            logger.warning("worker %d sent an unreadable log record", worker.pid)
-            return
-        record = logging.makeLogRecord(fields)
-        target = logging.getLogger(record.name)
-        if target.isEnabledFor(record.levelno):
-            target.handle(record)

@@ -1,10 +1,25 @@
-"""A worker process: imports the methods package and runs the calls the server sends.
+"""A worker process: imports the methods package and runs the calls the server sends, side by side.
 
-Started by the pool as ``python -m executor.worker IN_FD OUT_FD METHODS_DIR DEBUG LOG_LEVEL``. It reads
-call frames from IN_FD and writes one RESULT or ERROR frame per call to OUT_FD, in order
-(format: :mod:`executor.framing`). Log records of the process travel to the server as LOG
-frames, so they reach the server's handlers at their own levels. End of input (the server
-closed the pipe) makes the worker exit 0 after the call it is running.
+Started by the pool (forked from its template process, :mod:`executor.zygote`, or as
+``python -m executor.worker IN_FD OUT_FD METHODS_DIR DEBUG LOG_LEVEL CONCURRENCY``). It reads
+frames from IN_FD and writes one RESULT or ERROR frame per call to OUT_FD, in the order the
+calls finish (format: :mod:`executor.framing`).
+
+Concurrency: the worker has one event loop, run by its main thread, which reads the pipe
+(``loop.add_reader``). Each call starts at once: an ``async def`` method as a task on that
+loop, a plain function in one of the worker's threads (at most CONCURRENCY threads, started
+as needed); the server never sends more than CONCURRENCY calls at once. A method marked
+:func:`kit.one_at_a_time` has its calls run one after the other (a lock per method, taken on
+the loop). The call context (:data:`executor.context.call_context`, e.g. the request id) is
+set per call inside its task or thread, so log records carry their own call's facts.
+
+CANCEL frames stop calls past their time limit: a task is cancelled (``CancelledError`` in the
+method; its ERROR frame then tells the server the call is gone); a call in a thread cannot be
+stopped, so the worker answers BLOCKED and the server stops sending it calls.
+
+Log records of the process travel to the server as LOG frames, so they reach the server's
+handlers at their own levels. End of input (the server closed the pipe) makes the worker exit
+0 once the calls it runs are answered.
 
 The worker's standard output is redirected to its standard error, so ``print`` in a method
 cannot corrupt the pipe; SIGINT is ignored (the server decides when workers stop).
@@ -13,6 +28,7 @@ cannot corrupt the pipe; SIGINT is ignored (the server decides when workers stop
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import importlib
 import importlib.machinery
@@ -23,58 +39,66 @@ import logging
 import os
 import pickle
 import pkgutil
+import queue
 import signal
 import sys
 import threading
 import traceback
 import types
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from executor import framing, params
-from executor.context import call_context
+from executor.context import ONE_AT_A_TIME_ATTRIBUTE, call_context
 from executor.encoding import encode
-from wire.errors import InternalError, JsonRpcError, MethodNotFound, MethodRaised
 from executor.internal import INTERNAL_METHODS, load_internal_methods
 from executor.resolve import PACKAGE, resolve
+from wire.errors import CallTimeout, InternalError, JsonRpcError, MethodNotFound, MethodRaised
 
-__all__ = ["main", "call_context"]
+__all__ = ["Runner", "call_context", "import_methods", "main"]
 
 logger = logging.getLogger(__name__)
 
+READ_SIZE = 1 << 18
+#: a call that found no idle thread waits at most about this long for a new one, seconds
+GROW_DELAY_S = 0.001
 
 
 class _Channel:
-    """The worker's end of the two pipes; writes are serialised for threads that log."""
+    """The worker's output pipe, written by the loop and by the call threads.
 
-    def __init__(self, in_fd: int, out_fd: int) -> None:
-        self.in_fd = in_fd
+    Frames are never interleaved: one sender at a time writes; frames that other threads send
+    meanwhile are queued and leave with its next write (many answers, one system call).
+    """
+
+    def __init__(self, out_fd: int) -> None:
         self.out_fd = out_fd
         self._lock = threading.Lock()
-        self._buffer = bytearray()
+        self._pending: list[bytes] = []
+        self._writing = False
 
     def send(self, frame: bytes) -> None:
+        """Write ``frame`` whole (now or with the current writer's next write); exit the
+        process when the server is gone (broken pipe)."""
         with self._lock:
-            view = memoryview(frame)
-            while view:
-                written = os.write(self.out_fd, view)
-                view = view[written:]
-
-    def receive(self) -> list[framing.CallTuple] | None:
-        """Block until one calls frame is complete; None at end of input."""
-        header_size = framing.CALLS_HEADER.size
+            self._pending.append(frame)
+            if self._writing:
+                return
+            self._writing = True
         while True:
-            if len(self._buffer) >= header_size:
-                (length,) = framing.CALLS_HEADER.unpack_from(self._buffer)
-                end = header_size + length
-                if len(self._buffer) >= end:
-                    body = bytes(self._buffer[header_size:end])
-                    del self._buffer[:end]
-                    return framing.unpack_calls(body)
-            chunk = os.read(self.in_fd, 1 << 18)
-            if not chunk:
-                return None
-            self._buffer += chunk
+            with self._lock:
+                if not self._pending:
+                    self._writing = False
+                    return
+                frames, self._pending = self._pending, []
+            view = memoryview(frames[0] if len(frames) == 1 else b"".join(frames))
+            try:
+                while view:
+                    written = os.write(self.out_fd, view)
+                    view = view[written:]
+            except BrokenPipeError:
+                os._exit(0)
 
 
 class _PipeLogHandler(logging.Handler):
@@ -99,8 +123,21 @@ class _PipeLogHandler(logging.Handler):
             try:
                 payload = pickle.dumps(fields, protocol=pickle.HIGHEST_PROTOCOL)
             except Exception:  # an unpicklable extra: keep the standard attributes only
-                keep = ("name", "msg", "levelno", "levelname", "pathname", "lineno", "funcName",
-                        "created", "process", "processName", "threadName", "exc_text", "module")
+                keep = (
+                    "name",
+                    "msg",
+                    "levelno",
+                    "levelname",
+                    "pathname",
+                    "lineno",
+                    "funcName",
+                    "created",
+                    "process",
+                    "processName",
+                    "threadName",
+                    "exc_text",
+                    "module",
+                )
                 payload = pickle.dumps({key: fields.get(key) for key in keep})
             self._channel.send(framing.pack_event(framing.LOG, 0, payload))
         except Exception:
@@ -111,8 +148,12 @@ def _install_methods_package(methods_dir: Path) -> types.ModuleType:
     """Import the folder ``methods_dir`` as the package ``methods``, whatever its folder name."""
     init = methods_dir / "__init__.py"
     if init.exists():
-        spec = importlib.util.spec_from_file_location(
-            PACKAGE, init, submodule_search_locations=[str(methods_dir)])
+        found = importlib.util.spec_from_file_location(
+            PACKAGE, init, submodule_search_locations=[str(methods_dir)]
+        )
+        if found is None:
+            raise ImportError(f"cannot import {init}")
+        spec = found
     else:
         spec = importlib.machinery.ModuleSpec(PACKAGE, None, is_package=True)
         spec.submodule_search_locations = [str(methods_dir)]
@@ -140,8 +181,10 @@ def code_fingerprint(methods_dir: Path) -> str:
             stat = path.stat()
         except OSError:
             continue
-        digest.update(b"%s %d %d\n" % (str(path.relative_to(methods_dir)).encode(), stat.st_size,
-                                        stat.st_mtime_ns))
+        digest.update(
+            b"%s %d %d\n"
+            % (str(path.relative_to(methods_dir)).encode(), stat.st_size, stat.st_mtime_ns)
+        )
     return digest.hexdigest()[:16]
 
 
@@ -184,7 +227,7 @@ def import_methods(methods_dir: Path) -> list[dict[str, str]]:
 class _Method:
     """A resolved method and what its calls need, computed once per worker."""
 
-    __slots__ = ("function", "validator", "direct", "is_async")
+    __slots__ = ("direct", "function", "is_async", "lock", "one_at_a_time", "validator")
 
     def __init__(self, function: Callable[..., Any]) -> None:
         self.function = function
@@ -193,9 +236,13 @@ class _Method:
         # its signature before the call instead of reading the traceback after it.
         self.direct = not hasattr(getattr(function, "__func__", function), "__wrapped__")
         self.is_async = inspect.iscoroutinefunction(function)
+        self.one_at_a_time = bool(getattr(function, ONE_AT_A_TIME_ATTRIBUTE, False))
+        self.lock: asyncio.Lock | None = None
 
 
 _PLAIN_RESULTS = (str, int, float, bool, type(None), list, dict, tuple)
+
+Answer = tuple[int, bytes]
 
 
 class Runner:
@@ -203,37 +250,39 @@ class Runner:
 
     Args:
         debug: add the traceback to ``error.data`` of methods that raise.
+        loop: the worker's event loop; a plain function that returns an awaitable has it
+            awaited there.
+
+    Every ``run*`` method returns ``(framing.RESULT, result JSON)`` or
+    ``(framing.ERROR, error object JSON)`` and raises nothing but ``BaseException``\\ s that
+    are not ``Exception``\\ s (e.g. ``SystemExit``, ``CancelledError``).
     """
 
-    def __init__(self, debug: bool) -> None:
+    def __init__(self, debug: bool, loop: asyncio.AbstractEventLoop) -> None:
         self.debug = debug
+        self.loop = loop
         self._methods: dict[str, _Method] = {}
-        self._loop: asyncio.AbstractEventLoop | None = None
 
-    def _method(self, name: str) -> _Method:
+    def method(self, name: str) -> _Method:
+        """The resolved method ``name`` (cached). Raises: JsonRpcError (e.g. MethodNotFound)."""
         method = self._methods.get(name)
         if method is None:
             method = self._methods[name] = _Method(resolve(name))
         return method
 
-    def _await(self, awaitable: Any) -> Any:
-        if self._loop is None:
-            self._loop = asyncio.new_event_loop()
-            asyncio.set_event_loop(self._loop)
-        return self._loop.run_until_complete(awaitable)
-
-    def _run_internal(self, name: str, call_params: Any) -> tuple[int, bytes]:
+    def _run_internal(self, name: str, call_params: Any) -> Answer:
         handler = INTERNAL_METHODS.get(name)
         try:
             if handler is None:
                 raise MethodNotFound()
             return framing.RESULT, encode(handler(call_params))
         except JsonRpcError as error:
-            return framing.ERROR, self._encode_error(error)
+            return framing.ERROR, self.encode_error(error)
         except Exception as exc:
             logger.exception("internal method %s failed", name)
-            return framing.ERROR, self._encode_error(InternalError(
-                data={"type": type(exc).__name__, "message": str(exc)}))
+            return framing.ERROR, self.encode_error(
+                InternalError(data={"type": type(exc).__name__, "message": str(exc)})
+            )
 
     def _raised(self, method_name: str, exc: Exception) -> MethodRaised:
         data: dict[str, Any] = {"type": type(exc).__name__, "message": str(exc)}
@@ -242,79 +291,402 @@ class Runner:
         logger.debug("method %s raised %s", method_name, data["type"], exc_info=True)
         return MethodRaised(data=data)
 
-    def run(self, method_name: str, call_params: Any) -> tuple[int, bytes]:
-        """Run one call and return ``(framing.RESULT, result JSON)`` or ``(framing.ERROR, error JSON)``."""
-        if method_name.startswith("rpc."):
-            return self._run_internal(method_name, call_params)
+    def _prepare(self, method: _Method, call_params: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        if method.validator is not None:
+            params.validate(method.validator, call_params)
+        args, kwargs = params.split(call_params)
+        if not method.direct:
+            params.check_binding(method.function, args, kwargs)
+        return args, kwargs
+
+    def _invoke(
+        self, method: _Method, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        """Call the function; map a binding TypeError to -32602, any other error to -32000."""
         try:
-            method = self._method(method_name)
-            if method.validator is not None:
-                params.validate(method.validator, call_params)
-            args, kwargs = params.split(call_params)
-            if not method.direct:
-                params.check_binding(method.function, args, kwargs)
-            try:
-                result = method.function(*args, **kwargs)
-                if method.is_async or (type(result) not in _PLAIN_RESULTS and inspect.isawaitable(result)):
-                    result = self._await(result)
-            except JsonRpcError:
-                raise
-            except TypeError as exc:
-                failure = params.binding_failure(exc) if method.direct else None
-                raise (failure or self._raised(method_name, exc)) from None
-            except Exception as exc:
-                raise self._raised(method_name, exc) from None
+            return method.function(*args, **kwargs)
+        except JsonRpcError:
+            raise
+        except TypeError as exc:
+            failure = params.binding_failure(exc) if method.direct else None
+            raise (failure or self._raised(name, exc)) from None
+        except Exception as exc:
+            raise self._raised(name, exc) from None
+
+    def run(self, name: str, call_params: Any) -> Answer:
+        """Run one call of a plain function (or an ``rpc.*`` method) in the calling thread.
+
+        A result that is awaitable is awaited on the worker's loop (the thread waits).
+        """
+        if name.startswith("rpc."):
+            return self._run_internal(name, call_params)
+        try:
+            method = self.method(name)
+            args, kwargs = self._prepare(method, call_params)
+            result = self._invoke(method, name, args, kwargs)
+            if type(result) not in _PLAIN_RESULTS and inspect.isawaitable(result):
+                try:
+                    result = asyncio.run_coroutine_threadsafe(_awaited(result), self.loop).result()
+                except JsonRpcError:
+                    raise
+                except Exception as exc:
+                    raise self._raised(name, exc) from None
             return framing.RESULT, encode(result)
         except JsonRpcError as error:
-            return framing.ERROR, self._encode_error(error)
+            return framing.ERROR, self.encode_error(error)
+
+    async def run_async(self, method: _Method, name: str, call_params: Any) -> Answer:
+        """Run one call of ``method`` on the worker's loop (an ``async def``, or any method
+        marked one at a time: a plain one then runs in a thread of ``threads``)."""
+        try:
+            args, kwargs = self._prepare(method, call_params)
+            result = self._invoke(method, name, args, kwargs)
+            if type(result) not in _PLAIN_RESULTS and inspect.isawaitable(result):
+                try:
+                    result = await result
+                except JsonRpcError:
+                    raise
+                except Exception as exc:
+                    raise self._raised(name, exc) from None
+            return framing.RESULT, encode(result)
+        except JsonRpcError as error:
+            return framing.ERROR, self.encode_error(error)
 
     @staticmethod
-    def _encode_error(error: JsonRpcError) -> bytes:
+    def encode_error(error: JsonRpcError) -> bytes:
+        """The error object of ``error`` as JSON; -32603 when its data cannot be encoded."""
         try:
             return encode(error.to_object())
         except InternalError as encoding_error:
-            fallback = InternalError(message="error data cannot be encoded as JSON",
-                                     data=encoding_error.data)
+            fallback = InternalError(
+                message="error data cannot be encoded as JSON", data=encoding_error.data
+            )
             return encode(fallback.to_object())
 
 
-def _serve(channel: _Channel, runner: Runner) -> None:
-    while True:
-        calls = channel.receive()
-        if calls is None:
+async def _awaited(awaitable: Any) -> Any:
+    return await awaitable
+
+
+class _Threads:
+    """A bounded pool of threads for plain functions, grown as calls need them, up to ``limit``.
+
+    Cheaper per call than :class:`concurrent.futures.ThreadPoolExecutor` (no future per job:
+    a job answers its call itself). Jobs that find no idle thread wait; when
+    :data:`GROW_DELAY_S` later jobs still wait and no thread finished a job meanwhile (the
+    threads are blocked, not merely busy), one thread starts per waiting job. So short calls are
+    served by the threads there are, however many arrive at once, and each of a crowd of
+    blocking calls gets its own thread within about a millisecond.
+
+    Args:
+        limit: most threads.
+        loop: the worker's event loop (it times the growth).
+    """
+
+    def __init__(self, limit: int, loop: asyncio.AbstractEventLoop) -> None:
+        self._limit = limit
+        self._loop = loop
+        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads = 0
+        self._idle = 0
+        self._done = 0  # jobs finished, ever
+        self._done_seen = 0
+        self._grow_timer: asyncio.TimerHandle | None = None
+
+    def submit(self, job: Callable[[], None]) -> None:
+        """Run ``job()`` in a thread; it must not raise (an escaping error is logged).
+
+        Call from the loop's thread.
+        """
+        self._jobs.put(job)
+        if not self._threads:
+            self._start_threads(1)
+        elif self._grow_timer is None and self._jobs.qsize() > self._idle:
+            self._done_seen = self._done
+            self._grow_timer = self._loop.call_later(GROW_DELAY_S, self._grow)
+
+    def _grow(self) -> None:
+        """Start a thread per waiting job if no thread made progress; look again while jobs wait."""
+        self._grow_timer = None
+        waiting = self._jobs.qsize() - self._idle
+        if waiting <= 0:
             return
-        for call_id, method_name, params, context in calls:
-            if context is not call_context.get():  # calls of one request share their context
-                call_context.set(context)
-            kind, payload = runner.run(method_name, params)
-            channel.send(framing.pack_event(kind, call_id, payload))
+        if self._done == self._done_seen:
+            self._start_threads(min(waiting, self._limit - self._threads))
+        self._done_seen = self._done
+        if self._threads < self._limit:
+            self._grow_timer = self._loop.call_later(GROW_DELAY_S, self._grow)
+
+    def _start_threads(self, count: int) -> None:
+        for _ in range(count):
+            self._threads += 1
+            name = f"sbusr-call-{self._threads}"
+            threading.Thread(target=self._work, name=name, daemon=True).start()
+
+    def _work(self) -> None:
+        with self._lock:
+            self._idle += 1
+        while True:
+            job = self._jobs.get()
+            with self._lock:
+                self._idle -= 1
+            if job is None:
+                return
+            try:
+                job()
+            except Exception:
+                logger.exception("a call's thread failed")
+            with self._lock:
+                self._idle += 1
+                self._done += 1
+
+    def stop(self) -> None:
+        """Let every thread end once the jobs queued before are done."""
+        if self._grow_timer is not None:
+            self._grow_timer.cancel()
+        for _ in range(self._threads):
+            self._jobs.put(None)
+
+
+class _Service:
+    """Reads frames, starts calls as tasks or thread jobs, answers them, drains at end of input.
+
+    Args:
+        in_fd: the input pipe (made non-blocking).
+        channel: the output pipe.
+        runner: runs the calls.
+        concurrency: most calls at once (threads of the pool).
+    """
+
+    def __init__(self, in_fd: int, channel: _Channel, runner: Runner, concurrency: int) -> None:
+        self.in_fd = in_fd
+        self.channel = channel
+        self.runner = runner
+        self.loop = runner.loop
+        self.threads = _Threads(concurrency, self.loop)
+        self.done: asyncio.Future[None] = self.loop.create_future()
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._in_threads: set[int] = set()
+        self._running = 0
+        self._running_lock = threading.Lock()
+        self._input_open = True
+        self._read_buffer = bytearray()
+        self._outbox: list[bytes] = []
+
+    def start(self) -> None:
+        """Read the input pipe from the loop."""
+        os.set_blocking(self.in_fd, False)
+        self.loop.add_reader(self.in_fd, self._on_readable)
+
+    # ------------------------------------------------------------------ frames in
+    def _on_readable(self) -> None:
+        try:
+            chunk = os.read(self.in_fd, READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self._input_open = False
+            self.loop.remove_reader(self.in_fd)
+            self._check_drained()
+            return
+        buffer = self._read_buffer
+        buffer += chunk
+        header = framing.CALLS_HEADER
+        position, end_of_data = 0, len(buffer)
+        while end_of_data - position >= header.size:
+            length, kind = header.unpack_from(buffer, position)
+            end = position + header.size + length
+            if end > end_of_data:
+                break
+            body = bytes(buffer[position + header.size : end])
+            position = end
+            if kind == framing.CALLS:
+                for call_id, name, call_params, context in framing.unpack_calls(body):
+                    self._start(call_id, name, call_params, context)
+            elif kind == framing.CANCEL:
+                for call_id in framing.unpack_cancel(body):
+                    self._cancel(call_id)
+        if position:
+            del buffer[:position]
+
+    def _start(
+        self, call_id: int, name: str, call_params: Any, context: dict[str, Any] | None
+    ) -> None:
+        with self._running_lock:
+            self._running += 1
+        if name.startswith("rpc."):
+            method = None
+        else:
+            try:
+                method = self.runner.method(name)
+            except JsonRpcError as error:
+                self._answer_from_loop(call_id, framing.ERROR, self.runner.encode_error(error))
+                return
+            except Exception as exc:  # resolution must never end the worker
+                logger.exception("resolving %s failed", name)
+                failure = InternalError(data={"type": type(exc).__name__, "message": str(exc)})
+                self._answer_from_loop(call_id, framing.ERROR, self.runner.encode_error(failure))
+                return
+        if method is not None and (method.is_async or method.one_at_a_time):
+            coroutine = self._run_task(call_id, method, name, call_params, context)
+            self._tasks[call_id] = self.loop.create_task(coroutine)
+        else:
+            self._in_threads.add(call_id)
+            run = contextvars.copy_context().run
+            self.threads.submit(
+                lambda: run(self._run_in_thread, call_id, name, call_params, context)
+            )
+
+    def _cancel(self, call_id: int) -> None:
+        if call_id in self._in_threads:
+            self.channel.send(framing.pack_event(framing.BLOCKED, call_id, b""))
+            return
+        task = self._tasks.get(call_id)
+        if task is not None:
+            task.cancel()
+
+    # ------------------------------------------------------------------ running
+    def _run_in_thread(
+        self, call_id: int, name: str, call_params: Any, context: dict[str, Any] | None
+    ) -> None:
+        call_context.set(context)
+        try:
+            kind, payload = self.runner.run(name, call_params)
+        except SystemExit as exc:  # the method ended its process: like os._exit
+            os._exit(exc.code if isinstance(exc.code, int) else 1)
+        except BaseException as exc:
+            logger.exception("call %s failed in its thread", name)
+            error = InternalError(data={"type": type(exc).__name__, "message": str(exc)})
+            kind, payload = framing.ERROR, self.runner.encode_error(error)
+        self._in_threads.discard(call_id)
+        self.channel.send(framing.pack_event(kind, call_id, payload))
+        self._finished(in_loop=False)
+
+    async def _run_task(
+        self,
+        call_id: int,
+        method: _Method,
+        name: str,
+        call_params: Any,
+        context: dict[str, Any] | None,
+    ) -> None:
+        call_context.set(context)
+        try:
+            if not method.one_at_a_time:
+                kind, payload = await self.runner.run_async(method, name, call_params)
+            else:
+                if method.lock is None:
+                    method.lock = asyncio.Lock()
+                async with method.lock:
+                    if method.is_async:
+                        kind, payload = await self.runner.run_async(method, name, call_params)
+                    else:
+                        await self._one_in_thread(call_id, name, call_params, context)
+                        return
+        except asyncio.CancelledError:
+            error = CallTimeout(
+                message="the call was cancelled at its time limit", data={"reason": "cancelled"}
+            )
+            kind, payload = framing.ERROR, self.runner.encode_error(error)
+        finally:
+            self._tasks.pop(call_id, None)
+        self._answer_from_loop(call_id, kind, payload)
+
+    async def _one_in_thread(
+        self, call_id: int, name: str, call_params: Any, context: dict[str, Any] | None
+    ) -> None:
+        """Run a plain method marked one at a time in a thread; return when it answered."""
+        finished: asyncio.Future[None] = self.loop.create_future()
+
+        def job() -> None:
+            try:
+                self._run_in_thread(call_id, name, call_params, context)
+            finally:
+                self.loop.call_soon_threadsafe(_set_done, finished)
+
+        self._tasks.pop(call_id, None)
+        self._in_threads.add(call_id)
+        run = contextvars.copy_context().run
+        self.threads.submit(lambda: run(job))
+        await asyncio.shield(finished)
+
+    # ------------------------------------------------------------------ answers
+    def _answer_from_loop(self, call_id: int, kind: int, payload: bytes) -> None:
+        """Queue an answer; the answers of one loop turn leave in one write."""
+        if not self._outbox:
+            self.loop.call_soon(self._flush)
+        self._outbox.append(framing.pack_event(kind, call_id, payload))
+        self._finished(in_loop=True)
+
+    def _flush(self) -> None:
+        frames, self._outbox = self._outbox, []
+        self.channel.send(b"".join(frames))
+        self._check_drained()
+
+    def _finished(self, in_loop: bool) -> None:
+        with self._running_lock:
+            self._running -= 1
+            idle = self._running == 0
+        if idle and not self._input_open:
+            if in_loop:
+                self.loop.call_soon(self._check_drained)
+            else:
+                self.loop.call_soon_threadsafe(self._check_drained)
+
+    def _check_drained(self) -> None:
+        if not self._input_open and not self._running and not self._outbox and not self.done.done():
+            self.done.set_result(None)
+
+
+def _set_done(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    """The worker's event loop: uvloop's when it is installed (cheaper per call), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    return loop
 
 
 def main(argv: list[str]) -> int:
-    """Entry point: ``argv`` is ``[IN_FD, OUT_FD, METHODS_DIR, DEBUG, LOG_LEVEL]``.
+    """Entry point: ``argv`` is ``[IN_FD, OUT_FD, METHODS_DIR, DEBUG, LOG_LEVEL, CONCURRENCY]``.
 
-    DEBUG is "1" or "0"; LOG_LEVEL a number of :mod:`logging`. Returns the exit code.
+    DEBUG is "1" or "0"; LOG_LEVEL a number of :mod:`logging`; CONCURRENCY the most calls run
+    at once (threads for plain functions). Returns the exit code (0 after end of input).
     """
     in_fd, out_fd = int(argv[0]), int(argv[1])
     methods_dir = Path(argv[2])
     debug = argv[3] == "1"
     log_level = int(argv[4])
+    concurrency = int(argv[5]) if len(argv) > 5 else 1
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.dup2(2, 1)  # print() goes to stderr, never into the pipe
     sys.stdout = sys.stderr
-    channel = _Channel(in_fd, out_fd)
+    channel = _Channel(out_fd)
     root = logging.getLogger()
     root.handlers[:] = [_PipeLogHandler(channel)]
     root.setLevel(log_level)
+    loop = _new_loop()
+    asyncio.set_event_loop(loop)
     load_internal_methods()
     fingerprint = code_fingerprint(methods_dir)
     errors = import_methods(methods_dir)
-    channel.send(framing.pack_event(framing.READY, 0, json.dumps(
-        {"pid": os.getpid(), "errors": errors, "code": fingerprint}).encode()))
+    ready = {"pid": os.getpid(), "errors": errors, "code": fingerprint}
+    channel.send(framing.pack_event(framing.READY, 0, json.dumps(ready).encode()))
+    service = _Service(in_fd, channel, Runner(debug, loop), max(1, concurrency))
+    service.start()
     try:
-        _serve(channel, Runner(debug))
-    except BrokenPipeError:
-        return 0
+        loop.run_until_complete(service.done)
+    finally:
+        service.threads.stop()
     return 0
 
 

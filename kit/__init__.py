@@ -6,6 +6,7 @@
     from kit import get_redis, get_redis_pool, lock  # Redis and a Redis lock
 
     from kit import scheduled, current_job          # scheduled jobs (docs/scheduler.md)
+    from kit import one_at_a_time                   # calls that must not overlap (docs/methods.md)
 
 The HTTP, database and Redis pieces are imported on first use of their name (PEP 562), so a
 methods module that only needs ``JsonRpcError`` does not load httpx or SQLAlchemy into every
@@ -44,6 +45,7 @@ _LAZY = {
     "RedisLock": "kit.lock",
     "scheduled": "kit.jobs",
     "current_job": "kit.jobs",
+    "one_at_a_time": "kit.concurrency",
 }
 
 __all__ = sorted(["JsonRpcError", "params_schema", *_LAZY])

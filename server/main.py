@@ -166,6 +166,7 @@ async def serve(settings: Settings, log_level: int = logging.INFO, web: bool = T
         settings.queue_maxsize,
         debug=settings.debug,
         log_level=log_level,
+        worker_concurrency=settings.worker_concurrency,
     )
     calls = CallMetrics()
     if settings.metrics:

@@ -8,6 +8,7 @@ the failure message when it does not start.
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import shutil
@@ -29,6 +30,7 @@ __all__ = [
     "ServerProcess",
     "StartServer",
     "free_port",
+    "in_background",
     "wait_for",
     "copy_methods",
     "flushed_redis_db",
@@ -42,6 +44,14 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def in_background(function: Callable[..., Any], *args: Any) -> concurrent.futures.Future[Any]:
+    """Run ``function(*args)`` in a thread of its own; return its future."""
+    executor = concurrent.futures.ThreadPoolExecutor(1)
+    future = executor.submit(function, *args)
+    executor.shutdown(wait=False)
+    return future
 
 
 def wait_for(

@@ -37,6 +37,7 @@ def test_the_exports_are_the_expected_ones() -> None:
             "get_redis_pool",
             "lock",
             "mysql_url",
+            "one_at_a_time",
             "params_schema",
             "requests",
             "scheduled",

@@ -1,0 +1,509 @@
+"""One worker process as the server sees it: its two pipes, its process, its frames.
+
+:class:`WorkerProcess` starts a worker, writes frames to it without ever blocking the event loop
+(what the pipe does not take at once is buffered and written when it drains), cuts what the
+worker writes back into events for its owner, turns LOG frames into records of this process's
+loggers, and reports the exit (exit code or signal) once. It holds no policy: the pool decides
+what to send, when to stop a worker and what its exit means.
+
+Workers are forked from a template process (:mod:`executor.zygote`) that has already imported
+what a worker needs, but none of the user's code; a fork costs a few milliseconds where a fresh
+interpreter costs a hundred or more. When the template is not there (still starting, or it
+died), a worker is started as ``python -m executor.worker`` instead, and a new template is
+started. Exits are seen through a ``pidfd``; the exit status of a forked worker comes from the
+template, its parent.
+
+Availability: Linux (``os.pidfd_open``, ``socket.send_fds``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import pickle
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from executor import framing
+
+__all__ = ["OnEvent", "OnExit", "Spawner", "WorkerProcess", "exit_facts"]
+
+logger = logging.getLogger(__name__)
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+READ_SIZE = 1 << 18
+#: how long the exit status of a forked worker may lag behind its exit, seconds
+EXIT_STATUS_WAIT_S = 1.0
+#: how long a fork request may take before the template is given up, seconds
+FORK_TIMEOUT_S = 5.0
+#: how long a new template may take to import what workers need, seconds
+TEMPLATE_START_TIMEOUT_S = 30.0
+#: least time between two template starts, seconds
+TEMPLATE_RESTART_S = 5.0
+
+#: ``on_event(kind, call_id, payload)`` for RESULT, ERROR, READY and BLOCKED frames
+OnEvent = Callable[[int, int, bytes], None]
+#: ``on_exit(facts)``: the process ended; facts as :func:`exit_facts` returns them
+OnExit = Callable[[dict[str, Any]], None]
+
+
+def exit_facts(pid: int, returncode: int | None) -> dict[str, Any]:
+    """Describe an exit for ``error.data``: ``{"pid", "exitcode"}`` or ``{"pid", "signal"}``.
+
+    ``returncode`` as :attr:`subprocess.Popen.returncode` (negative: the signal number; None:
+    unknown, shown as ``"exitcode": null``).
+    """
+    facts: dict[str, Any] = {"pid": pid}
+    if returncode is None or returncode >= 0:
+        facts["exitcode"] = returncode
+    else:
+        try:
+            facts["signal"] = signal.Signals(-returncode).name
+        except ValueError:
+            facts["signal"] = -returncode
+    return facts
+
+
+class _Child(Protocol):
+    pid: int
+
+    def poll(self) -> int | None: ...
+
+    def kill(self) -> None: ...
+
+    def when_known(self, callback: Callable[[], None]) -> bool: ...
+
+
+class _PopenChild:
+    """A worker started as its own interpreter: this process is its parent."""
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        self.process = process
+        self.pid = process.pid
+
+    def poll(self) -> int | None:
+        return self.process.poll()
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self.process.kill()
+
+    def when_known(self, callback: Callable[[], None]) -> bool:
+        return False  # poll() knows as soon as the process is gone
+
+
+class _ForkedChild:
+    """A worker forked by the template: the template reports its exit status."""
+
+    def __init__(self, template: _Template, pid: int) -> None:
+        self.template = template
+        self.pid = pid
+        self.returncode: int | None = None
+        self.callback: Callable[[], None] | None = None
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+
+    def when_known(self, callback: Callable[[], None]) -> bool:
+        if not self.template.alive:
+            return False
+        self.callback = callback
+        return True
+
+    def exited(self, returncode: int) -> None:
+        self.returncode = returncode
+        callback, self.callback = self.callback, None
+        if callback is not None:
+            callback()
+
+
+class _Template:
+    """The server's end of one template process (:mod:`executor.zygote`)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.started_at = time.monotonic()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "executor.zygote", str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),),
+                cwd=PROJECT_DIR,
+                stdin=subprocess.DEVNULL,
+            )
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        self.socket = ours
+        self.socket.setblocking(False)
+        self.ready = False
+        self.alive = True
+        self.settled = asyncio.Event()  # set once ready, or gone
+        self.children: dict[int, _ForkedChild] = {}
+        self._requests = 0
+        loop.add_reader(self.socket.fileno(), self._on_readable)
+
+    def fork(self, in_fd: int, out_fd: int, args: list[str]) -> _ForkedChild:
+        """Ask the template for a worker on the pipe ends ``in_fd``/``out_fd``.
+
+        Blocks until the template answered with the pid (a fork: milliseconds).
+
+        Raises:
+            OSError: the template is gone or did not answer within :data:`FORK_TIMEOUT_S`.
+        """
+        self._requests += 1
+        token = self._requests
+        request = json.dumps({"token": token, "args": args}).encode()
+        self.socket.settimeout(FORK_TIMEOUT_S)
+        try:
+            socket.send_fds(self.socket, [request], [in_fd, out_fd])
+            while True:
+                message = self.socket.recv(65536)
+                if not message:
+                    raise ConnectionResetError("the worker template exited")
+                facts = json.loads(message)
+                if facts.get("token") == token:
+                    if "pid" not in facts:
+                        raise ChildProcessError(facts.get("error", "fork failed"))
+                    child = _ForkedChild(self, facts["pid"])
+                    self.children[child.pid] = child
+                    return child
+                self._handle(facts)
+        except (OSError, ValueError):
+            self.close()
+            raise
+        finally:
+            if self.alive:
+                self.socket.setblocking(False)
+
+    def _on_readable(self) -> None:
+        while True:
+            try:
+                message = self.socket.recv(65536)
+            except BlockingIOError:
+                return
+            except OSError:
+                message = b""
+            if not message:
+                if self.alive:
+                    logger.warning(
+                        "the worker template %d exited; workers start slower until "
+                        "a new one is ready",
+                        self.process.pid,
+                    )
+                self.close()
+                return
+            self._handle(json.loads(message))
+
+    def _handle(self, facts: dict[str, Any]) -> None:
+        if "exited" in facts:
+            child = self.children.pop(facts["exited"], None)
+            if child is not None:
+                child.exited(facts["code"])
+        elif facts.get("ready"):
+            self.ready = True
+            self.settled.set()
+
+    def close(self) -> None:
+        """Stop using the template; it exits when its socket closes."""
+        if not self.alive:
+            return
+        self.alive = False
+        self.ready = False
+        self.settled.set()
+        self.loop.remove_reader(self.socket.fileno())
+        self.socket.close()
+        for child in list(self.children.values()):  # their status cannot come any more
+            callback, child.callback = child.callback, None
+            if callback is not None:
+                callback()
+        self.children.clear()
+
+
+class Spawner:
+    """Starts worker processes: forked from a template when one is ready, else from scratch.
+
+    Args:
+        loop: the server's event loop.
+        use_template: fork workers from a template process (False: always a new interpreter).
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, use_template: bool = True) -> None:
+        self.loop = loop
+        self.use_template = use_template
+        self._template: _Template | None = None
+        self.forked = 0
+        self.started = 0
+
+    async def start(self) -> None:
+        """Start the template; wait until it is ready (at most :data:`TEMPLATE_START_TIMEOUT_S`)."""
+        if not self.use_template:
+            return
+        template = self._new_template()
+        if template is None:
+            return
+        try:
+            await asyncio.wait_for(template.settled.wait(), TEMPLATE_START_TIMEOUT_S)
+        except TimeoutError:
+            logger.warning("the worker template is not ready; starting workers without it")
+
+    def _new_template(self) -> _Template | None:
+        try:
+            self._template = _Template(self.loop)
+        except OSError as exc:
+            logger.error("cannot start the worker template: %s", exc)
+            self._template = None
+        return self._template
+
+    def spawn(self, in_fd: int, out_fd: int, args: list[str]) -> _Child:
+        """Start a worker on the pipe ends ``in_fd`` (its input) and ``out_fd`` (its output).
+
+        ``args`` follow the two descriptors on the worker's command line (see
+        :func:`executor.worker.main`). The caller closes its copies of both ends.
+
+        Raises:
+            OSError: no process could be started.
+        """
+        template = self._template
+        if template is not None and template.alive and template.ready:
+            try:
+                child = template.fork(in_fd, out_fd, args)
+                self.forked += 1
+                return child
+            except (OSError, ValueError) as exc:
+                logger.warning("the worker template failed (%s); starting a worker without it", exc)
+        template_gone = self.use_template and (template is None or not template.alive)
+        if template_gone and (
+            template is None or time.monotonic() - template.started_at > TEMPLATE_RESTART_S
+        ):
+            self._new_template()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "executor.worker", str(in_fd), str(out_fd), *args],
+            pass_fds=(in_fd, out_fd),
+            cwd=PROJECT_DIR,
+            stdin=subprocess.DEVNULL,
+        )
+        self.started += 1
+        return _PopenChild(process)
+
+    def close(self) -> None:
+        """Stop the template (running workers are not affected)."""
+        if self._template is not None:
+            self._template.close()
+            try:
+                self._template.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self._template.process.kill()
+                self._template.process.wait()
+            self._template = None
+
+
+class WorkerProcess:
+    """One worker process and its pipes, driven by the event loop.
+
+    Args:
+        spawner: starts the process.
+        args: the worker's arguments after the two pipe descriptors.
+        on_event: told of every RESULT, ERROR, READY and BLOCKED frame, in order.
+        on_exit: called once, after the last frame, when the process has ended.
+
+    Raises:
+        OSError: the process could not be started.
+
+    Attributes:
+        pid: the worker's process id.
+        spawned_at: ``time.monotonic()`` when it was started, seconds.
+    """
+
+    def __init__(
+        self, spawner: Spawner, args: list[str], on_event: OnEvent, on_exit: OnExit
+    ) -> None:
+        self.loop = spawner.loop
+        self.on_event = on_event
+        self.on_exit = on_exit
+        self.spawned_at = time.monotonic()
+        to_worker_read, to_worker = os.pipe()
+        from_worker, from_worker_write = os.pipe()
+        try:
+            self.child = spawner.spawn(to_worker_read, from_worker_write, args)
+        except BaseException:
+            os.close(to_worker)
+            os.close(from_worker)
+            raise
+        finally:
+            os.close(to_worker_read)
+            os.close(from_worker_write)
+        self.pid = self.child.pid
+        self.to_worker = to_worker
+        self.from_worker = from_worker
+        os.set_blocking(to_worker, False)
+        os.set_blocking(from_worker, False)
+        try:
+            self.pidfd = os.pidfd_open(self.pid)
+        except OSError:  # gone already (and reaped): nothing to watch
+            os.close(to_worker)
+            os.close(from_worker)
+            self.child.kill()
+            raise
+        self.returncode: int | None = None
+        self.ended = False
+        self._read_buffer: bytes | bytearray = b""
+        self._write_buffer = bytearray()
+        self._exit_timer: asyncio.TimerHandle | None = None
+        self.loop.add_reader(from_worker, self._on_readable)
+        self.loop.add_reader(self.pidfd, self._on_pidfd)
+
+    # ------------------------------------------------------------------ frames out
+    def send(self, data: bytes) -> None:
+        """Write ``data`` (whole frames) to the worker; what the pipe does not take now is
+        written when it drains. Ignored once the input is closed or the worker is gone."""
+        if self.to_worker < 0:
+            return
+        if self._write_buffer:
+            self._write_buffer += data
+            return
+        try:
+            written = os.write(self.to_worker, data)
+        except BlockingIOError:
+            written = 0
+        except OSError:  # the worker is gone; its exit tells the owner
+            return
+        if written < len(data):
+            self._write_buffer += data[written:]
+            self.loop.add_writer(self.to_worker, self._on_writable)
+
+    def _on_writable(self) -> None:
+        try:
+            written = os.write(self.to_worker, self._write_buffer)
+        except BlockingIOError:
+            return
+        except OSError:
+            written = len(self._write_buffer)
+        del self._write_buffer[:written]
+        if not self._write_buffer:
+            self.loop.remove_writer(self.to_worker)
+
+    def close_input(self) -> None:
+        """Close the worker's input: it finishes the calls it runs, then exits."""
+        if self.to_worker >= 0:
+            if self._write_buffer:
+                self.loop.remove_writer(self.to_worker)
+                self._write_buffer.clear()
+            os.close(self.to_worker)
+            self.to_worker = -1
+
+    def kill(self) -> None:
+        """SIGKILL the worker (its exit is reported as usual)."""
+        if not self.ended:
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+
+    def kill_later(self, delay_s: float) -> None:
+        """Kill the worker if it is still there in ``delay_s`` seconds."""
+        if self._exit_timer is None and not self.ended:
+            self._exit_timer = self.loop.call_later(delay_s, self.kill)
+
+    # ------------------------------------------------------------------ frames in
+    def _on_readable(self) -> None:
+        try:
+            data = os.read(self.from_worker, READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:  # the worker closed its output: it is ending (or must)
+            self.loop.remove_reader(self.from_worker)
+            self.kill_later(1.0)
+            return
+        self._consume(data)
+
+    def _consume(self, data: bytes) -> None:
+        if self._read_buffer:  # the rest of a frame begun in an earlier read
+            buffer = self._read_buffer
+            buffer += data
+        else:
+            buffer = data
+        header = framing.EVENT_HEADER
+        size = header.size
+        on_event = self.on_event
+        position, end_of_data = 0, len(buffer)
+        while end_of_data - position >= size:
+            length, kind, call_id = header.unpack_from(buffer, position)
+            end = position + size + length
+            if end > end_of_data:
+                break
+            payload = bytes(buffer[position + size : end])
+            position = end
+            if kind == framing.LOG:
+                self._log_record(payload)
+            else:
+                on_event(kind, call_id, payload)
+        if position == len(buffer):
+            self._read_buffer = b""
+        elif position or buffer is data:  # keep the incomplete frame, growing in place
+            self._read_buffer = bytearray(buffer[position:])
+
+    def _log_record(self, payload: bytes) -> None:
+        try:
+            fields = pickle.loads(payload)
+        except Exception:
+            logger.warning("worker %d sent an unreadable log record", self.pid)
+            return
+        record = logging.makeLogRecord(fields)
+        target = logging.getLogger(record.name)
+        if target.isEnabledFor(record.levelno):
+            target.handle(record)
+
+    # ------------------------------------------------------------------ exit
+    def _on_pidfd(self) -> None:
+        self.loop.remove_reader(self.pidfd)
+        if self.child.poll() is None and self.child.when_known(self._end):
+            self.loop.call_later(EXIT_STATUS_WAIT_S, self._end)
+        else:
+            self._end()
+
+    def _end(self) -> None:
+        """The process is gone: read its last frames, close everything, tell the owner."""
+        if self.ended:
+            return
+        self.ended = True
+        while self.from_worker >= 0:  # answers written before the exit are still in the pipe
+            try:
+                data = os.read(self.from_worker, READ_SIZE)
+            except OSError:
+                data = b""
+            if not data:
+                break
+            self._consume(data)
+        self.loop.remove_reader(self.from_worker)
+        os.close(self.from_worker)
+        self.from_worker = -1
+        os.close(self.pidfd)
+        self.close_input()
+        if self._exit_timer is not None:
+            self._exit_timer.cancel()
+        self.returncode = self.child.poll()
+        self.on_exit(exit_facts(self.pid, self.returncode))
+
+    def end_now(self) -> None:
+        """Kill the worker and report its end at once (shutdown: no waiting for the status)."""
+        if not self.ended:
+            self.kill()
+            self.loop.remove_reader(self.pidfd)
+            self.child.kill()
+            self._end()
