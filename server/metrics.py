@@ -17,6 +17,9 @@ sbusr_pool_generation                       gauge      current generation of wor
 sbusr_worker_restarts_total                 counter    reason: recycle, timeout, crash, reload
 sbusr_reloads_total                         counter    outcome: ok, failed (not the first start)
 sbusr_reload_duration_seconds               summary    reloads, ok or failed
+sbusr_worker_calls_running                  gauge      calls sent to workers, not answered yet
+sbusr_worker_capacity                       gauge      calls the workers may run at once
+sbusr_worker_start_duration_seconds         summary    worker starts (spawn until ready)
 sbusr_bus_entries_read_total                counter    bus entries read (XREADGROUP)
 sbusr_bus_entries_reclaimed_total           counter    bus entries claimed (XAUTOCLAIM)
 sbusr_bus_entries_dead_lettered_total       counter    bus entries moved to the dead letters
@@ -290,6 +293,26 @@ class _PoolCollector(Collector):
         reloads.add_metric(["ok"], stats["ok"])
         reloads.add_metric(["failed"], stats["failed"])
         yield reloads
+        yield GaugeMetricFamily(
+            "sbusr_worker_calls_running",
+            "Calls sent to workers and not answered yet (all generations).",
+            value=status["calls_running"],
+        )
+        yield GaugeMetricFamily(
+            "sbusr_worker_capacity",
+            "Calls the current generation's workers may run at once (processes x concurrency).",
+            value=status["worker_concurrency"]
+            * sum(
+                1 for worker in status["workers"] if worker["generation"] == status["generation"]
+            ),
+        )
+        starts = status["worker_starts"]
+        yield SummaryMetricFamily(
+            "sbusr_worker_start_duration_seconds",
+            "Time from a worker's spawn until it is ready to take calls, seconds.",
+            count_value=starts["count"],
+            sum_value=starts["seconds"],
+        )
         yield SummaryMetricFamily(
             "sbusr_reload_duration_seconds",
             "Time a reload took, seconds.",

@@ -66,6 +66,11 @@ def test_pool_gauges_and_reloads(server: ServerProcess) -> None:
     assert samples[("sbusr_queue_depth", ())] == 0
     assert samples[("sbusr_pool_generation", ())] == 1
     assert samples[("sbusr_reloads_total", (("outcome", "ok"),))] == 0
+    assert samples[("sbusr_worker_calls_running", ())] == 0
+    concurrency = server.status()["worker_concurrency"]
+    assert samples[("sbusr_worker_capacity", ())] == 2 * concurrency
+    assert samples[("sbusr_worker_start_duration_seconds_count", ())] == 2
+    assert samples[("sbusr_worker_start_duration_seconds_sum", ())] > 0
     assert server.http.get("/sys/reset").status_code == 200
     samples = scrape(server)
     assert samples[("sbusr_pool_generation", ())] == 2
@@ -73,6 +78,7 @@ def test_pool_gauges_and_reloads(server: ServerProcess) -> None:
     assert samples[("sbusr_reload_duration_seconds_count", ())] == 1
     assert samples[("sbusr_reload_duration_seconds_sum", ())] > 0
     assert samples[("sbusr_worker_restarts_total", (("reason", "reload"),))] == 2
+    assert samples[("sbusr_worker_start_duration_seconds_count", ())] == 4
     for name in (
         "sbusr_bus_entries_read_total",
         "sbusr_bus_entries_reclaimed_total",
@@ -90,7 +96,9 @@ def test_busy_workers_show_while_a_call_runs(server: ServerProcess) -> None:
             lambda: scrape(server)[("sbusr_workers", (("state", "busy"),))] == 1,
             message="one busy worker",
         )
-        assert scrape(server)[("sbusr_calls_in_flight", ())] == 1
+        samples = scrape(server)
+        assert samples[("sbusr_calls_in_flight", ())] == 1
+        assert samples[("sbusr_worker_calls_running", ())] == 1
     finally:
         caller.join()
 
