@@ -32,6 +32,7 @@ import datetime
 import decimal
 import enum
 import inspect
+import re
 import sys
 import types
 import typing
@@ -189,6 +190,159 @@ def _docstring_parts(function: Callable[..., Any]) -> dict[str, str]:
     return {"summary": summary, "description": doc}
 
 
+#: Google-style section headers (``Args:`` ...), by the part of the method they describe.
+_SECTIONS = {
+    "args": "params",
+    "arguments": "params",
+    "parameters": "params",
+    "params": "params",
+    "keyword args": "params",
+    "keyword arguments": "params",
+    "returns": "returns",
+    "return": "returns",
+    "yields": "returns",
+    "raises": "raises",
+}
+_SECTION_HEADER = re.compile(r"^(?P<name>[A-Za-z][A-Za-z ]*):\s*$")
+#: ``name (type): text`` or ``name: text``, an entry of an ``Args:`` or ``Raises:`` section.
+_ENTRY = re.compile(r"^\*{0,2}(?P<name>[A-Za-z_][\w.]*)\s*(\([^)]*\))?\s*:\s*(?P<text>.*)$")
+#: reST field lists: ``:param int a: text``, ``:returns: text``, ``:raises ValueError: text``.
+_FIELD = re.compile(r"^:(?P<kind>\w+)(?:\s+(?P<arguments>[^:]+))?:\s*(?P<text>.*)$")
+
+
+def _docstring_sections(doc: str) -> dict[str, Any]:
+    """The ``Args:``, ``Returns:`` and ``Raises:`` parts of a docstring (Google style or reST
+    field lists).
+
+    Args:
+        doc: a cleaned docstring (:func:`inspect.getdoc`).
+
+    Returns:
+        ``{"params": {name: text}, "returns": text or None, "raises": [(exception name,
+        text)]}``; texts have their lines joined by spaces. Nothing found: empty parts.
+
+    Example: ``"Add.\n\nArgs:\n    a (int): first.\nReturns:\n    the sum."`` gives
+    ``{"params": {"a": "first."}, "returns": "the sum.", "raises": []}``.
+    """
+    params: dict[str, str] = {}
+    returns: list[str] = []
+    raises: list[tuple[str, str]] = []
+    section: str | None = None
+    entry: list[str] | None = None  # the text of the entry being read, to extend
+
+    for line in doc.splitlines():
+        stripped = line.strip()
+        header = _SECTION_HEADER.match(line)
+        if header is not None:
+            section = _SECTIONS.get(header.group("name").strip().lower())
+            entry = None
+            continue
+        field = _FIELD.match(stripped) if not line.startswith((" ", "\t")) else None
+        if field is not None:
+            section = None
+            kind, arguments = field.group("kind"), (field.group("arguments") or "").split()
+            text = field.group("text").strip()
+            entry = [text] if text else []
+            if kind in ("param", "parameter", "arg", "argument", "key", "keyword") and arguments:
+                params[arguments[-1]] = ""
+                entry = _Text(params, arguments[-1], entry)
+            elif kind in ("returns", "return", "yields"):
+                entry = _Text(None, "", entry, returns)
+            elif kind in ("raises", "raise", "except", "exception"):
+                raises.append((arguments[-1] if arguments else "Exception", ""))
+                entry = _Text(None, "", entry, raises=raises)
+            else:
+                entry = None
+            continue
+        if not stripped:
+            continue
+        if section is None:
+            if entry is not None and line.startswith((" ", "\t")):
+                entry.append(stripped)
+            else:
+                entry = None
+            continue
+        if not line.startswith((" ", "\t")):  # a line at column 0 ends the section
+            section = entry = None
+            continue
+        indent = len(line) - len(line.lstrip())
+        found = _ENTRY.match(stripped) if section in ("params", "raises") else None
+        if found is not None and (entry is None or indent <= getattr(entry, "indent", indent)):
+            text = found.group("text").strip()
+            if section == "params":
+                params[found.group("name")] = ""
+                entry = _Text(params, found.group("name"), [text] if text else [])
+            else:
+                raises.append((found.group("name"), ""))
+                entry = _Text(None, "", [text] if text else [], raises=raises)
+            entry.indent = indent
+        elif section == "returns" and entry is None:
+            entry = _Text(None, "", [stripped], returns)
+            entry.indent = indent
+        elif entry is not None:
+            entry.append(stripped)
+    return {"params": params, "returns": " ".join(returns) or None, "raises": raises}
+
+
+class _Text(list[str]):
+    """The text of one docstring entry, written back to its place at every line added."""
+
+    indent = 1 << 30
+
+    def __init__(
+        self,
+        into: dict[str, str] | None,
+        key: str,
+        text: list[str],
+        returns: list[str] | None = None,
+        raises: list[tuple[str, str]] | None = None,
+    ) -> None:
+        super().__init__()
+        self._into, self._key, self._returns, self._raises = into, key, returns, raises
+        for line in text:
+            self.append(line)
+
+    def append(self, line: str) -> None:
+        super().append(line)
+        joined = " ".join(self)
+        if self._into is not None:
+            self._into[self._key] = joined
+        elif self._returns is not None:
+            self._returns[:] = [joined]
+        elif self._raises is not None:
+            self._raises[-1] = (self._raises[-1][0], joined)
+
+
+def _add_docstring_sections(method: dict[str, Any], function: Callable[..., Any]) -> None:
+    """Put the docstring's ``Args:`` texts into the params' ``description``, its ``Returns:``
+    into the result's, and its ``Raises:`` into the method's ``errors`` (OpenRPC Error
+    Objects: the code of a :class:`~wire.errors.JsonRpcError` subclass the method's module
+    knows by that name, else -32000 as the server answers an exception; ``data.type`` the
+    exception's name)."""
+    doc = inspect.getdoc(function)
+    if not doc:
+        return
+    sections = _docstring_sections(doc)
+    for descriptor in method.get("params", []):
+        text = sections["params"].get(descriptor["name"])
+        if text:
+            descriptor["description"] = text
+    if sections["returns"] and isinstance(method.get("result"), dict):
+        method["result"]["description"] = sections["returns"]
+    names = getattr(getattr(function, "__func__", function), "__globals__", {})
+    errors = []
+    for name, text in sections["raises"]:
+        exception = names.get(name.rsplit(".", 1)[-1])
+        code = getattr(exception, "code", None)
+        if not (inspect.isclass(exception) and issubclass(exception, JsonRpcError)) or not (
+            isinstance(code, int)
+        ):
+            code = -32000
+        errors.append({"code": code, "message": text or name, "data": {"type": name}})
+    if errors:
+        method["errors"] = errors
+
+
 def _jsonable_default(value: Any) -> tuple[bool, Any]:
     if value is None or isinstance(value, (bool, int, float, str)):
         return True, value
@@ -316,6 +470,7 @@ def describe_method(name: str, function: Callable[..., Any]) -> dict[str, Any]:
     method["result"] = {"name": "result", "schema": schema_for_hint(result_hint)}
     if schema is not None:
         method["x-params-schema"] = schema
+    _add_docstring_sections(method, function)
     return method
 
 
