@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from server.reloader import describe_import_error
 from tests.support import ServerProcess, StartServer, wait_for
 
 RELOAD_WAIT_S = 30.0
@@ -62,3 +63,25 @@ def test_without_reload_an_edit_is_not_served(start_server: StartServer, methods
     assert server.http.get("/sys/reset").status_code == 200  # a reload happens only on request
     assert served_version(server) == 2
     assert "reloading on changes" not in server.log()
+
+
+def test_import_error_line_names_file_and_line(tmp_path: Path) -> None:
+    (tmp_path / "shop.py").write_text("def price():\n    return (\n")
+    error = {"module": "methods.shop", "type": "SyntaxError", "message": "'(' was never closed"}
+    line = describe_import_error(tmp_path, error)
+    assert line.startswith(f"methods.shop ({tmp_path / 'shop.py'}, line 2): SyntaxError: ")
+
+
+def test_import_error_line_prefers_what_the_worker_sent(tmp_path: Path) -> None:
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("x = undefined_name\n")
+    error: dict[str, object] = {
+        "module": "methods.pkg",
+        "type": "NameError",
+        "message": "name 'undefined_name'",
+    }
+    assert f"({tmp_path / 'pkg' / '__init__.py'}):" in describe_import_error(tmp_path, error)
+    error.update(file="/elsewhere/pkg/__init__.py", line=1)
+    assert "(/elsewhere/pkg/__init__.py, line 1): NameError" in describe_import_error(
+        tmp_path, error
+    )
