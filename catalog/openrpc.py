@@ -224,93 +224,70 @@ def _docstring_sections(doc: str) -> dict[str, Any]:
     Example: ``"Add.\n\nArgs:\n    a (int): first.\nReturns:\n    the sum."`` gives
     ``{"params": {"a": "first."}, "returns": "the sum.", "raises": []}``.
     """
-    params: dict[str, str] = {}
+    params: dict[str, list[str]] = {}
     returns: list[str] = []
-    raises: list[tuple[str, str]] = []
-    section: str | None = None
-    entry: list[str] | None = None  # the text of the entry being read, to extend
+    raises: list[tuple[str, list[str]]] = []
+    section: str | None = None  # "params", "returns", "raises" or None (prose)
+    current: list[str] | None = None  # the lines of the entry being read
+    entry_indent = 0
+
+    def start(kind: str, name: str, text: str) -> list[str]:
+        lines = [text] if text else []
+        if kind == "params":
+            params[name] = lines
+        elif kind == "raises":
+            raises.append((name, lines))
+        else:
+            returns.extend(lines)
+            return returns
+        return lines
 
     for line in doc.splitlines():
         stripped = line.strip()
+        indented = line[:1] in (" ", "\t")
         header = _SECTION_HEADER.match(line)
         if header is not None:
             section = _SECTIONS.get(header.group("name").strip().lower())
-            entry = None
+            current = None
             continue
-        field = _FIELD.match(stripped) if not line.startswith((" ", "\t")) else None
-        if field is not None:
+        field = None if indented else _FIELD.match(stripped)
+        if field is not None:  # :param a: ...  :returns: ...  :raises KeyError: ...
             section = None
-            kind, arguments = field.group("kind"), (field.group("arguments") or "").split()
+            kind = field.group("kind")
+            arguments = (field.group("arguments") or "").split()
             text = field.group("text").strip()
-            entry = [text] if text else []
             if kind in ("param", "parameter", "arg", "argument", "key", "keyword") and arguments:
-                params[arguments[-1]] = ""
-                entry = _Text(params, arguments[-1], entry)
+                current = start("params", arguments[-1], text)
             elif kind in ("returns", "return", "yields"):
-                entry = _Text(None, "", entry, returns)
+                current = start("returns", "", text)
             elif kind in ("raises", "raise", "except", "exception"):
-                raises.append((arguments[-1] if arguments else "Exception", ""))
-                entry = _Text(None, "", entry, raises=raises)
-            else:
-                entry = None
+                current = start("raises", arguments[-1] if arguments else "Exception", text)
+            else:  # :type a: ..., :rtype: ...: not shown
+                current = None
             continue
         if not stripped:
             continue
-        if section is None:
-            if entry is not None and line.startswith((" ", "\t")):
-                entry.append(stripped)
-            else:
-                entry = None
-            continue
-        if not line.startswith((" ", "\t")):  # a line at column 0 ends the section
-            section = entry = None
+        if not indented:  # prose at column 0 ends a section and a field
+            section = current = None
             continue
         indent = len(line) - len(line.lstrip())
         found = _ENTRY.match(stripped) if section in ("params", "raises") else None
-        if found is not None and (entry is None or indent <= getattr(entry, "indent", indent)):
-            text = found.group("text").strip()
-            if section == "params":
-                params[found.group("name")] = ""
-                entry = _Text(params, found.group("name"), [text] if text else [])
-            else:
-                raises.append((found.group("name"), ""))
-                entry = _Text(None, "", [text] if text else [], raises=raises)
-            entry.indent = indent
-        elif section == "returns" and entry is None:
-            entry = _Text(None, "", [stripped], returns)
-            entry.indent = indent
-        elif entry is not None:
-            entry.append(stripped)
-    return {"params": params, "returns": " ".join(returns) or None, "raises": raises}
-
-
-class _Text(list[str]):
-    """The text of one docstring entry, written back to its place at every line added."""
-
-    indent = 1 << 30
-
-    def __init__(
-        self,
-        into: dict[str, str] | None,
-        key: str,
-        text: list[str],
-        returns: list[str] | None = None,
-        raises: list[tuple[str, str]] | None = None,
-    ) -> None:
-        super().__init__()
-        self._into, self._key, self._returns, self._raises = into, key, returns, raises
-        for line in text:
-            self.append(line)
-
-    def append(self, line: str) -> None:
-        super().append(line)
-        joined = " ".join(self)
-        if self._into is not None:
-            self._into[self._key] = joined
-        elif self._returns is not None:
-            self._returns[:] = [joined]
-        elif self._raises is not None:
-            self._raises[-1] = (self._raises[-1][0], joined)
+        if (
+            section is not None
+            and found is not None
+            and (current is None or indent <= entry_indent)
+        ):
+            current = start(section, found.group("name"), found.group("text").strip())
+            entry_indent = indent
+        elif section == "returns" and current is None:
+            current = start("returns", "", stripped)
+        elif current is not None:
+            current.append(stripped)
+    return {
+        "params": {name: " ".join(lines) for name, lines in params.items()},
+        "returns": " ".join(returns) or None,
+        "raises": [(name, " ".join(lines)) for name, lines in raises],
+    }
 
 
 def _add_docstring_sections(method: dict[str, Any], function: Callable[..., Any]) -> None:
