@@ -88,6 +88,11 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
         "--methods", type=Path, help="folder of the methods package (SBUSR_METHODS_DIR)"
     )
     parser.add_argument("--redis", help="Redis URL of the message bus (SBUSR_REDIS_URL)")
+    parser.add_argument(
+        "--reload",
+        action="store_true",
+        help="development: start a new generation of workers whenever a methods file changes",
+    )
     return parser.parse_args(argv)
 
 
@@ -129,7 +134,9 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     from server.main import serve
 
-    return asyncio.run(serve(settings, level, web=not arguments.no_web_server))
+    return asyncio.run(
+        serve(settings, level, web=not arguments.no_web_server, reload=arguments.reload)
+    )
 
 
 if __name__ == "__main__":

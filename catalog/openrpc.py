@@ -32,6 +32,7 @@ import datetime
 import decimal
 import enum
 import inspect
+import re
 import sys
 import types
 import typing
@@ -189,6 +190,136 @@ def _docstring_parts(function: Callable[..., Any]) -> dict[str, str]:
     return {"summary": summary, "description": doc}
 
 
+#: Google-style section headers (``Args:`` ...), by the part of the method they describe.
+_SECTIONS = {
+    "args": "params",
+    "arguments": "params",
+    "parameters": "params",
+    "params": "params",
+    "keyword args": "params",
+    "keyword arguments": "params",
+    "returns": "returns",
+    "return": "returns",
+    "yields": "returns",
+    "raises": "raises",
+}
+_SECTION_HEADER = re.compile(r"^(?P<name>[A-Za-z][A-Za-z ]*):\s*$")
+#: ``name (type): text`` or ``name: text``, an entry of an ``Args:`` or ``Raises:`` section.
+_ENTRY = re.compile(r"^\*{0,2}(?P<name>[A-Za-z_][\w.]*)\s*(\([^)]*\))?\s*:\s*(?P<text>.*)$")
+#: reST field lists: ``:param int a: text``, ``:returns: text``, ``:raises ValueError: text``.
+_FIELD = re.compile(r"^:(?P<kind>\w+)(?:\s+(?P<arguments>[^:]+))?:\s*(?P<text>.*)$")
+
+
+def _docstring_sections(doc: str) -> dict[str, Any]:
+    """The ``Args:``, ``Returns:`` and ``Raises:`` parts of a docstring (Google style or reST
+    field lists).
+
+    Args:
+        doc: a cleaned docstring (:func:`inspect.getdoc`).
+
+    Returns:
+        ``{"params": {name: text}, "returns": text or None, "raises": [(exception name,
+        text)]}``; texts have their lines joined by spaces. Nothing found: empty parts.
+
+    Example: ``"Add.\n\nArgs:\n    a (int): first.\nReturns:\n    the sum."`` gives
+    ``{"params": {"a": "first."}, "returns": "the sum.", "raises": []}``.
+    """
+    params: dict[str, list[str]] = {}
+    returns: list[str] = []
+    raises: list[tuple[str, list[str]]] = []
+    section: str | None = None  # "params", "returns", "raises" or None (prose)
+    current: list[str] | None = None  # the lines of the entry being read
+    entry_indent = 0
+
+    def start(kind: str, name: str, text: str) -> list[str]:
+        lines = [text] if text else []
+        if kind == "params":
+            params[name] = lines
+        elif kind == "raises":
+            raises.append((name, lines))
+        else:
+            returns.extend(lines)
+            return returns
+        return lines
+
+    for line in doc.splitlines():
+        stripped = line.strip()
+        indented = line[:1] in (" ", "\t")
+        header = _SECTION_HEADER.match(line)
+        if header is not None:
+            section = _SECTIONS.get(header.group("name").strip().lower())
+            current = None
+            continue
+        field = None if indented else _FIELD.match(stripped)
+        if field is not None:  # :param a: ...  :returns: ...  :raises KeyError: ...
+            section = None
+            kind = field.group("kind")
+            arguments = (field.group("arguments") or "").split()
+            text = field.group("text").strip()
+            if kind in ("param", "parameter", "arg", "argument", "key", "keyword") and arguments:
+                current = start("params", arguments[-1], text)
+            elif kind in ("returns", "return", "yields"):
+                current = start("returns", "", text)
+            elif kind in ("raises", "raise", "except", "exception"):
+                current = start("raises", arguments[-1] if arguments else "Exception", text)
+            else:  # :type a: ..., :rtype: ...: not shown
+                current = None
+            continue
+        if not stripped:
+            continue
+        if not indented:  # prose at column 0 ends a section and a field
+            section = current = None
+            continue
+        indent = len(line) - len(line.lstrip())
+        found = _ENTRY.match(stripped) if section in ("params", "raises") else None
+        if (
+            section is not None
+            and found is not None
+            and (current is None or indent <= entry_indent)
+        ):
+            current = start(section, found.group("name"), found.group("text").strip())
+            entry_indent = indent
+        elif section == "returns" and current is None:
+            current = start("returns", "", stripped)
+        elif current is not None:
+            current.append(stripped)
+    return {
+        "params": {name: " ".join(lines) for name, lines in params.items()},
+        "returns": " ".join(returns) or None,
+        "raises": [(name, " ".join(lines)) for name, lines in raises],
+    }
+
+
+def _add_docstring_sections(method: dict[str, Any], function: Callable[..., Any]) -> None:
+    """Put the docstring's ``Args:`` texts into the params' ``description``, its ``Returns:``
+    into the result's, and its ``Raises:`` into the method's ``errors`` (OpenRPC Error
+    Objects: the code of a :class:`~wire.errors.JsonRpcError` subclass the method's module
+    knows by that name, else -32000 as the server answers an exception; ``data.type`` the
+    exception's name)."""
+    doc = inspect.getdoc(function)
+    if not doc:
+        return
+    sections = _docstring_sections(doc)
+    for descriptor in method.get("params", []):
+        text = sections["params"].get(descriptor["name"])
+        if text:
+            descriptor["description"] = text
+    if sections["returns"] and isinstance(method.get("result"), dict):
+        method["result"]["description"] = sections["returns"]
+    names = getattr(getattr(function, "__func__", function), "__globals__", {})
+    errors = []
+    for name, text in sections["raises"]:
+        exception = names.get(name.rsplit(".", 1)[-1])
+        code = getattr(exception, "code", None)
+        if not (inspect.isclass(exception) and issubclass(exception, JsonRpcError)) or not (
+            isinstance(code, int)
+        ):
+            code = -32000
+        errors.append({"code": code, "message": text or name, "data": {"type": name}})
+    if errors:
+        method["errors"] = errors
+
+
 def _jsonable_default(value: Any) -> tuple[bool, Any]:
     if value is None or isinstance(value, (bool, int, float, str)):
         return True, value
@@ -316,6 +447,7 @@ def describe_method(name: str, function: Callable[..., Any]) -> dict[str, Any]:
     method["result"] = {"name": "result", "schema": schema_for_hint(result_hint)}
     if schema is not None:
         method["x-params-schema"] = schema
+    _add_docstring_sections(method, function)
     return method
 
 

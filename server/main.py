@@ -27,6 +27,7 @@ from server.http.app import Services, make_app
 from server.jsonrpc import JsonRpcCore
 from server.metrics import CallMetrics, Metrics
 from server.openrpc_cache import OpenRpcCache
+from server.reloader import watch_methods
 from server.scheduler.service import JobScheduler
 from settings import Settings
 
@@ -138,7 +139,16 @@ async def _signalled() -> None:
     await stop.wait()
 
 
-async def serve(settings: Settings, log_level: int = logging.INFO, web: bool = True) -> int:
+async def _stop_task(task: asyncio.Task[None]) -> None:
+    """Cancel ``task`` and wait until it ended."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def serve(
+    settings: Settings, log_level: int = logging.INFO, web: bool = True, reload: bool = False
+) -> int:
     """Run the server until SIGTERM or SIGINT, then stop gracefully.
 
     Starting, in order: the pool; the job scheduler (``settings.scheduler``); the message bus
@@ -154,6 +164,8 @@ async def serve(settings: Settings, log_level: int = logging.INFO, web: bool = T
         settings: the server's settings.
         log_level: level for the workers' loggers (a :mod:`logging` number).
         web: serve HTTP (False: no web server; useful once the bus transport is on).
+        reload: start a new generation whenever a file of ``settings.methods_dir`` changes
+            (development; :func:`server.reloader.watch_methods`).
 
     Returns:
         The process exit code: 0 after a graceful stop, 1 when the methods fail to import or
@@ -183,6 +195,9 @@ async def serve(settings: Settings, log_level: int = logging.INFO, web: bool = T
         async with contextlib.AsyncExitStack() as closing, contextlib.AsyncExitStack() as stopping:
             stopping.push_async_callback(pool.shutdown, settings.shutdown_grace_s)
             started = await _start_pool(settings, pool)
+            if reload:
+                watcher = asyncio.create_task(watch_methods(pool, settings.methods_dir))
+                stopping.push_async_callback(_stop_task, watcher)
 
             jobs = None
             if settings.scheduler:
@@ -212,12 +227,15 @@ async def serve(settings: Settings, log_level: int = logging.INFO, web: bool = T
                 closing.push_async_callback(_close_http, server)
                 stopping.callback(server.stop)
                 logger.info(
-                    "sbusr serving http://%s:%d/rpc with %d workers (generation %d, %.0f ms)",
+                    "sbusr serving http://%s:%d/rpc with %d workers (generation %d, %.0f ms); "
+                    "docs at http://%s:%d/docs",
                     settings.host,
                     port,
                     settings.pool_processes,
                     started["generation"],
                     started["elapsed_ms"],
+                    settings.host,
+                    port,
                 )
 
             await _signalled()

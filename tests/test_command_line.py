@@ -47,3 +47,9 @@ def test_methods_that_fail_to_import_stop_the_start(tmp_path: Path) -> None:
     result = run("--methods", str(tmp_path), "--port", "0")
     assert result.returncode == 1
     assert "missing dependency xyz" in result.stderr
+
+
+def test_help_lists_the_reload_option() -> None:
+    result = run("--help")
+    assert result.returncode == 0
+    assert "--reload" in result.stdout and "methods file changes" in result.stdout

@@ -3,11 +3,13 @@
 =======================================  ===========================  =======================
 route                                    handler                      kwargs
 =======================================  ===========================  =======================
+``GET /`` with ``Accept: text/html``     docs.BrowserRootHandler      (none): 302 to /docs
 ``POST /rpc``, ``POST /``                rpc.RpcHandler               core, max_body_bytes
 ``GET|POST /sys/reset``                  system.ResetHandler          pool
 ``GET /sys/status``                      system.StatusHandler         pool
 ``GET /health_check`` (no token)         system.HealthHandler         pool
 ``GET /openrpc.json``                    docs.OpenRpcHandler          documents
+``GET /openapi.json``                    docs.OpenApiHandler          (none)
 ``GET /docs`` (no token)                 docs.DocsHandler             (none)
 ``GET /metrics``                         metrics.MetricsHandler       metrics
 ``POST /api/flow``                       flow.FlowHandler             starter (None: bus off)
@@ -25,13 +27,20 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import tornado.routing
 import tornado.web
 
 from executor.pool import Pool
 from server.bus.flow import FlowStarter
 from server.http.access_log import log_request, no_log
 from server.http.base import NotFoundHandler
-from server.http.docs import DocsHandler, OpenRpcHandler
+from server.http.docs import (
+    BrowserRootHandler,
+    BrowserRootMatcher,
+    DocsHandler,
+    OpenApiHandler,
+    OpenRpcHandler,
+)
 from server.http.flow import FlowHandler
 from server.http.jobs import JOB_ID_PATTERN, JobActionHandler, JobHandler, JobsHandler
 from server.http.metrics import MetricsHandler
@@ -91,6 +100,7 @@ def routes(settings: Settings, services: Services) -> list[Route]:
         (r"/sys/status", StatusHandler, {"pool": pool, "auth_token": token}),
         (r"/health_check", HealthHandler, {"pool": pool}),
         (r"/openrpc.json", OpenRpcHandler, {"documents": services.documents, "auth_token": token}),
+        (r"/openapi.json", OpenApiHandler, {"auth_token": token}),
         (r"/docs", DocsHandler, {}),
         (r"/metrics", MetricsHandler, {"metrics": services.metrics, "auth_token": token}),
         (r"/api/flow", FlowHandler, {"starter": services.flows, "auth_token": token}),
@@ -103,6 +113,10 @@ def routes(settings: Settings, services: Services) -> list[Route]:
 def make_app(settings: Settings, services: Services) -> tornado.web.Application:
     """Build the application: the routes of :func:`routes`, a JSON 404 for the others.
 
+    A browser's ``GET /`` (``Accept: text/html``) is matched first and redirected to ``/docs``
+    (:class:`~server.http.docs.BrowserRootMatcher`); every other request to ``/`` goes on to
+    the table's ``/`` route.
+
     Args:
         settings: ``auth_token``, ``max_body_bytes`` and ``access_log`` are read.
         services: what the handlers are given.
@@ -110,8 +124,9 @@ def make_app(settings: Settings, services: Services) -> tornado.web.Application:
     Returns:
         A :class:`tornado.web.Application`.
     """
+    browser_root = tornado.routing.Rule(BrowserRootMatcher(), BrowserRootHandler)
     return tornado.web.Application(
-        routes(settings, services),
+        [browser_root, *routes(settings, services)],
         default_handler_class=NotFoundHandler,
         default_handler_args={"auth_token": settings.auth_token},
         log_function=log_request if settings.access_log else no_log,

@@ -1,19 +1,38 @@
-"""Discovery over HTTP: ``GET /openrpc.json`` and the ``GET /docs`` page (docs/discovery.md).
+"""Discovery over HTTP: ``/openrpc.json``, ``/openapi.json``, the ``/docs`` page, ``GET /``.
 
 ``/openrpc.json`` serves the document of :class:`server.openrpc_cache.OpenRpcCache` (the one
-``rpc.discover`` answers). ``/docs`` is one self-contained HTML page (``server/static/docs.html``:
-no CDN, no external file) that loads ``openrpc.json`` next to it, lists the methods with their
-docs and lets a person try a call (params as JSON; the response is shown as it came).
+``rpc.discover`` answers); ``/openapi.json`` the OpenAPI 3.1 document of the HTTP routes, built
+from the application's own route table (:mod:`server.openapi`). ``/docs`` is one
+self-contained HTML page (``server/static/docs.html``: no CDN, no external file) that loads
+both documents next to it, lists the methods with their docs, lets a person try a call (a
+form built from the params' schemas, or raw JSON; copy as curl) and lists the REST routes.
+``GET /`` from a browser (``Accept: text/html``) is redirected to ``/docs``
+(:class:`BrowserRootMatcher`); other requests to ``/`` are JSON-RPC's (``POST /``).
+
+See docs/discovery.md.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import tornado.httputil
+import tornado.routing
+
+from server import __version__
 from server.http.base import BaseHandler
+from server.openapi import RouteRule, build_document, rules_of
 from server.openrpc_cache import OpenRpcCache
 
-__all__ = ["DOCS_PAGE", "DocsHandler", "OpenRpcHandler"]
+__all__ = [
+    "DOCS_PAGE",
+    "BrowserRootMatcher",
+    "BrowserRootHandler",
+    "DocsHandler",
+    "OpenApiHandler",
+    "OpenRpcHandler",
+]
 
 #: The docs page, served as it is.
 DOCS_PAGE = Path(__file__).resolve().parent.parent / "static" / "docs.html"
@@ -63,3 +82,55 @@ class DocsHandler(BaseHandler):
         self.set_header("Content-Type", "text/html; charset=utf-8")
         self.set_header("Content-Security-Policy", _CONTENT_SECURITY_POLICY)
         self.finish(DocsHandler._page)
+
+
+class OpenApiHandler(BaseHandler):
+    """``GET /openapi.json``: the OpenAPI 3.1 document of the routes this application serves.
+
+    Built from the application's route table on each request (a few dozen rules), so it is
+    always the table's (:func:`server.openapi.build_document`). 200 ``application/json``.
+
+    Handler kwargs: ``auth_token``.
+    """
+
+    def initialize(self, auth_token: str | None) -> None:
+        """Take the route kwargs (see the class doc)."""
+        self.auth_token = auth_token
+
+    def get(self) -> None:
+        """Answer the document."""
+        document = build_document(rules_of(self.application), "sbusr", __version__)
+        self.set_header("Cache-Control", "no-cache")
+        self.write_json(document)
+
+
+class BrowserRootHandler(BaseHandler):
+    """``GET /`` from a browser: 302 to ``docs`` (the ``/docs`` page). Needs no token."""
+
+    requires_auth = False
+
+    def get(self) -> None:
+        """Redirect to the docs page."""
+        self.redirect("/docs", status=302)
+
+    head = get
+
+
+class BrowserRootMatcher(tornado.routing.Matcher):
+    """Matches ``GET /`` and ``HEAD /`` asking for HTML (a browser's ``Accept: text/html``).
+
+    Put before the ``/`` route of JSON-RPC: a browser opening the server's address gets the
+    docs page, while ``POST /`` (and a ``GET /`` of an API client, answered 405) go on to the
+    JSON-RPC route as before.
+    """
+
+    #: What :func:`server.openapi.rules_of` lists for this rule.
+    openapi_rules: tuple[RouteRule, ...] = (("/", BrowserRootHandler, {}),)
+
+    def match(self, request: tornado.httputil.HTTPServerRequest) -> dict[str, Any] | None:
+        """``{}`` (no path arguments) for a browser's ``GET /``, else None."""
+        if request.path != "/" or request.method not in ("GET", "HEAD"):
+            return None
+        if "text/html" not in request.headers.get("Accept", ""):
+            return None
+        return {}
