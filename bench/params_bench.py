@@ -57,7 +57,7 @@ def echo_order(order: Order) -> Order:
     return order
 """
 
-CASES = {
+CASES: dict[str, list[object]] = {
     "echo_plain": ["hello"],
     "echo_str": ["hello"],
     "echo_any": ["hello"],
