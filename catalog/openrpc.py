@@ -15,13 +15,19 @@ Per method (OpenRPC "Method Object", https://spec.open-rpc.org/#method-object):
 * ``summary``: the first paragraph of the docstring; ``description``: the whole docstring;
 * ``params``: one Content Descriptor per parameter, with a JSON Schema taken from the
   method's ``@params_schema`` (per parameter: ``properties`` of an object schema, or
-  ``prefixItems`` / ``items`` of an array schema) or else from its type hints; the whole
-  ``@params_schema`` schema is kept as the extension ``x-params-schema``;
+  ``prefixItems`` / ``items`` of an array schema) or else from its type hints, by pydantic
+  (``TypeAdapter(hint).json_schema()``: the library that validates those params in the
+  worker, :func:`executor.params.hint_validator`, so the document shows what is enforced);
+  the whole ``@params_schema`` schema is kept as the extension ``x-params-schema``;
 * ``paramStructure``: ``by-name`` (keyword-only params, ``**kwargs``, an object schema),
   ``by-position`` (positional-only params, ``*args``, an array schema) or ``either``;
-* ``result``: schema from the return annotation, ``{}`` (anything) when there is none.
+* ``result``: schema from the return annotation (pydantic, serialization mode), ``{}``
+  (anything) when there is none.
 
-Type hints become JSON Schema as in :func:`schema_for_hint`.
+Models, dataclasses, TypedDicts and enums named in hints are described once in
+``components.schemas`` and referred to as ``{"$ref": "#/components/schemas/<Name>"}``. Hints
+pydantic cannot describe (a class it does not know) fall back to :func:`schema_for_hint`,
+which is also what such a method's params get: no conversion, the schema only informs.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import datetime
 import decimal
 import enum
 import inspect
+import logging
 import re
 import sys
 import types
@@ -40,7 +47,10 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from executor.params import SCHEMA_ATTRIBUTE
+from pydantic import TypeAdapter
+from pydantic.json_schema import JsonSchemaMode
+
+from executor.params import SCHEMA_ATTRIBUTE, has_hints
 from executor.resolve import PACKAGE, is_inside_package, resolve
 from wire.errors import JsonRpcError
 
@@ -50,7 +60,13 @@ __all__ = [
     "build_document",
     "describe_method",
     "schema_for_hint",
+    "REF_TEMPLATE",
 ]
+
+logger = logging.getLogger(__name__)
+
+#: Where a ``$ref`` of a hint's schema points: the document's ``components.schemas``.
+REF_TEMPLATE = "#/components/schemas/{model}"
 
 #: Version of the OpenRPC specification the document follows.
 OPENRPC_VERSION = "1.3.2"
@@ -384,12 +400,51 @@ def _required_by_schema(schema: Any, parameter: inspect.Parameter, position: int
     return None
 
 
-def describe_method(name: str, function: Callable[..., Any]) -> dict[str, Any]:
+def _pydantic_schemas(
+    name: str, hints: dict[str, Any], parameters: list[inspect.Parameter], with_params: bool
+) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Schemas of the params (when ``with_params``) and of ``"return"`` from pydantic.
+
+    Returns:
+        ``({param name or "return": schema}, {component name: schema})``; a hint pydantic
+        cannot describe is left out of the first mapping (the caller falls back).
+    """
+    keys: list[tuple[str, JsonSchemaMode, TypeAdapter[Any]]] = []
+    wanted = [p.name for p in parameters] if with_params else []
+    if "return" in hints:
+        wanted.append("return")
+    for key in wanted:
+        hint = hints.get(key, Any)
+        parameter = next((p for p in parameters if p.name == key), None)
+        if parameter is not None and parameter.kind is inspect.Parameter.VAR_POSITIONAL:
+            hint = tuple[hint, ...]  # type: ignore[valid-type]
+        elif parameter is not None and parameter.kind is inspect.Parameter.VAR_KEYWORD:
+            hint = dict[str, hint]  # type: ignore[valid-type]
+        try:
+            adapter: TypeAdapter[Any] = TypeAdapter(hint)
+            mode: JsonSchemaMode = "serialization" if key == "return" else "validation"
+            TypeAdapter.json_schemas([(key, mode, adapter)])
+        except Exception as exc:  # pydantic cannot describe it: schema_for_hint will
+            logger.debug("no pydantic schema for %s of %s: %s", key, name, exc)
+            continue
+        keys.append((key, mode, adapter))
+    if not keys:
+        return {}, {}
+    by_key, definitions = TypeAdapter.json_schemas(keys, ref_template=REF_TEMPLATE)
+    schemas = {key: by_key[(key, mode)] for key, mode, _ in keys}
+    return schemas, dict(definitions.get("$defs", {}))
+
+
+def describe_method(
+    name: str, function: Callable[..., Any], components: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Build the OpenRPC Method Object of one method.
 
     Args:
         name: the JSON-RPC method name, e.g. ``"greetings.greet"``.
         function: the callable :func:`~executor.resolve.resolve` returns for it.
+        components: where the schemas that hints refer to are added (``components.schemas``
+            of the document; a name already there with another schema is kept and logged).
 
     Returns:
         ``{"name", "summary"?, "description"?, "paramStructure", "params": [Content
@@ -407,9 +462,18 @@ def describe_method(name: str, function: Callable[..., Any]) -> dict[str, Any]:
         signature = None
     parameters = list(signature.parameters.values()) if signature is not None else []
     hints = _type_hints(getattr(function, "__func__", function))
+    pydantic_schemas, definitions = _pydantic_schemas(
+        name, hints, parameters, with_params=has_hints(function)
+    )
+    if components is not None:
+        for component, component_schema in definitions.items():
+            if components.setdefault(component, component_schema) != component_schema:
+                logger.warning("two schemas named %s in the OpenRPC document", component)
     descriptors = []
     for position, parameter in enumerate(parameters):
         param_schema = _schema_of_param(schema, parameter, position)
+        if param_schema is None and parameter.name in pydantic_schemas:
+            param_schema = dict(pydantic_schemas[parameter.name])
         if param_schema is None:
             param_schema = schema_for_hint(hints.get(parameter.name, inspect.Parameter.empty))
             if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
@@ -444,7 +508,10 @@ def describe_method(name: str, function: Callable[..., Any]) -> dict[str, Any]:
     method["paramStructure"] = _param_structure(parameters, schema)
     method["params"] = descriptors
     result_hint = hints.get("return", inspect.Parameter.empty)
-    method["result"] = {"name": "result", "schema": schema_for_hint(result_hint)}
+    result_schema = pydantic_schemas.get("return")
+    if result_schema is None:
+        result_schema = schema_for_hint(result_hint)
+    method["result"] = {"name": "result", "schema": result_schema}
     if schema is not None:
         method["x-params-schema"] = schema
     _add_docstring_sections(method, function)
@@ -507,9 +574,11 @@ def build_document(title: str = "sbusr", version: str = "0") -> dict[str, Any]:
 
     Returns:
         ``{"openrpc": "1.3.2", "info": {"title", "version", "description"?}, "methods":
-        [Method Object...]}``, methods sorted by name, ``rpc.discover`` among them.
+        [Method Object...], "components"?: {"schemas": {...}}}``, methods sorted by name,
+        ``rpc.discover`` among them.
     """
     methods: dict[str, dict[str, Any]] = {}
+    components: dict[str, Any] = {}
     for name in _candidates():
         if name in methods:
             continue
@@ -517,14 +586,17 @@ def build_document(title: str = "sbusr", version: str = "0") -> dict[str, Any]:
             function = resolve(name)
         except JsonRpcError:
             continue
-        methods[name] = describe_method(name, function)
+        methods[name] = describe_method(name, function, components)
     methods["rpc.discover"] = _discover_method()
     info: dict[str, Any] = {"title": title, "version": version}
     package = sys.modules.get(PACKAGE)
     if package is not None and inspect.getdoc(package):
         info["description"] = inspect.getdoc(package)
-    return {
+    document: dict[str, Any] = {
         "openrpc": OPENRPC_VERSION,
         "info": info,
         "methods": [methods[name] for name in sorted(methods)],
     }
+    if components:
+        document["components"] = {"schemas": dict(sorted(components.items()))}
+    return document

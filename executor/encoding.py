@@ -13,6 +13,7 @@ Python value                               JSON
 ``uuid.UUID``                              string ``"8-4-4-4-12"``
 ``enum.Enum``                              its value
 dataclass instance                         object of its fields
+pydantic model                             ``model.model_dump(mode="json")``
 NaN, Infinity                              refused
 anything else                              refused
 =========================================  ==========================================
@@ -69,6 +70,9 @@ def to_jsonable(value: Any) -> Any:
         return value.value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return dataclasses.asdict(value)
+    model_dump = getattr(value, "model_dump", None)
+    if model_dump is not None and hasattr(type(value), "__pydantic_serializer__"):
+        return model_dump(mode="json")
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 

@@ -4,19 +4,34 @@ A method declares a JSON Schema for its params with :func:`params_schema`; the s
 applies to ``params`` exactly as sent (an array for positional params, an object for
 named ones). Params that fail the schema, or that do not bind to the signature, are
 answered -32602 (design.md, error table) with the reasons in ``error.data["errors"]``.
+
+A method without ``@params_schema`` whose parameters carry type hints has its params
+validated and converted by pydantic (v2, lax mode, as FastAPI does): ``"21"`` becomes ``21``
+for an ``int``, an object becomes the dataclass, ``TypedDict`` or pydantic model of the hint,
+an ISO 8601 string a ``datetime``. The validator is built once per method per worker
+(:func:`hint_validator`); each error is listed with the JSON Pointer of the value in params
+as sent (``/0/qty`` for positional params, ``/order/qty`` for named ones). A method with no
+parameter hints is called exactly as before.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
+import logging
+import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import jsonschema
+from pydantic_core import ArgsKwargs, SchemaValidator, ValidationError
 
 from wire.errors import InvalidParams
-from wire.schema import error_list
+from wire.schema import error_list, json_pointer
+
+with warnings.catch_warnings():  # the arguments schema is marked experimental in pydantic 2
+    warnings.simplefilter("ignore")
+    from pydantic.experimental.arguments_schema import generate_arguments_schema
 
 __all__ = [
     "params_schema",
@@ -26,7 +41,12 @@ __all__ = [
     "split",
     "check_binding",
     "binding_failure",
+    "has_hints",
+    "hint_validator",
+    "convert",
 ]
+
+logger = logging.getLogger(__name__)
 
 SCHEMA_ATTRIBUTE = "__sbusr_params_schema__"
 _VALIDATOR_ATTRIBUTE = "__sbusr_params_validator__"
@@ -133,3 +153,75 @@ def binding_failure(error: TypeError) -> InvalidParams | None:
     if traceback is not None and traceback.tb_next is None:
         return InvalidParams(data={"errors": [{"path": "/", "message": str(error)}]})
     return None
+
+
+def _target(function: Callable[..., Any]) -> Callable[..., Any]:
+    """The function that carries the annotations (a bound classmethod's ``__func__``)."""
+    return getattr(function, "__func__", function)
+
+
+def has_hints(function: Callable[..., Any]) -> bool:
+    """Tell whether a method's params are validated from its type hints.
+
+    True when the method has no :func:`params_schema` (an explicit schema wins) and at least
+    one of its parameters is annotated (a return annotation alone does not count).
+    """
+    target = _target(function)
+    if getattr(target, SCHEMA_ATTRIBUTE, None) is not None:
+        return False
+    annotations: dict[str, Any] = getattr(target, "__annotations__", None) or {}
+    return any(name != "return" for name in annotations)
+
+
+def hint_validator(function: Callable[..., Any]) -> SchemaValidator | None:
+    """Build the pydantic validator of a method's params from its type hints.
+
+    Args:
+        function: the resolved method (a function or a bound classmethod/staticmethod).
+
+    Returns:
+        A validator for :func:`convert`, or None when the method has no parameter hints, has
+        a :func:`params_schema`, or has hints pydantic cannot validate (a class it does not
+        know, a forward reference that does not resolve: then logged as a warning and the
+        method is called without conversion, as before).
+    """
+    if not has_hints(function):
+        return None
+    try:
+        return SchemaValidator(generate_arguments_schema(function))
+    except Exception as exc:  # pydantic refuses the hints: serve the method unconverted
+        logger.warning(
+            "params of %s are not validated from its type hints: %s",
+            getattr(function, "__qualname__", function),
+            exc,
+        )
+        return None
+
+
+def convert(validator: SchemaValidator, params: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Validate and convert params (None, a list or a dict) with a :func:`hint_validator`.
+
+    Returns:
+        ``(args, kwargs)`` converted to the hinted types, defaults filled in.
+
+    Raises:
+        InvalidParams: data ``{"errors": [{"path": "/0", "message": "Input should be a valid
+            integer, ..."}, ...]}``, sorted by path, one entry per error (type mismatches,
+            missing and unexpected arguments alike).
+    """
+    if params is None:
+        call = ArgsKwargs(())
+    elif isinstance(params, list):
+        call = ArgsKwargs(tuple(params))
+    else:
+        call = ArgsKwargs((), params)
+    try:
+        args, kwargs = validator.validate_python(call)
+    except ValidationError as exc:
+        errors = [
+            {"path": json_pointer(error["loc"] or ()), "message": error["msg"]}
+            for error in exc.errors(include_url=False, include_input=False)
+        ]
+        errors.sort(key=lambda entry: (entry["path"], entry["message"]))
+        raise InvalidParams(data={"errors": errors}) from None
+    return args, kwargs

@@ -227,11 +227,13 @@ def import_methods(methods_dir: Path) -> list[dict[str, str]]:
 class _Method:
     """A resolved method and what its calls need, computed once per worker."""
 
-    __slots__ = ("direct", "function", "is_async", "lock", "one_at_a_time", "validator")
+    __slots__ = ("direct", "function", "hints", "is_async", "lock", "one_at_a_time", "validator")
 
     def __init__(self, function: Callable[..., Any]) -> None:
         self.function = function
         self.validator = params.schema_validator(function)
+        # params validated and converted from the type hints (None: no hints, or a schema)
+        self.hints = params.hint_validator(function) if self.validator is None else None
         # A wrapper (functools.wraps) would report a binding error one frame deeper: check
         # its signature before the call instead of reading the traceback after it.
         self.direct = not hasattr(getattr(function, "__func__", function), "__wrapped__")
@@ -292,6 +294,8 @@ class Runner:
         return MethodRaised(data=data)
 
     def _prepare(self, method: _Method, call_params: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        if method.hints is not None:
+            return params.convert(method.hints, call_params)
         if method.validator is not None:
             params.validate(method.validator, call_params)
         args, kwargs = params.split(call_params)

@@ -7,19 +7,47 @@
 
     from kit import scheduled, current_job          # scheduled jobs (docs/scheduler.md)
     from kit import one_at_a_time                   # calls that must not overlap (docs/methods.md)
+    from kit import cached                          # result cache, per process or in Redis
 
 The HTTP, database and Redis pieces are imported on first use of their name (PEP 562), so a
 methods module that only needs ``JsonRpcError`` does not load httpx or SQLAlchemy into every
-worker. See docs/toolkit.md.
+worker. Type checkers and editors see every name with its type: the same imports are written
+out under ``TYPE_CHECKING`` (and the package ships ``py.typed``). See docs/toolkit.md.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from executor.params import params_schema as params_schema
 from wire.errors import JsonRpcError as JsonRpcError
+
+if TYPE_CHECKING:  # what the lazy names below are, for mypy and editors (PEP 484, PEP 561)
+    from kit.cache import cached as cached
+    from kit.concurrency import one_at_a_time as one_at_a_time
+    from kit.db import get_dataset as get_dataset
+    from kit.db import get_engine as get_engine
+    from kit.db import get_mysql_pool as get_mysql_pool
+    from kit.db import mysql_url as mysql_url
+    from kit.db import session_scope as session_scope
+    from kit.errors import KitError as KitError
+    from kit.errors import LockError as LockError
+    from kit.errors import LockLost as LockLost
+    from kit.errors import LockNotAcquired as LockNotAcquired
+    from kit.errors import RetryError as RetryError
+    from kit.http import DEFAULT_RETRY_EXCEPTIONS as DEFAULT_RETRY_EXCEPTIONS
+    from kit.http import AsyncClient as AsyncClient
+    from kit.http import Client as Client
+    from kit.http import RetryPolicy as RetryPolicy
+    from kit.http import aiorequests as aiorequests
+    from kit.http import requests as requests
+    from kit.jobs import current_job as current_job
+    from kit.jobs import scheduled as scheduled
+    from kit.lock import RedisLock as RedisLock
+    from kit.lock import lock as lock
+    from kit.redis import get_redis as get_redis
+    from kit.redis import get_redis_pool as get_redis_pool
 
 # public name -> module that defines it
 _LAZY = {
@@ -46,6 +74,7 @@ _LAZY = {
     "scheduled": "kit.jobs",
     "current_job": "kit.jobs",
     "one_at_a_time": "kit.concurrency",
+    "cached": "kit.cache",
 }
 
 __all__ = sorted(["JsonRpcError", "params_schema", *_LAZY])

@@ -33,7 +33,7 @@ import time
 import warnings
 import weakref
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import tenacity
@@ -540,8 +540,10 @@ def close_all() -> None:
     _shared_clients.clear(close=lambda client: client.close())
 
 
-requests = _SharedClientProxy()
+# Type checkers see the clients the proxies stand for (``requests.get(...)`` is an
+# ``httpx.Response``); at run time they are the proxies.
+requests: Client = cast(Client, _SharedClientProxy())
 """Shared retrying ``Client`` with default settings (one per process, built on first use)."""
 
-aiorequests = _SharedAsyncClientProxy()
+aiorequests: AsyncClient = cast(AsyncClient, _SharedAsyncClientProxy())
 """Shared retrying ``AsyncClient``, default settings (one per event loop, built on first use)."""

@@ -10,6 +10,9 @@ import pytest
 
 from tests.support import SHIPPED_METHODS, ServerProcess, StartServer, copy_methods
 
+# the testing kit's fixtures (sbusr_server...), as a user's conftest enables them
+pytest_plugins = ["kit.pytest_plugin"]
+
 
 @pytest.fixture
 def methods_dir(tmp_path: Path) -> Path:

@@ -34,6 +34,10 @@ __all__ = [
     "wait_for",
     "copy_methods",
     "flushed_redis_db",
+    "claim_redis_db",
+    "live_other_run",
+    "owner_mark",
+    "OWNER_KEY",
     "PROJECT_DIR",
 ]
 
@@ -75,22 +79,79 @@ def wait_for(
         time.sleep(interval_s)
 
 
-def flushed_redis_db(url: str) -> Iterator[str]:
-    """Fixture body: yield ``url`` (a Redis db of the tests' own), flushed before and after.
+#: Marks a Redis db as the tests': value ``"<host>:<pid>"`` of the test run that uses it.
+OWNER_KEY = "sbusr-test:owner"
 
-    Fails the test with a clear message when Redis cannot be reached.
+
+def owner_mark() -> str:
+    """The :data:`OWNER_KEY` value of this test run: ``"<host>:<pid>"``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def live_other_run(owner: str) -> bool:
+    """Tell whether ``owner`` (an OWNER_KEY value) names another test run still alive here."""
+    host, _, pid_text = owner.rpartition(":")
+    if host != socket.gethostname() or not pid_text.isdigit() or int(pid_text) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def claim_redis_db(url: str) -> None:
+    """Flush the Redis db of ``url`` for the tests, if it is theirs; mark it as theirs.
+
+    A db is the tests' when it is empty, or holds :data:`OWNER_KEY` of this run or of a run that
+    has ended. Anything else (keys the tests did not write, or a db another live test run uses)
+    fails the test with a message saying which environment variable picks another db: the tests
+    never flush data they did not write.
     """
     import pytest
     import redis
 
     client = redis.Redis.from_url(url)
     try:
+        mark = client.get(OWNER_KEY)
+        owner = mark.decode() if isinstance(mark, bytes) else None
+        if owner is None and client.dbsize():
+            pytest.fail(
+                f"the Redis db {url} holds keys the tests did not write; refusing to flush it. "
+                "Point the tests at an empty db (tests/README.md lists the variables).",
+                pytrace=False,
+            )
+        if owner is not None and live_other_run(owner):
+            pytest.fail(
+                f"the Redis db {url} is in use by another test run ({owner})", pytrace=False
+            )
         client.flushdb()
+        client.set(OWNER_KEY, owner_mark())
     except redis.RedisError as exc:
-        pytest.fail(f"Redis is required at {url} but cannot be reached: {exc}")
+        pytest.fail(f"Redis is required at {url} but cannot be reached: {exc}", pytrace=False)
+    finally:
+        client.close()
+
+
+def flushed_redis_db(url: str) -> Iterator[str]:
+    """Fixture body: yield ``url`` (a Redis db of the tests' own), flushed before and after.
+
+    Before: :func:`claim_redis_db` (refuses a db holding keys the tests did not write). After:
+    flushed, the owner mark kept. Fails the test with a clear message when Redis cannot be
+    reached.
+    """
+    import redis
+
+    claim_redis_db(url)
     yield url
-    client.flushdb()
-    client.close()
+    client = redis.Redis.from_url(url)
+    try:
+        client.flushdb()
+        client.set(OWNER_KEY, owner_mark())
+    finally:
+        client.close()
 
 
 def copy_methods(destination: Path) -> Path:

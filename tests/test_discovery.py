@@ -96,7 +96,12 @@ def test_document_describes_params_docstrings_and_schema(shared_server: ServerPr
     plus = methods["plus"]
     assert plus["paramStructure"] == "by-position"
     assert plus["params"] == [
-        {"name": "args", "required": False, "schema": {"type": "array"}, "x-variadic": True}
+        {
+            "name": "args",
+            "required": False,
+            "schema": {"type": "array", "items": {}},
+            "x-variadic": True,
+        }
     ]
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ast
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import kit
 from tests.support import PROJECT_DIR
@@ -29,6 +32,7 @@ def test_the_exports_are_the_expected_ones() -> None:
             "RetryError",
             "RetryPolicy",
             "aiorequests",
+            "cached",
             "current_job",
             "get_dataset",
             "get_engine",
@@ -55,3 +59,67 @@ def test_importing_kit_loads_no_heavy_library() -> None:
         [sys.executable, "-c", code], cwd=PROJECT_DIR, capture_output=True, text=True, check=True
     ).stdout
     assert output.strip() == "[]"
+
+
+def test_type_checkers_see_every_lazy_name() -> None:
+    tree = ast.parse((PROJECT_DIR / "kit" / "__init__.py").read_text())
+    typed: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
+            for statement in node.body:
+                assert isinstance(statement, ast.ImportFrom)
+                typed.update(alias.asname or alias.name for alias in statement.names)
+    assert typed == set(kit._LAZY)
+    assert (PROJECT_DIR / "kit" / "py.typed").exists()
+
+
+GOOD_METHODS = """
+from kit import cached, get_engine, get_redis, requests
+
+
+@cached(ttl_s=10, key=lambda url: url)
+def status(url: str) -> int:
+    return requests.get(url).status_code
+
+
+def dialect() -> str:
+    return get_engine().dialect.name
+
+
+def counter(name: str) -> int:
+    return int(get_redis().incr(name))
+"""
+
+BAD_METHODS = """
+from kit import requests
+
+
+def status(url: str) -> str:
+    return requests.get(url).status_code
+"""
+
+
+def test_mypy_sees_the_types_of_kit_in_a_methods_module(tmp_path: Path) -> None:
+    (tmp_path / "good_methods.py").write_text(GOOD_METHODS)
+    (tmp_path / "bad_methods.py").write_text(BAD_METHODS)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--config-file",
+            str(PROJECT_DIR / "pyproject.toml"),
+            "--strict",
+            str(tmp_path / "good_methods.py"),
+            str(tmp_path / "bad_methods.py"),
+        ],
+        cwd=PROJECT_DIR,
+        env={**os.environ, "MYPYPATH": str(PROJECT_DIR)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    errors = [line for line in result.stdout.splitlines() if ": error:" in line]
+    assert len(errors) == 1, result.stdout + result.stderr
+    assert "bad_methods.py:6: error: Incompatible return value type" in errors[0]
+    assert 'got "int", expected "str"' in errors[0]

@@ -1,8 +1,11 @@
 """Fixtures of the bus tests: a real Redis (127.0.0.1:6379), one database of this run's own.
 
-The session takes the first empty database among 1..15 and marks it with the key
-``sbusr-test:owner`` (so parallel runs pick different ones); every test starts on a flushed
-database; the database is flushed again at the end. No Redis: the tests fail and say so.
+The session takes the first empty database among ``SBUSR_TEST_BUS_REDIS_DBS`` (default
+``1-15``; the dbs of the toolkit and scheduler tests, ``KIT_TEST_REDIS_URL`` and
+``SBUSR_TEST_REDIS_URL``, are skipped) and marks it with the key ``sbusr-test:owner`` (so
+parallel runs pick different ones); a db that holds only the mark of a run that has ended counts
+as empty. Every test starts on a flushed database; the database is flushed again at the end.
+No Redis: the tests fail and say so. See tests/README.md.
 """
 
 from __future__ import annotations
@@ -13,18 +16,47 @@ from collections.abc import Callable, Iterator
 import pytest
 import redis
 
-from tests.support import ServerProcess, copy_methods
+from tests.support import OWNER_KEY, ServerProcess, copy_methods, live_other_run, owner_mark
 
 REDIS_HOST_PORT = os.environ.get("SBUSR_TEST_REDIS", "127.0.0.1:6379")
-OWNER_KEY = "sbusr-test:owner"
+#: the Redis dbs the bus tests may take, e.g. "1-15" or "3,4,7-9"
+BUS_DBS = os.environ.get("SBUSR_TEST_BUS_REDIS_DBS", "1-15")
+
+
+def _db_numbers(text: str) -> list[int]:
+    """``"1-3,7"`` -> ``[1, 2, 3, 7]``, without the dbs of the other tests."""
+    numbers: list[int] = []
+    for part in text.split(","):
+        first, _, last = part.strip().partition("-")
+        numbers.extend(range(int(first), int(last or first) + 1))
+    taken = set()
+    for variable, default in (
+        ("KIT_TEST_REDIS_URL", "redis://127.0.0.1:6379/11"),
+        ("SBUSR_TEST_REDIS_URL", "redis://127.0.0.1:6379/13"),
+    ):
+        path = os.environ.get(variable, default).rsplit("/", 1)[-1]
+        if path.isdigit():
+            taken.add(int(path))
+    return [number for number in numbers if number not in taken]
+
+
+def _take(client: redis.Redis) -> bool:
+    """Mark the db as this run's when it is empty, or holds only the mark of an ended run."""
+    size = client.dbsize()
+    if size == 0:
+        return bool(client.set(OWNER_KEY, owner_mark(), nx=True))
+    owner = client.get(OWNER_KEY)
+    if size == 1 and isinstance(owner, bytes) and not live_other_run(owner.decode()):
+        return bool(client.set(OWNER_KEY, owner_mark()))
+    return False
 
 
 def _claim_database() -> int:
     host, _, port = REDIS_HOST_PORT.partition(":")
-    for number in range(1, 16):
+    for number in _db_numbers(BUS_DBS):
         client = redis.Redis(host=host, port=int(port), db=number)
         try:
-            if client.dbsize() == 0 and client.set(OWNER_KEY, os.getpid(), nx=True):
+            if _take(client):
                 return number
         except redis.exceptions.ConnectionError as exc:
             pytest.fail(
@@ -34,7 +66,9 @@ def _claim_database() -> int:
         finally:
             client.close()
     pytest.fail(
-        f"no empty Redis database among 1..15 at {REDIS_HOST_PORT} for the bus tests", pytrace=False
+        f"no empty Redis database among {BUS_DBS} at {REDIS_HOST_PORT} for the bus tests "
+        "(SBUSR_TEST_BUS_REDIS_DBS)",
+        pytrace=False,
     )
 
 
@@ -52,7 +86,7 @@ def flush(url: str) -> None:
     """Empty the database of ``url`` and mark it as taken again."""
     client = redis.Redis.from_url(url)
     client.flushdb()
-    client.set(OWNER_KEY, os.getpid())
+    client.set(OWNER_KEY, owner_mark())
     client.close()
 
 

@@ -389,7 +389,7 @@ def test_shared_aiorequests_instance_works_across_event_loops(http_server: Scrip
 
 def test_aiorequests_outside_a_coroutine_says_so() -> None:
     with pytest.raises(RuntimeError, match="inside a coroutine"):
-        aiorequests.get("http://127.0.0.1:1/")
+        aiorequests.get("http://127.0.0.1:1/")  # type: ignore[unused-coroutine]
 
 
 def test_importing_kit_http_creates_no_client() -> None:

@@ -72,7 +72,8 @@ def test_default_url_comes_from_the_environment(
     redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SBUSR_REDIS_URL", redis_url)
-    assert get_redis().connection_pool.connection_kwargs["db"] == 11
+    expected_db = int(redis_url.rsplit("/", 1)[-1])
+    assert get_redis().connection_pool.connection_kwargs["db"] == expected_db
 
 
 def test_passwords_stay_out_of_cache_keys_and_logs(caplog: pytest.LogCaptureFixture) -> None:
