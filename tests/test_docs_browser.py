@@ -171,6 +171,21 @@ def test_form_call_on_add_shows_the_result(
     assert "HTTP 200" in output.text
 
 
+def test_form_of_a_method_with_model_params_calls_with_its_example(
+    server: ServerProcess, browser: webdriver.Chrome
+) -> None:
+    """``orders.total`` takes an ``Order`` (a ``$ref`` to components): the example is an order."""
+    browser.get(server.url + "/docs")
+    wait = wait_until_loaded(browser)
+    section = browser.find_element(By.CSS_SELECTOR, "section[data-method='orders.total']")
+    order = section.find_element(By.CSS_SELECTOR, ".form input")
+    assert '"lines"' in (order.get_attribute("value") or "")
+    section.find_element(By.CSS_SELECTOR, "button.call").click()
+    output = section.find_element(By.CSS_SELECTOR, "pre.response")
+    wait.until(lambda _: '"result"' in output.text)
+    assert '"currency": "EUR"' in output.text
+
+
 def test_copy_as_curl_gives_a_command_that_works(
     server: ServerProcess, browser: webdriver.Chrome
 ) -> None:
