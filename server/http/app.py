@@ -3,7 +3,8 @@
 =======================================  ===========================  =======================
 route                                    handler                      kwargs
 =======================================  ===========================  =======================
-``POST /rpc``, ``POST /``                rpc.RpcHandler               core, max_body_bytes
+``POST /rpc``, ``POST /``                rpc.RpcEndpoint (router)     core, max_body_bytes
+other methods on ``/rpc``, ``/``         rpc.RpcHandler (405)         max_body_bytes
 ``GET|POST /sys/reset``                  system.ResetHandler          pool
 ``GET /sys/status``                      system.StatusHandler         pool
 ``GET /health_check`` (no token)         system.HealthHandler         pool
@@ -17,7 +18,9 @@ route                                    handler                      kwargs
 anything else                            base.NotFoundHandler         (JSON 404)
 =======================================  ===========================  =======================
 
-Every handler that requires the bearer token also gets ``auth_token``.
+Every handler that requires the bearer token also gets ``auth_token``. ``POST /rpc`` and
+``POST /`` are served below ``tornado.web``: :func:`make_router` sends them to
+:class:`server.http.rpc.RpcEndpoint` and everything else to the application.
 """
 
 from __future__ import annotations
@@ -25,17 +28,19 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import tornado.routing
 import tornado.web
 
 from executor.pool import Pool
 from server.bus.flow import FlowStarter
 from server.http.access_log import log_request, no_log
 from server.http.base import NotFoundHandler
+from server.http.cors import CorsPolicy
 from server.http.docs import DocsHandler, OpenRpcHandler
 from server.http.flow import FlowHandler
 from server.http.jobs import JOB_ID_PATTERN, JobActionHandler, JobHandler, JobsHandler
 from server.http.metrics import MetricsHandler
-from server.http.rpc import RpcHandler
+from server.http.rpc import MATCHER, RpcEndpoint, RpcHandler
 from server.http.system import HealthHandler, ResetHandler, StatusHandler
 from server.jsonrpc import JsonRpcCore
 from server.metrics import Metrics
@@ -43,7 +48,7 @@ from server.openrpc_cache import OpenRpcCache
 from server.scheduler.service import JobScheduler
 from settings import Settings
 
-__all__ = ["Route", "Services", "make_app", "routes"]
+__all__ = ["Route", "Services", "make_app", "make_router", "routes"]
 
 #: One rule of the table: ``(pattern, handler class, kwargs of its initialize())``.
 Route = tuple[str, type[tornado.web.RequestHandler], dict[str, Any]]
@@ -82,7 +87,7 @@ def routes(settings: Settings, services: Services) -> list[Route]:
     """
     token = settings.auth_token
     pool = services.pool
-    rpc = {"core": services.core, "max_body_bytes": settings.max_body_bytes, "auth_token": token}
+    rpc = {"max_body_bytes": settings.max_body_bytes, "auth_token": token}
     jobs = {"scheduler": services.scheduler, "auth_token": token}
     return [
         (r"/rpc", RpcHandler, rpc),
@@ -104,7 +109,8 @@ def make_app(settings: Settings, services: Services) -> tornado.web.Application:
     """Build the application: the routes of :func:`routes`, a JSON 404 for the others.
 
     Args:
-        settings: ``auth_token``, ``max_body_bytes`` and ``access_log`` are read.
+        settings: ``auth_token``, ``max_body_bytes``, ``access_log`` and ``cors_origins``
+            are read.
         services: what the handlers are given.
 
     Returns:
@@ -115,4 +121,24 @@ def make_app(settings: Settings, services: Services) -> tornado.web.Application:
         default_handler_class=NotFoundHandler,
         default_handler_args={"auth_token": settings.auth_token},
         log_function=log_request if settings.access_log else no_log,
+        cors=CorsPolicy(settings.cors_origins),
+    )
+
+
+def make_router(settings: Settings, services: Services) -> tornado.routing.RuleRouter:
+    """The server's router: ``POST /rpc`` and ``POST /`` to :class:`RpcEndpoint`, the rest to
+    the application of :func:`make_app` (same settings and services as there)."""
+    application = make_app(settings, services)
+    endpoint = RpcEndpoint(
+        services.core,
+        max_body_bytes=settings.max_body_bytes,
+        auth_token=settings.auth_token,
+        cors=application.settings["cors"],
+        access_log=settings.access_log,
+    )
+    return tornado.routing.RuleRouter(
+        [
+            tornado.routing.Rule(MATCHER, endpoint),
+            tornado.routing.Rule(tornado.routing.AnyMatches(), application),
+        ]
     )
