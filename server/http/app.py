@@ -108,6 +108,9 @@ def routes(settings: Settings, services: Services) -> list[Route]:
 def make_app(settings: Settings, services: Services) -> tornado.web.Application:
     """Build the application: the routes of :func:`routes`, a JSON 404 for the others.
 
+    ``POST /rpc`` and ``POST /`` are not served here: serve the application behind
+    :func:`make_router` (alone, it answers them 405).
+
     Args:
         settings: ``auth_token``, ``max_body_bytes``, ``access_log`` and ``cors_origins``
             are read.
