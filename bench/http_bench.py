@@ -98,7 +98,11 @@ def start(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    wait_listening(port, process)
+    try:
+        wait_listening(port, process)
+    except BaseException:
+        process.kill()
+        raise
     return process
 
 
@@ -227,9 +231,10 @@ def main() -> None:
     ports = {name: free_port() for name in names}
     urls = {name: f"http://127.0.0.1:{port}/rpc" for name, port in ports.items()}
     urls["fastapi"] = f"http://127.0.0.1:{ports['fastapi']}/health"
-    servers = {
-        "bare": start([python, "bench/bare_delegate.py", str(ports["bare"])], ports["bare"]),
-        "fastapi": start(
+    #: name -> (command, environment, working directory)
+    commands: dict[str, tuple[list[str], dict[str, str] | None, Path]] = {
+        "bare": ([python, "bench/bare_delegate.py", str(ports["bare"])], None, PROJECT_DIR),
+        "fastapi": (
             [
                 python,
                 "-m",
@@ -245,30 +250,32 @@ def main() -> None:
                 "--log-level",
                 "warning",
             ],
-            ports["fastapi"],
+            None,
+            PROJECT_DIR,
         ),
-        "minimal": start(
+        "minimal": (
             [python, "bench/minimal_server.py", str(ports["minimal"]), "uvloop"],
-            ports["minimal"],
+            None,
+            PROJECT_DIR,
         ),
     }
     if arguments.before:
-        servers["sbusr-before"] = start(
+        commands["sbusr-before"] = (
             [python, "run.py", "--port", str(ports["sbusr-before"])],
-            ports["sbusr-before"],
             sbusr_env,
-            cwd=arguments.before.resolve(),
+            arguments.before.resolve(),
         )
     for name, environment in variants.items():
-        servers[name] = start(
-            [python, "run.py", "--port", str(ports[name])], ports[name], environment
-        )
-    batched = [name for name in ("sbusr-before", "sbusr") if name in servers]
+        commands[name] = ([python, "run.py", "--port", str(ports[name])], environment, PROJECT_DIR)
+    batched = [name for name in ("sbusr-before", "sbusr") if name in commands]
     results: dict[str, list[float]] = {
         name: [] for name in [*names, *(f"{name} batch x100" for name in batched)]
     }
     cpu: dict[str, list[float]] = {name: [] for name in results}
+    servers: dict[str, subprocess.Popen[bytes]] = {}
     try:
+        for name, (command, server_env, directory) in commands.items():
+            servers[name] = start(command, ports[name], server_env, cwd=directory)
         with tempfile.TemporaryDirectory() as scratch:
             single = wrk_script(
                 Path(scratch),
