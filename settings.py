@@ -89,6 +89,19 @@ def _log_format(text: str) -> str:
     return text
 
 
+_ORIGIN = re.compile(r"https?://[^\s/,]+\Z")
+
+
+def _origins(text: str) -> tuple[str, ...]:
+    origins = tuple(part.strip().rstrip("/") for part in text.split(",") if part.strip())
+    for origin in origins:
+        if origin != "*" and not _ORIGIN.match(origin):
+            raise ValueError(
+                f"{origin!r} is not an origin: expected scheme://host[:port], comma-separated, or *"
+            )
+    return origins
+
+
 def _default_database_url() -> str:
     return "sqlite:///" + str(PROJECT_DIR / "data" / "sbusr.sqlite3")
 
@@ -136,6 +149,8 @@ class Settings:
             default ``sbusr_jobs``; their states are in ``<jobs_table>_state``.
         scheduler_poll_ms: how often the scheduler looks at the database for jobs that other
             instances changed, milliseconds (``SBUSR_SCHEDULER_POLL_MS``), default 1000.
+        cors_origins: browser origins allowed to call across origins (``SBUSR_CORS_ORIGINS``,
+            comma-separated ``scheme://host[:port]``, or ``*`` for any); empty: none.
     """
 
     host: str = "127.0.0.1"
@@ -166,6 +181,7 @@ class Settings:
     scheduler: bool = True
     jobs_table: str = "sbusr_jobs"
     scheduler_poll_ms: int = 1000
+    cors_origins: tuple[str, ...] = ()
 
     def replace(self, **changes: Any) -> Settings:
         """Return a copy with ``changes`` applied (command-line options use this)."""
@@ -211,6 +227,7 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "scheduler": ("SCHEDULER", _parse_bool),
     "jobs_table": ("JOBS_TABLE", _table_name),
     "scheduler_poll_ms": ("SCHEDULER_POLL_MS", _positive_int),
+    "cors_origins": ("CORS_ORIGINS", _origins),
 }
 
 

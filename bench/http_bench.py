@@ -1,22 +1,31 @@
 #!/usr/bin/env python3
-"""HTTP benchmark: sbusr's full call path against a minimal Tornado handler, on one core.
+"""HTTP benchmark: sbusr's full call path against FastAPI and bare Tornado, on one core.
 
     python bench/http_bench.py [--seconds 10] [--rounds 3] [--connections 100]
-                               [--extra] [--recycling]
+                               [--extra] [--recycling] [--before DIR]
 
 In one run it starts, pinned with taskset to CPU 0:
-  * ``minimal``: bench/minimal_server.py, a Tornado handler that answers in-process;
+  * ``bare``: bench/bare_delegate.py, a bare Tornado message delegate answering a constant
+    JSON body on uvloop: the ceiling of a Tornado process;
+  * ``fastapi``: bench/fastapi_app.py on uvicorn (one process, ``--loop uvloop --http
+    httptools --no-access-log``), ``POST /health`` answering a constant JSON body: the anchor
+    users know (needs ``pip install -r bench/requirements.txt``);
+  * ``minimal``: bench/minimal_server.py on uvloop, a ``tornado.web`` handler that answers a
+    JSON-RPC echo in-process;
   * ``sbusr``: ``run.py`` with one worker (server and worker on the same core), access log off,
-    on uvloop (the default) — and ``sbusr-asyncio`` with SBUSR_UVLOOP=0; with ``--extra``,
-    also ``sbusr-no-metrics`` (SBUSR_METRICS=0) and ``sbusr-access-log`` (SBUSR_ACCESS_LOG=1),
-    to show what metrics and the access log cost on the hot path; with ``--recycling``, also
-    ``sbusr-recycling`` (the default SBUSR_POOL_MAXTASKSPERCHILD=1000 instead of 0);
+    recycling off, on uvloop (the default) — and ``sbusr-asyncio`` with SBUSR_UVLOOP=0; with
+    ``--extra``, also ``sbusr-no-metrics`` (SBUSR_METRICS=0) and ``sbusr-access-log``
+    (SBUSR_ACCESS_LOG=1), to show what metrics and the access log cost on the hot path; with
+    ``--recycling``, also ``sbusr-recycling`` (the default SBUSR_POOL_MAXTASKSPERCHILD=1000
+    instead of 0); with ``--before DIR``, also ``sbusr-before``: the same settings on the
+    sbusr tree in DIR (e.g. ``git worktree add /tmp/before <commit>``), for a before/after
+    in one run;
 and drives each with ``wrk -t1 -c100`` pinned to CPU 1, interleaving the servers round by
 round so that drift of the machine hits all alike. It prints requests/s (median of the
-rounds) for each, the ratio to ``minimal``, and the calls/s of 100-call batches through sbusr;
-beside each rate, the CPU time the server and its workers spent per request (from /proc),
-which stays meaningful when other work shares the machine: with the server's core saturated,
-rate ≈ 1 / CPU time per request.
+rounds) for each, the ratio to ``fastapi``, and the calls/s of 100-call batches of ``echo``
+through sbusr (and sbusr-before); beside each rate, the CPU time the server and its workers
+spent per request (from /proc), which stays meaningful when other work shares the machine:
+with the server's core saturated, rate ≈ 1 / CPU time per request.
 
 Needs wrk (installed with apt-get when missing and running as root) and taskset. This is a
 measurement, not a test: figures depend on the machine.
@@ -75,18 +84,25 @@ def wait_listening(port: int, process: subprocess.Popen[bytes], timeout_s: float
 
 
 def start(
-    command: list[str], port: int, env: dict[str, str] | None = None
+    command: list[str],
+    port: int,
+    env: dict[str, str] | None = None,
+    cwd: Path = PROJECT_DIR,
 ) -> subprocess.Popen[bytes]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("SBUSR_")}
     environment.update(env or {})
     process = subprocess.Popen(
         ["taskset", "-c", SERVER_CPU, *command],
-        cwd=PROJECT_DIR,
+        cwd=cwd,
         env=environment,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    wait_listening(port, process)
+    try:
+        wait_listening(port, process)
+    except BaseException:
+        process.kill()
+        raise
     return process
 
 
@@ -160,7 +176,7 @@ def run_wrk(wrk: str, url: str, script: Path, seconds: int, connections: int) ->
 def measure(
     wrk: str,
     process: subprocess.Popen[bytes],
-    port: int,
+    url: str,
     script: Path,
     seconds: int,
     connections: int,
@@ -168,7 +184,7 @@ def measure(
     """Return (requests/s, CPU microseconds per request of the server and its workers)."""
     pids = process_tree(process.pid)
     before = cpu_seconds(pids)
-    rate, completed = run_wrk(wrk, f"http://127.0.0.1:{port}/rpc", script, seconds, connections)
+    rate, completed = run_wrk(wrk, url, script, seconds, connections)
     return rate, (cpu_seconds(pids) - before) / completed * 1e6
 
 
@@ -187,6 +203,11 @@ def main() -> None:
         action="store_true",
         help="also measure sbusr with recycling on (pool_maxtasksperchild 1000)",
     )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="also measure sbusr-before: the sbusr tree in this folder (e.g. a git worktree)",
+    )
     arguments = parser.parse_args()
     wrk = ensure_wrk()
     python = sys.executable
@@ -204,19 +225,57 @@ def main() -> None:
     if arguments.extra:
         variants["sbusr-no-metrics"] = {**sbusr_env, "SBUSR_METRICS": "0"}
         variants["sbusr-access-log"] = {**sbusr_env, "SBUSR_ACCESS_LOG": "1"}
-    ports = {name: free_port() for name in ("minimal", *variants)}
-    servers = {
-        "minimal": start(
-            [python, "bench/minimal_server.py", str(ports["minimal"])], ports["minimal"]
-        )
+    names = ["bare", "fastapi", "minimal", *variants]
+    if arguments.before:
+        names.insert(3, "sbusr-before")
+    ports = {name: free_port() for name in names}
+    urls = {name: f"http://127.0.0.1:{port}/rpc" for name, port in ports.items()}
+    urls["fastapi"] = f"http://127.0.0.1:{ports['fastapi']}/health"
+    #: name -> (command, environment, working directory)
+    commands: dict[str, tuple[list[str], dict[str, str] | None, Path]] = {
+        "bare": ([python, "bench/bare_delegate.py", str(ports["bare"])], None, PROJECT_DIR),
+        "fastapi": (
+            [
+                python,
+                "-m",
+                "uvicorn",
+                "bench.fastapi_app:app",
+                "--port",
+                str(ports["fastapi"]),
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ],
+            None,
+            PROJECT_DIR,
+        ),
+        "minimal": (
+            [python, "bench/minimal_server.py", str(ports["minimal"]), "uvloop"],
+            None,
+            PROJECT_DIR,
+        ),
     }
-    for name, environment in variants.items():
-        servers[name] = start(
-            [python, "run.py", "--port", str(ports[name])], ports[name], environment
+    if arguments.before:
+        commands["sbusr-before"] = (
+            [python, "run.py", "--port", str(ports["sbusr-before"])],
+            sbusr_env,
+            arguments.before.resolve(),
         )
-    results: dict[str, list[float]] = {name: [] for name in [*servers, "sbusr batch x100"]}
+    for name, environment in variants.items():
+        commands[name] = ([python, "run.py", "--port", str(ports[name])], environment, PROJECT_DIR)
+    batched = [name for name in ("sbusr-before", "sbusr") if name in commands]
+    results: dict[str, list[float]] = {
+        name: [] for name in [*names, *(f"{name} batch x100" for name in batched)]
+    }
     cpu: dict[str, list[float]] = {name: [] for name in results}
+    servers: dict[str, subprocess.Popen[bytes]] = {}
     try:
+        for name, (command, server_env, directory) in commands.items():
+            servers[name] = start(command, ports[name], server_env, cwd=directory)
         with tempfile.TemporaryDirectory() as scratch:
             single = wrk_script(
                 Path(scratch),
@@ -233,35 +292,41 @@ def main() -> None:
                     ]
                 ),
             )
-            for port in ports.values():  # warm up
-                run_wrk(wrk, f"http://127.0.0.1:{port}/rpc", single, 2, arguments.connections)
+            for url in urls.values():  # warm up
+                run_wrk(wrk, url, single, 2, arguments.connections)
             for round_number in range(arguments.rounds):
-                for name, port in ports.items():
+                for name in names:
                     rate, micros = measure(
-                        wrk, servers[name], port, single, arguments.seconds, arguments.connections
+                        wrk,
+                        servers[name],
+                        urls[name],
+                        single,
+                        arguments.seconds,
+                        arguments.connections,
                     )
                     results[name].append(rate)
                     cpu[name].append(micros)
                     print(
-                        f"round {round_number + 1}  {name:<16} {rate:9.0f} requests/s  "
+                        f"round {round_number + 1}  {name:<22} {rate:9.0f} requests/s  "
                         f"{micros:6.1f} us CPU/request",
                         flush=True,
                     )
-                rate, micros = measure(
-                    wrk,
-                    servers["sbusr"],
-                    ports["sbusr"],
-                    batch,
-                    arguments.seconds,
-                    min(arguments.connections, 10),
-                )
-                results["sbusr batch x100"].append(rate * 100)
-                cpu["sbusr batch x100"].append(micros / 100)
-                print(
-                    f"round {round_number + 1}  {'sbusr batch x100':<16} "
-                    f"{rate * 100:9.0f} calls/s     {micros / 100:6.1f} us CPU/call",
-                    flush=True,
-                )
+                for name in batched:
+                    rate, micros = measure(
+                        wrk,
+                        servers[name],
+                        urls[name],
+                        batch,
+                        arguments.seconds,
+                        min(arguments.connections, 10),
+                    )
+                    results[f"{name} batch x100"].append(rate * 100)
+                    cpu[f"{name} batch x100"].append(micros / 100)
+                    print(
+                        f"round {round_number + 1}  {name + ' batch x100':<22} "
+                        f"{rate * 100:9.0f} calls/s     {micros / 100:6.1f} us CPU/call",
+                        flush=True,
+                    )
     finally:
         for process in servers.values():
             process.send_signal(signal.SIGTERM)
@@ -270,17 +335,20 @@ def main() -> None:
                 process.wait(30)
             except subprocess.TimeoutExpired:
                 process.kill()
-    baseline = statistics.median(results["minimal"])
-    baseline_cpu = statistics.median(cpu["minimal"])
-    print(f"\n{'server':<18} {'median rate':>14} {'ratio':>7} {'CPU per request':>18} {'ratio':>7}")
+    baseline = statistics.median(results["fastapi"])
+    baseline_cpu = statistics.median(cpu["fastapi"])
+    print(
+        f"\n{'server':<24} {'median rate':>14} {'/fastapi':>8} {'CPU per request':>18} "
+        f"{'/fastapi':>8}"
+    )
     for name, rates in results.items():
         median, micros = statistics.median(rates), statistics.median(cpu[name])
         if "batch" in name:
-            print(f"{name:<18} {median:8.0f} calls/s {'':>7} {micros:11.1f} us/call")
+            print(f"{name:<24} {median:8.0f} calls/s {'':>8} {micros:11.1f} us/call")
         else:
             print(
-                f"{name:<18} {median:10.0f} req/s {median / baseline:6.2f}x {micros:14.1f} us "
-                f"{baseline_cpu / micros:6.2f}x"
+                f"{name:<24} {median:10.0f} req/s {median / baseline:7.2f}x {micros:14.1f} us "
+                f"{baseline_cpu / micros:7.2f}x"
             )
 
 

@@ -23,7 +23,7 @@ import tornado.netutil
 
 from executor.pool import Pool, ReloadFailed
 from server.bus import Bus
-from server.http.app import Services, make_app
+from server.http.app import Services, make_router
 from server.jsonrpc import JsonRpcCore
 from server.metrics import CallMetrics, Metrics
 from server.openrpc_cache import OpenRpcCache
@@ -115,7 +115,7 @@ def _listen(settings: Settings, services: Services) -> tuple[tornado.httpserver.
             settings.host,
         )
     server = tornado.httpserver.HTTPServer(
-        make_app(settings, services), max_body_size=settings.max_body_bytes + (1 << 20)
+        make_router(settings, services), max_body_size=settings.max_body_bytes + (1 << 20)
     )
     sockets = tornado.netutil.bind_sockets(settings.port, address=settings.host)
     server.add_sockets(sockets)

@@ -530,7 +530,9 @@ def _methods_of(target: Any, template: str) -> list[str]:
     """The HTTP methods of a route: those its handler class defines; for another kind of
     target (a delegate), those :data:`OPERATIONS` describes for the path."""
     if inspect.isclass(target) and issubclass(target, tornado.web.RequestHandler):
-        return [method for method in HTTP_METHODS if _serves(target, method)]
+        # methods of the path served ahead of the application (POST /rpc: the router's delegate)
+        routed = getattr(target, "routed_methods", ())
+        return [m for m in HTTP_METHODS if _serves(target, m) or m in routed]
     key = _PLACEHOLDER.sub("{}", template)
     return [method for method in HTTP_METHODS if (key, method) in OPERATIONS]
 

@@ -27,7 +27,10 @@ def table_document() -> tuple[dict[str, Any], list[tuple[str, str]]]:
                 function = getattr(handler, method)
                 if function is getattr(tornado.web.RequestHandler, method):
                     continue  # not defined: Tornado's 405
-                if function.__name__ in HTTP_METHODS:  # not a refusal (get = _wrong_method)
+                routed = method in getattr(handler, "routed_methods", ())  # POST /rpc: delegate
+                if (
+                    function.__name__ in HTTP_METHODS or routed
+                ):  # not a refusal (get = _wrong_method)
                     expected.append((template, method))
     return build_document(rules_of(application)), expected
 

@@ -4,7 +4,8 @@
 route                                    handler                      kwargs
 =======================================  ===========================  =======================
 ``GET /`` with ``Accept: text/html``     docs.BrowserRootHandler      (none): 302 to /docs
-``POST /rpc``, ``POST /``                rpc.RpcHandler               core, max_body_bytes
+``POST /rpc``, ``POST /``                rpc.RpcEndpoint (router)     core, max_body_bytes
+other methods on ``/rpc``, ``/``         rpc.RpcHandler (405)         max_body_bytes
 ``GET|POST /sys/reset``                  system.ResetHandler          pool
 ``GET /sys/status``                      system.StatusHandler         pool
 ``GET /health_check`` (no token)         system.HealthHandler         pool
@@ -19,7 +20,9 @@ route                                    handler                      kwargs
 anything else                            base.NotFoundHandler         (JSON 404)
 =======================================  ===========================  =======================
 
-Every handler that requires the bearer token also gets ``auth_token``.
+Every handler that requires the bearer token also gets ``auth_token``. ``POST /rpc`` and
+``POST /`` are served below ``tornado.web``: :func:`make_router` sends them to
+:class:`server.http.rpc.RpcEndpoint` and everything else to the application.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from executor.pool import Pool
 from server.bus.flow import FlowStarter
 from server.http.access_log import log_request, no_log
 from server.http.base import NotFoundHandler
+from server.http.cors import CorsPolicy
 from server.http.docs import (
     BrowserRootHandler,
     BrowserRootMatcher,
@@ -44,7 +48,7 @@ from server.http.docs import (
 from server.http.flow import FlowHandler
 from server.http.jobs import JOB_ID_PATTERN, JobActionHandler, JobHandler, JobsHandler
 from server.http.metrics import MetricsHandler
-from server.http.rpc import RpcHandler
+from server.http.rpc import MATCHER, RpcEndpoint, RpcHandler
 from server.http.system import HealthHandler, ResetHandler, StatusHandler
 from server.jsonrpc import JsonRpcCore
 from server.metrics import Metrics
@@ -52,7 +56,7 @@ from server.openrpc_cache import OpenRpcCache
 from server.scheduler.service import JobScheduler
 from settings import Settings
 
-__all__ = ["Route", "Services", "make_app", "routes"]
+__all__ = ["Route", "Services", "make_app", "make_router", "routes"]
 
 #: One rule of the table: ``(pattern, handler class, kwargs of its initialize())``.
 Route = tuple[str, type[tornado.web.RequestHandler], dict[str, Any]]
@@ -91,7 +95,7 @@ def routes(settings: Settings, services: Services) -> list[Route]:
     """
     token = settings.auth_token
     pool = services.pool
-    rpc = {"core": services.core, "max_body_bytes": settings.max_body_bytes, "auth_token": token}
+    rpc = {"max_body_bytes": settings.max_body_bytes, "auth_token": token}
     jobs = {"scheduler": services.scheduler, "auth_token": token}
     return [
         (r"/rpc", RpcHandler, rpc),
@@ -117,8 +121,12 @@ def make_app(settings: Settings, services: Services) -> tornado.web.Application:
     (:class:`~server.http.docs.BrowserRootMatcher`); every other request to ``/`` goes on to
     the table's ``/`` route.
 
+    ``POST /rpc`` and ``POST /`` are not served here: serve the application behind
+    :func:`make_router` (alone, it answers them 405).
+
     Args:
-        settings: ``auth_token``, ``max_body_bytes`` and ``access_log`` are read.
+        settings: ``auth_token``, ``max_body_bytes``, ``access_log`` and ``cors_origins``
+            are read.
         services: what the handlers are given.
 
     Returns:
@@ -130,4 +138,24 @@ def make_app(settings: Settings, services: Services) -> tornado.web.Application:
         default_handler_class=NotFoundHandler,
         default_handler_args={"auth_token": settings.auth_token},
         log_function=log_request if settings.access_log else no_log,
+        cors=CorsPolicy(settings.cors_origins),
+    )
+
+
+def make_router(settings: Settings, services: Services) -> tornado.routing.RuleRouter:
+    """The server's router: ``POST /rpc`` and ``POST /`` to :class:`RpcEndpoint`, the rest to
+    the application of :func:`make_app` (same settings and services as there)."""
+    application = make_app(settings, services)
+    endpoint = RpcEndpoint(
+        services.core,
+        max_body_bytes=settings.max_body_bytes,
+        auth_token=settings.auth_token,
+        cors=application.settings["cors"],
+        access_log=settings.access_log,
+    )
+    return tornado.routing.RuleRouter(
+        [
+            tornado.routing.Rule(MATCHER, endpoint),
+            tornado.routing.Rule(tornado.routing.AnyMatches(), application),
+        ]
     )

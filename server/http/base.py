@@ -1,12 +1,14 @@
-"""What every HTTP handler of sbusr shares: auth, request ids, JSON bodies and JSON errors.
+"""What every HTTP handler of sbusr shares: auth, request ids, CORS, JSON bodies and errors.
 
 REST errors have one shape (design.md, "REST helpers")::
 
     {"error": {"code": <HTTP status>, "message": "...", "details": ...}}
 
-:meth:`BaseHandler.write_error` is the one place such bodies are built, so unknown routes,
-wrong HTTP methods, domain errors (mapped by :func:`server.http.errors.rest_error_of`) and
-unexpected exceptions answer JSON, never Tornado's HTML page.
+:meth:`BaseHandler.write_error` answers every error of a handler with such a body (built by
+:func:`server.http.errors.error_body`), so unknown routes, wrong HTTP methods, domain errors
+(mapped by :func:`server.http.errors.rest_error_of`) and unexpected exceptions answer JSON,
+never Tornado's HTML page. The ``POST /rpc`` path (:mod:`server.http.rpc`), which runs below
+``tornado.web``, shares :func:`request_id_of`, :func:`bearer_refusal` and that body writer.
 
 Handlers take their dependencies as route kwargs through ``initialize()`` (the route table is
 :func:`server.http.app.make_app`); each one that needs a token takes ``auth_token``.
@@ -26,10 +28,17 @@ from typing import Any
 import tornado.httputil
 import tornado.web
 
-from server.http.errors import RestError, rest_error_of
+from server.http.cors import CorsPolicy, is_preflight
+from server.http.errors import RestError, error_body, rest_error_of
 from wire.codec import decode_strict, encode_compact
 
-__all__ = ["REQUEST_ID_HEADER", "BaseHandler", "NotFoundHandler", "request_id_of"]
+__all__ = [
+    "REQUEST_ID_HEADER",
+    "BaseHandler",
+    "NotFoundHandler",
+    "bearer_refusal",
+    "request_id_of",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +47,34 @@ logger = logging.getLogger(__name__)
 REQUEST_ID_HEADER = "X-Request-ID"
 
 _ACCEPTED_REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}\Z")
+
+
+_NO_CORS = CorsPolicy(())
+
+_HANDLER_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+def bearer_refusal(token: str | None, authorization: str | None) -> RestError | None:
+    """Check a request's ``Authorization`` header against the server's bearer token.
+
+    Args:
+        token: the token the server requires, or None (no auth: nothing is refused).
+        authorization: the request's ``Authorization`` header, or None when absent.
+
+    Returns:
+        None when the request may pass; else the 401 :class:`RestError` to answer, with
+        ``WWW-Authenticate: Bearer realm="sbusr"`` (RFC 6750). Compared in constant time.
+    """
+    if not token:
+        return None
+    scheme, _, credentials = (authorization or "").partition(" ")
+    if scheme.lower() == "bearer" and hmac.compare_digest(
+        credentials.strip().encode(), token.encode()
+    ):
+        return None
+    return RestError(
+        401, "missing or wrong bearer token", headers={"WWW-Authenticate": 'Bearer realm="sbusr"'}
+    )
 
 
 def request_id_of(request: tornado.httputil.HTTPServerRequest) -> str:
@@ -63,6 +100,11 @@ class BaseHandler(tornado.web.RequestHandler):
     Every response, errors included, carries ``X-Request-ID``: the request's own (see
     :func:`request_id_of`) or a generated one, also kept as :attr:`request_id`.
 
+    CORS (:mod:`server.http.cors`, policy from the application setting ``cors``): responses to
+    an allowed origin carry its headers; a preflight ``OPTIONS`` needs no token and is answered
+    by :meth:`options` with the methods of :attr:`cors_methods` (default: those the handler
+    defines).
+
     Attributes:
         auth_token: the bearer token the server requires, or None for none.
         request_id: the request's id (see above).
@@ -73,6 +115,7 @@ class BaseHandler(tornado.web.RequestHandler):
     auth_token: str | None
     request_id: str
     rpc_methods: Sequence[str] = ()
+    cors_methods: str | None = None
 
     def set_default_headers(self) -> None:
         # called at construction and again by clear() before an error body: keep one id
@@ -80,6 +123,45 @@ class BaseHandler(tornado.web.RequestHandler):
         if request_id is None:
             request_id = self.request_id = request_id_of(self.request)
         self.set_header(REQUEST_ID_HEADER, request_id)
+        cors = self.cors
+        if cors.enabled:
+            for name, value in cors.response_headers(self.request.headers.get("Origin")):
+                self.set_header(name, value)
+
+    @property
+    def cors(self) -> CorsPolicy:
+        """The CORS policy of the application (setting ``cors``); none allowed when unset."""
+        policy: CorsPolicy = self.settings.get("cors", _NO_CORS)
+        return policy
+
+    def options(self, *args: str) -> None:
+        """Answer a CORS preflight: 204 with its headers, or 403 for an origin not allowed.
+
+        Raises:
+            RestError: 403 when the origin is not allowed (see :mod:`server.http.cors`).
+            tornado.web.HTTPError: 405 for an ``OPTIONS`` that is not a preflight.
+        """
+        if not is_preflight(self.request.method, self.request.headers):
+            raise tornado.web.HTTPError(405)
+        origin = self.request.headers.get("Origin")
+        headers = self.cors.preflight_headers(origin, self._allowed_methods())
+        if not headers:
+            raise RestError(403, f"origin {origin} may not call this server (SBUSR_CORS_ORIGINS)")
+        for name, value in headers:
+            self.set_header(name, value)
+        self.clear_header("Access-Control-Expose-Headers")
+        self.set_status(204)
+        self.finish()
+
+    def _allowed_methods(self) -> str:
+        if self.cors_methods is not None:
+            return self.cors_methods
+        own, plain = type(self), tornado.web.RequestHandler
+        return ", ".join(
+            method
+            for method in _HANDLER_METHODS
+            if getattr(own, method.lower()) is not getattr(plain, method.lower())
+        )
 
     def prepare(self) -> None:
         """Check the bearer token (see the class doc).
@@ -87,20 +169,11 @@ class BaseHandler(tornado.web.RequestHandler):
         Raises:
             RestError: 401 with ``WWW-Authenticate`` when the token is missing or wrong.
         """
-        if not self.requires_auth:
+        if not self.requires_auth or is_preflight(self.request.method, self.request.headers):
             return
-        token = self.auth_token
-        if token:
-            given = self.request.headers.get("Authorization", "")
-            scheme, _, credentials = given.partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(
-                credentials.strip().encode(), token.encode()
-            ):
-                raise RestError(
-                    401,
-                    "missing or wrong bearer token",
-                    headers={"WWW-Authenticate": 'Bearer realm="sbusr"'},
-                )
+        refusal = bearer_refusal(self.auth_token, self.request.headers.get("Authorization"))
+        if refusal is not None:
+            raise refusal
 
     def json_body(self) -> Any:
         """The request body as strict JSON (RFC 8259); an empty body is ``null``.
@@ -147,23 +220,19 @@ class BaseHandler(tornado.web.RequestHandler):
             if rest.status_code != status_code:
                 status_code = rest.status_code
                 self.set_status(status_code)
-            body: dict[str, Any] = {"code": status_code, "message": rest.message}
-            if rest.details is not None:
-                body["details"] = rest.details
             for name, value in rest.headers.items():
                 self.set_header(name, value)
+            body = error_body(status_code, rest.message, rest.details)
         else:
             try:
-                reason = HTTPStatus(status_code).phrase
+                message = HTTPStatus(status_code).phrase
             except ValueError:
-                reason = self._reason
-            body = {"code": status_code, "message": reason}
+                message = self._reason
             if isinstance(error, tornado.web.HTTPError) and error.log_message and status_code < 500:
-                body["message"] = (
-                    error.log_message % error.args if error.args else error.log_message
-                )
+                message = error.log_message % error.args if error.args else error.log_message
+            body = error_body(status_code, message)
         self.set_header("Content-Type", "application/json")
-        self.finish(encode_compact({"error": body}))
+        self.finish(body)
 
 
 class NotFoundHandler(BaseHandler):

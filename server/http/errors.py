@@ -1,9 +1,10 @@
 """REST errors, and the one mapping from domain errors to them (design.md, "REST helpers").
 
 Every REST error is answered as JSON ``{"error": {"code": <HTTP status>, "message", "details"?}}``
-(built by :meth:`server.http.base.BaseHandler.write_error`). A handler raises either a
-:class:`RestError` for what is its own decision (auth, limits, a service that is off), or lets
-a domain error propagate; :func:`rest_error_of` turns the latter into its REST error:
+(built by :func:`error_body`, the one writer, for the handlers and for the ``POST /rpc`` path).
+A handler raises either a :class:`RestError` for what is its own decision (auth, limits, a
+service that is off), or lets a domain error propagate; :func:`rest_error_of` turns the
+latter into its REST error:
 
 =========================================  ======  ======================================
 domain error                               status  message / details
@@ -37,9 +38,10 @@ from kit.jobs import JobSpecError
 from server.bus.flow import BusUnreachable, FlowAckTimeout, FlowRejected, NoLivePeer
 from server.openrpc_cache import DocumentUnavailable
 from server.scheduler.service import JobExists, JobNotFound
+from wire.codec import encode_compact
 from wire.errors import ServerBusy
 
-__all__ = ["RETRY_AFTER_S", "RestError", "rest_error_of"]
+__all__ = ["RETRY_AFTER_S", "RestError", "error_body", "rest_error_of"]
 
 #: Seconds a refused caller is asked to wait (``Retry-After`` of a 503 "busy").
 RETRY_AFTER_S = 1
@@ -62,6 +64,20 @@ class RestError(tornado.web.HTTPError):
         self.message = message
         self.details = details
         self.headers = headers or {}
+
+
+def error_body(status: int, message: str, details: Any = None) -> bytes:
+    """The JSON body of a REST error: ``{"error": {"code", "message", "details"?}}``, UTF-8.
+
+    Args:
+        status: the HTTP status code (the body's ``code``).
+        message: for the client.
+        details: JSON-encodable facts, or None for no ``details`` member.
+    """
+    error: dict[str, Any] = {"code": status, "message": message}
+    if details is not None:
+        error["details"] = details
+    return encode_compact({"error": error})
 
 
 @functools.singledispatch

@@ -1,50 +1,290 @@
 """``POST /rpc`` (alias ``POST /``): JSON-RPC 2.0 over HTTP (design.md, "JSON-RPC over HTTP").
 
-A thin adapter over :class:`server.jsonrpc.JsonRpcCore`: 200 with the response, 204 when only
-notifications were sent, 503 with ``Retry-After`` when the queue is full, 413 when the body is
-over ``max_body_bytes`` (the body streams in and is dropped past the limit, never kept whole),
-401/405 as for every route.
+A thin adapter over :class:`server.jsonrpc.JsonRpcCore`, served below ``tornado.web`` (the
+routing of ``tornado.routing`` to plain message delegates): the server's router
+(:func:`server.http.app.make_router`) sends ``POST /rpc`` and ``POST /`` (:data:`MATCHER`) to
+an :class:`RpcEndpoint`, which makes one :class:`RpcDelegate` per request; every other request
+goes to the ``tornado.web`` application. Tornado's HTTP/1.1 connection still parses the
+request, keeps connections alive (HTTP/1.0 too, on ``Connection: keep-alive``), decodes chunked
+bodies and answers ``Expect: 100-continue``; request bodies are not decompressed (a gzip body is
+-32700, as on every route). The delegate does the rest by hand:
+
+====================================================  ====================================
+what                                                  answer
+====================================================  ====================================
+a payload with at least one response due              200, the response (one or a batch)
+only notifications                                    204, no body
+the queue is full (-32003)                            503, ``Retry-After: 1``, the -32003
+missing or wrong bearer token (after the body)        401 JSON, ``WWW-Authenticate``
+body over ``max_body_bytes``                          413 JSON (the body is read and
+                                                      dropped up to
+                                                      :data:`DISCARD_LIMIT_BYTES` more,
+                                                      past that 413 at once and the
+                                                      connection closed)
+a bug of ours                                         500 JSON, logged with the stack
+====================================================  ====================================
+
+Every response carries ``X-Request-ID`` (the request's, else generated), the headers the
+``tornado.web`` handlers send (``Server``, ``Date``, ``Content-Type``, ``Content-Length``) and,
+for an allowed origin, the CORS headers; each request gets the access log line of every route.
+Auth, request ids, the CORS policy, the access log line and the JSON error body are the
+handlers' own (:mod:`server.http.base`, :mod:`server.http.cors`,
+:mod:`server.http.access_log`, :func:`server.http.errors.error_body`).
+
+Other HTTP methods on ``/rpc`` and ``/`` reach :class:`RpcHandler` in the application: 405 with
+``Allow: POST`` (after auth and the body, as above), and the CORS preflight.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
+from email.utils import formatdate
+from http import HTTPStatus
+from typing import Any
+
+import tornado
+import tornado.routing
 import tornado.web
 from tornado.http1connection import HTTP1Connection
+from tornado.httputil import (
+    HTTPHeaders,
+    HTTPMessageDelegate,
+    HTTPServerRequest,
+    RequestStartLine,
+    ResponseStartLine,
+)
 
-from server.http.base import BaseHandler
-from server.http.errors import RETRY_AFTER_S, RestError
+from server.http.access_log import log_access
+from server.http.base import REQUEST_ID_HEADER, BaseHandler, bearer_refusal, request_id_of
+from server.http.cors import CorsPolicy, is_preflight
+from server.http.errors import RETRY_AFTER_S, RestError, error_body
 from server.jsonrpc import JsonRpcCore
 
-__all__ = ["DISCARD_LIMIT_BYTES", "RpcHandler"]
+__all__ = ["DISCARD_LIMIT_BYTES", "MATCHER", "RpcDelegate", "RpcEndpoint", "RpcHandler"]
+
+logger = logging.getLogger(__name__)
 
 #: Bytes over the body limit that are still read (and dropped) before answering 413; past
 #: that the 413 is sent at once and the connection closed.
 DISCARD_LIMIT_BYTES = 1 << 20
 
+_PATHS = frozenset(("/rpc", "/"))
+_SERVER = "TornadoServer/" + tornado.version
 _RETRY_AFTER = str(RETRY_AFTER_S)
+_STATUS_LINES = {
+    status: ResponseStartLine("HTTP/1.1", status, HTTPStatus(status).phrase)
+    for status in (200, 204, 401, 413, 500, 503)
+}
+
+
+class _RpcMatcher(tornado.routing.Matcher):
+    """Matches ``POST /rpc`` and ``POST /`` (any query string)."""
+
+    def match(self, request: HTTPServerRequest) -> dict[str, Any] | None:
+        if request.method == "POST" and request.path in _PATHS:
+            return {}
+        return None
+
+
+#: The matcher of the JSON-RPC rule of the server's router.
+MATCHER = _RpcMatcher()
+
+
+class _DateHeader:
+    """The ``Date`` header (RFC 9110 §6.6.1) of the current second, formatted once a second."""
+
+    __slots__ = ("second", "text")
+
+    def __init__(self) -> None:
+        self.second = -1
+        self.text = ""
+
+    def at(self, now_s: float) -> str:
+        second = int(now_s)
+        if second != self.second:
+            self.second, self.text = second, formatdate(second, usegmt=True)
+        return self.text
+
+
+class RpcEndpoint(tornado.routing.Router):
+    """The target of the JSON-RPC rule: one :class:`RpcDelegate` per request.
+
+    Args:
+        core: the JSON-RPC core that answers payloads.
+        max_body_bytes: largest accepted body, bytes.
+        auth_token: the bearer token the server requires, or None.
+        cors: who may call across origins.
+        access_log: write the access log line of each request.
+    """
+
+    def __init__(
+        self,
+        core: JsonRpcCore,
+        *,
+        max_body_bytes: int,
+        auth_token: str | None,
+        cors: CorsPolicy,
+        access_log: bool,
+    ) -> None:
+        self.core = core
+        self.max_body_bytes = max_body_bytes
+        self.auth_token = auth_token
+        self.cors = cors
+        self.access_log = access_log
+        self.date = _DateHeader()
+
+    def find_handler(self, request: HTTPServerRequest, **kwargs: Any) -> RpcDelegate:
+        """A new delegate for ``request`` (already matched by :data:`MATCHER`)."""
+        return RpcDelegate(self, request)
+
+
+class RpcDelegate(HTTPMessageDelegate):
+    """One ``POST /rpc``: takes the body as it streams in, answers once it is complete.
+
+    Tornado's connection calls :meth:`headers_received`, :meth:`data_received` per chunk,
+    then :meth:`finish` (or :meth:`on_connection_close` if the client leaves first).
+    """
+
+    def __init__(self, endpoint: RpcEndpoint, request: HTTPServerRequest) -> None:
+        self.endpoint = endpoint
+        self.request = request
+        self.request_id = request_id_of(request)
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.refusal: RestError | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    def headers_received(
+        self, start_line: RequestStartLine | ResponseStartLine, headers: HTTPHeaders
+    ) -> None:
+        """Check the token (the refusal waits for the body) and the declared body size."""
+        endpoint = self.endpoint
+        if endpoint.auth_token:
+            # Refusals wait until the body is read: answering while the client still sends
+            # it would reset the connection before the client reads the answer.
+            self.refusal = bearer_refusal(endpoint.auth_token, headers.get("Authorization"))
+        limit = endpoint.max_body_bytes
+        length = headers.get("Content-Length", "")
+        declared = int(length) if length.isdigit() else 0
+        if declared > limit:
+            if declared > limit + DISCARD_LIMIT_BYTES:
+                self._refuse(RestError(413, f"request body over {limit} bytes"))  # closes
+                return
+            # A body over the limit is read and dropped, so that the client can read the 413.
+            connection = self.request.connection
+            if isinstance(connection, HTTP1Connection):
+                connection.set_max_body_size(declared + DISCARD_LIMIT_BYTES)
+
+    def data_received(self, chunk: bytes) -> None:
+        """Keep a chunk of the body; past the limit, drop the body and refuse with 413."""
+        if self.refusal is not None:
+            return
+        self.size += len(chunk)
+        if self.size > self.endpoint.max_body_bytes:
+            self.refusal = RestError(413, f"request body over {self.endpoint.max_body_bytes} bytes")
+            self.chunks.clear()
+        else:
+            self.chunks.append(chunk)
+
+    def finish(self) -> None:
+        """The body is complete: answer a refusal at once, else start the call."""
+        if self.refusal is not None:
+            self._refuse(self.refusal)
+            return
+        chunks = self.chunks
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        self.chunks = []
+        self.task = asyncio.get_running_loop().create_task(self._answer(body))
+
+    def on_connection_close(self) -> None:
+        """The client left before the body was complete: nothing to answer."""
+        self.chunks = []
+
+    async def _answer(self, body: bytes) -> None:
+        """Run the payload through the core and write its response (the module doc's table)."""
+        try:
+            reply = await self.endpoint.core.handle(body, {"request_id": self.request_id})
+        except Exception:  # a bug of ours: a JSON 500, logged with the stack
+            logger.exception("POST %s failed", self.request.path)
+            self._respond(500, error_body(500, "Internal Server Error"))
+            return
+        if reply.body is None:
+            self._respond(204, None, reply.methods)
+        elif reply.busy:
+            self._respond(503, reply.body, reply.methods, [("Retry-After", _RETRY_AFTER)])
+        else:
+            self._respond(200, reply.body, reply.methods)
+
+    def _refuse(self, refusal: RestError) -> None:
+        self.chunks = []
+        status = refusal.status_code
+        body = error_body(status, refusal.message, refusal.details)
+        self._respond(status, body, (), list(refusal.headers.items()))
+
+    def _respond(
+        self,
+        status: int,
+        body: bytes | None,
+        rpc_methods: list[str] | tuple[str, ...] = (),
+        extra: list[tuple[str, str]] | None = None,
+    ) -> None:
+        """Write the whole response: the headers of the module doc, then ``body``."""
+        endpoint = self.endpoint
+        request = self.request
+        now_s = time.time()
+        headers = HTTPHeaders()
+        headers["Server"] = _SERVER
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        headers["Date"] = endpoint.date.at(now_s)
+        headers[REQUEST_ID_HEADER] = self.request_id
+        if endpoint.cors.enabled:
+            for name, value in endpoint.cors.response_headers(request.headers.get("Origin")):
+                headers[name] = value
+        if extra:
+            for name, value in extra:
+                headers[name] = value
+        if body is not None:
+            headers["Content-Length"] = str(len(body))
+        connection = request.connection
+        assert connection is not None
+        connection.write_headers(_STATUS_LINES[status], headers, body)
+        connection.finish()
+        if endpoint.access_log:
+            log_access(
+                "POST",
+                request.path,
+                status,
+                (now_s - request._start_time) * 1000.0,
+                rpc_methods,
+                self.request_id,
+            )
 
 
 @tornado.web.stream_request_body
 class RpcHandler(BaseHandler):
-    """Receives JSON-RPC payloads over HTTP POST; the body streams in to enforce its limit.
+    """``/rpc`` and ``/`` for every HTTP method but POST: 405 JSON with ``Allow: POST``, after
+    auth and the body (401 and 413 as for POST); a CORS preflight is answered as on every route.
 
-    Handler kwargs: ``core`` (the JSON-RPC core), ``max_body_bytes`` (largest body, bytes),
-    ``auth_token``.
+    Handler kwargs: ``max_body_bytes`` (largest body, bytes), ``auth_token``.
     """
 
-    def initialize(self, core: JsonRpcCore, max_body_bytes: int, auth_token: str | None) -> None:
+    cors_methods = "POST"
+    #: POST on these paths never reaches this handler: the router sends it to the delegate
+    #: (see ``server.http.app.make_router``); /openapi.json lists it for the path all the same.
+    routed_methods = ("post",)
+
+    def initialize(self, max_body_bytes: int, auth_token: str | None) -> None:
         """Take the route kwargs (see the class doc)."""
-        self.core = core
         self.max_body_bytes = max_body_bytes
         self.auth_token = auth_token
-        self._chunks: list[bytes] = []
         self._size = 0
-        self._too_large = False
         self._refusal: RestError | None = None
 
     def prepare(self) -> None:
-        # Refusals wait until the body is read: answering while the client still sends it
-        # would reset the connection before the client reads the answer.
+        # Refusals wait until the body is read (see RpcDelegate.headers_received).
         try:
             super().prepare()
         except RestError as refusal:
@@ -54,46 +294,25 @@ class RpcHandler(BaseHandler):
         declared = int(length) if length.isdigit() else 0
         if declared > limit + DISCARD_LIMIT_BYTES:
             raise RestError(413, f"request body over {limit} bytes")  # closes the connection
-        # A body over the limit is read and dropped, so that the client can read the 413.
         connection = self.request.connection
-        if isinstance(connection, HTTP1Connection):
-            connection.set_max_body_size(max(declared, limit) + DISCARD_LIMIT_BYTES)
-
-    def _refuse(self) -> None:
-        if self._refusal is not None:
-            raise self._refusal
-        if self._too_large:
-            raise RestError(413, f"request body over {self.max_body_bytes} bytes")
-
-    def _wrong_method(self) -> None:
-        self._refuse()
-        raise RestError(405, "use POST for JSON-RPC", headers={"Allow": "POST"})
-
-    get = put = delete = patch = head = options = _wrong_method
+        if declared > limit and isinstance(connection, HTTP1Connection):
+            connection.set_max_body_size(declared + DISCARD_LIMIT_BYTES)
 
     def data_received(self, chunk: bytes) -> None:
-        if self._refusal is not None:
-            return
         self._size += len(chunk)
-        if self._size > self.max_body_bytes:
-            self._too_large = True
-            self._chunks.clear()
-        elif not self._too_large:
-            self._chunks.append(chunk)
 
-    async def post(self) -> None:
-        """Answer one JSON-RPC payload (the status table of the module doc)."""
-        self._refuse()
-        chunks = self._chunks
-        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        reply = await self.core.handle(body, {"request_id": self.request_id})
-        self.rpc_methods = reply.methods
-        if reply.body is None:
-            self.set_status(204)
-            self.finish()
-            return
-        if reply.busy:
-            self.set_status(503)
-            self.set_header("Retry-After", _RETRY_AFTER)
-        self.set_header("Content-Type", "application/json")
-        self.finish(reply.body)
+    def _wrong_method(self) -> None:
+        if self._refusal is not None:
+            raise self._refusal
+        if self._size > self.max_body_bytes:
+            raise RestError(413, f"request body over {self.max_body_bytes} bytes")
+        raise RestError(405, "use POST for JSON-RPC", headers={"Allow": "POST"})
+
+    get = put = delete = patch = head = post = _wrong_method
+
+    def options(self, *args: str) -> None:
+        """A CORS preflight (see :meth:`BaseHandler.options`); any other ``OPTIONS`` is 405."""
+        if is_preflight(self.request.method, self.request.headers):
+            super().options()
+        else:
+            self._wrong_method()
