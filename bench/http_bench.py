@@ -45,6 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -104,6 +105,18 @@ def start(
         process.kill()
         raise
     return process
+
+
+def stop_all(processes: Iterable[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM every server, wait up to 30 s for each, then SIGKILL what is left."""
+    processes = list(processes)
+    for process in processes:
+        process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 def wrk_script(directory: Path, name: str, body: str) -> Path:
@@ -328,13 +341,7 @@ def main() -> None:
                         flush=True,
                     )
     finally:
-        for process in servers.values():
-            process.send_signal(signal.SIGTERM)
-        for process in servers.values():
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_all(servers.values())
     baseline = statistics.median(results["fastapi"])
     baseline_cpu = statistics.median(cpu["fastapi"])
     print(

@@ -43,6 +43,7 @@ from bench.http_bench import (  # noqa: E402
     ensure_wrk,
     free_port,
     start,
+    stop_all,
     wrk_script,
 )
 
@@ -208,13 +209,7 @@ def main() -> None:
                             flush=True,
                         )
         finally:
-            for process in servers.values():
-                process.send_signal(signal.SIGTERM)
-            for process in servers.values():
-                try:
-                    process.wait(30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+            stop_all(servers.values())
     print(
         f"\n{'case':<26} {'server':<19} {'req/s':>10} {'p50 ms':>10} {'p99 ms':>10}"
         f" {'errors':>7} {'ratio':>7}"
