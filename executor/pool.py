@@ -56,7 +56,7 @@ from typing import Any
 
 from executor import framing
 from executor.process import Spawner, WorkerProcess
-from wire.errors import CallTimeout, JsonRpcError, ServerBusy, WorkerDied
+from wire.errors import CallTimeout, InvalidParams, JsonRpcError, ServerBusy, WorkerDied
 
 __all__ = ["Call", "CallObserver", "OnDone", "Pool", "ReloadFailed"]
 
@@ -760,17 +760,41 @@ class Pool:
             if not count:
                 continue
             calls = [queue.popleft() for _ in range(count)]
+            frame = self._frame(calls)  # takes out (and answers) a call that cannot be framed
+            if not calls:
+                continue
             running = worker.running
             for call in calls:
                 call.worker = worker
                 call.sent_at = now
                 running[call.call_id] = call
                 heapq.heappush(deadlines, (now + call.timeout_s, call.call_id, now, call))
-            worker.process.send(
-                framing.pack_calls([(c.call_id, c.method, c.params, c.context) for c in calls])
-            )
+            worker.process.send(frame)
         if len(deadlines) > self._deadlines_limit:
             self._compact_deadlines()
+
+    def _frame(self, calls: list[Call]) -> bytes:
+        """The calls frame of ``calls`` (:func:`executor.framing.pack_calls`).
+
+        A call whose params cannot be framed (nested too deeply to pickle, though the JSON
+        parser took them) is taken out of ``calls`` and answered -32602 at once, so it never
+        costs its neighbours in the frame their answers. Only that failure packs call by call.
+        """
+        try:
+            return framing.pack_calls([(c.call_id, c.method, c.params, c.context) for c in calls])
+        except RecursionError:
+            pass
+        framed = []
+        for call in calls:
+            try:
+                framing.pack_calls([(call.call_id, call.method, call.params, call.context)])
+            except RecursionError:
+                logger.warning("call %s refused: its params are nested too deeply", call.method)
+                self._answer(call, InvalidParams(data={"message": "params nested too deeply"}))
+            else:
+                framed.append(call)
+        calls[:] = framed
+        return framing.pack_calls([(c.call_id, c.method, c.params, c.context) for c in calls])
 
     def _compact_deadlines(self) -> None:
         """Drop the deadlines of answered calls (the heap keeps them until they pass)."""
@@ -996,7 +1020,7 @@ class Pool:
     # ------------------------------------------------------------------ answers
     def _answer(self, call: Call, error: JsonRpcError) -> None:
         self._in_flight -= 1
-        self._deliver(call, False, json.dumps(error.to_object(), separators=(",", ":")).encode())
+        self._deliver(call, False, error.to_json())
         self._settle()
 
     def _settle(self) -> None:

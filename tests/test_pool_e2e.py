@@ -211,3 +211,22 @@ def test_print_in_a_method_goes_to_the_log_not_the_pipe(
     server = start_server()
     assert server.call("probe.shout", ["loud"])["result"] == "loud"
     wait_for(lambda: "SHOUT loud" in server.log(), message="the printed line")
+
+
+def test_a_call_that_cannot_be_framed_spares_its_neighbours(start_server: StartServer) -> None:
+    """Params the JSON parser takes but pickle cannot (900 levels deep): that call gets -32602,
+    the calls sent in the same frame get their results, and the server keeps serving."""
+    server = start_server(env={"SBUSR_POOL_PROCESSES": "1"})
+    deep = "[" * 900 + "]" * 900
+    batch = ",".join(
+        [f'{{"jsonrpc":"2.0","method":"echo","params":["ok {n}"],"id":{n}}}' for n in range(3)]
+        + [f'{{"jsonrpc":"2.0","method":"echo","params":[{deep}],"id":"deep"}}']
+    )
+    response = server.http.post(
+        "/rpc", content=f"[{batch}]", headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 200
+    answers = {item["id"]: item for item in response.json()}
+    assert [answers[n]["result"] for n in range(3)] == ["ok 0", "ok 1", "ok 2"]
+    assert answers["deep"]["error"]["code"] == -32602
+    assert server.call("add", [1, 2])["result"] == 3
