@@ -20,13 +20,13 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from executor.params import params_schema as params_schema
 from wire.errors import JsonRpcError as JsonRpcError
 
 if TYPE_CHECKING:  # what the lazy names below are, for mypy and editors (PEP 484, PEP 561)
+    from executor.params import params_schema as params_schema
     from kit.cache import cached as cached
     from kit.concurrency import one_at_a_time as one_at_a_time
-    from kit.db import get_dataset as get_dataset
+    from kit.datasets import get_dataset as get_dataset
     from kit.db import get_engine as get_engine
     from kit.db import get_mysql_pool as get_mysql_pool
     from kit.db import mysql_url as mysql_url
@@ -66,7 +66,7 @@ _LAZY = {
     "get_mysql_pool": "kit.db",
     "mysql_url": "kit.db",
     "session_scope": "kit.db",
-    "get_dataset": "kit.db",
+    "get_dataset": "kit.datasets",
     "get_redis": "kit.redis",
     "get_redis_pool": "kit.redis",
     "lock": "kit.lock",
@@ -75,6 +75,7 @@ _LAZY = {
     "current_job": "kit.jobs",
     "one_at_a_time": "kit.concurrency",
     "cached": "kit.cache",
+    "params_schema": "executor.params",
 }
 
 __all__ = sorted(["JsonRpcError", "params_schema", *_LAZY])

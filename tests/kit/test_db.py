@@ -14,8 +14,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
+from kit import datasets as kit_datasets
 from kit import db as kit_db
-from kit.db import get_dataset, get_engine, get_mysql_pool, mysql_url, session_scope
+from kit.datasets import get_dataset
+from kit.db import get_engine, get_mysql_pool, mysql_url, session_scope
 from tests.support import wait_for
 
 
@@ -230,7 +232,7 @@ def test_passwords_stay_out_of_cache_keys_and_logs(
     url = sa.make_url(postgres_url).set(password="s3cr3t").render_as_string(hide_password=False)
     get_engine(url)
     get_dataset(url)
-    keys = list(kit_db._engines._items) + list(kit_db._datasets._items)
+    keys = list(kit_db._engines._items) + list(kit_datasets._datasets._items)
     assert keys and all("s3cr3t" not in key for key in keys)
     assert "s3cr3t" not in caplog.text
     assert "s3cr3t" not in repr(get_dataset(url))
