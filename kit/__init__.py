@@ -8,6 +8,7 @@
     from kit import scheduled, current_job          # scheduled jobs (docs/scheduler.md)
     from kit import one_at_a_time                   # calls that must not overlap (docs/methods.md)
     from kit import cached                          # result cache, per process or in Redis
+    from kit import deadline_ms, time_left_s        # the caller's deadline of this call
 
 The HTTP, database and Redis pieces are imported on first use of their name (PEP 562), so a
 methods module that only needs ``JsonRpcError`` does not load httpx or SQLAlchemy into every
@@ -31,6 +32,8 @@ if TYPE_CHECKING:  # what the lazy names below are, for mypy and editors (PEP 48
     from kit.db import get_mysql_pool as get_mysql_pool
     from kit.db import mysql_url as mysql_url
     from kit.db import session_scope as session_scope
+    from kit.deadline import deadline_ms as deadline_ms
+    from kit.deadline import time_left_s as time_left_s
     from kit.errors import KitError as KitError
     from kit.errors import LockError as LockError
     from kit.errors import LockLost as LockLost
@@ -75,6 +78,8 @@ _LAZY = {
     "current_job": "kit.jobs",
     "one_at_a_time": "kit.concurrency",
     "cached": "kit.cache",
+    "deadline_ms": "kit.deadline",
+    "time_left_s": "kit.deadline",
 }
 
 __all__ = sorted(["JsonRpcError", "params_schema", *_LAZY])
