@@ -1,0 +1,158 @@
+"""Caller deadlines on the bus (field ``deadline_ms``), end to end with a real Redis: an entry
+past its deadline is acked without running, answered -32004 only while its caller may still
+read the reply list; a client that gave up leaves nothing to run for a server started later."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import redis
+
+from busclient import AsyncBusClient, BusClient, BusTimeout
+from tests.bus.test_bus_rpc import GROUP, STREAM, receive
+from tests.support import ServerProcess, wait_for
+
+PROBE = Path(__file__).parent.parent / "fixtures" / "deadline_probe.py"
+NOTIFY_TTL_MS = 10000
+
+
+@pytest.fixture
+def probe_methods(methods_dir: Path) -> Path:
+    shutil.copy(PROBE, methods_dir / "deadline_probe.py")
+    return methods_dir
+
+
+def send_with_deadline(raw: redis.Redis, payload: object, deadline: object, reply_to: str) -> str:
+    """XADD one request entry with a ``deadline_ms`` field; returns its id."""
+    entry_id = raw.xadd(
+        STREAM, {"data": json.dumps(payload), "reply_to": reply_to, "deadline_ms": str(deadline)}
+    )
+    assert isinstance(entry_id, bytes)
+    return entry_id.decode()
+
+
+def acked(raw: redis.Redis, entry_id: str) -> bool:
+    """True once the group read up to ``entry_id`` and holds nothing pending."""
+    groups = [group for group in raw.xinfo_groups(STREAM) if group["name"] == GROUP.encode()]
+    return (
+        bool(groups)
+        and groups[0]["last-delivered-id"].decode() == entry_id
+        and raw.xpending(STREAM, GROUP)["pending"] == 0
+    )
+
+
+def mark_call(marker: Path, request_id: object = 1) -> dict[str, object]:
+    return {
+        "jsonrpc": "2.0",
+        "method": "deadline_probe.mark_then_sleep",
+        "params": [str(marker), 0],
+        "id": request_id,
+    }
+
+
+def test_an_entry_long_past_its_deadline_is_acked_without_running_or_reply(
+    bus_server: Callable[..., ServerProcess],
+    raw: redis.Redis,
+    probe_methods: Path,
+    tmp_path: Path,
+) -> None:
+    bus_server(env={"SBUSR_NOTIFY_TTL_MS": str(NOTIFY_TTL_MS)})
+    marker = tmp_path / "never"
+    deadline_ms = round(time.time() * 1000) - NOTIFY_TTL_MS - 5000
+    entry_id = send_with_deadline(raw, mark_call(marker), deadline_ms, "test:gone")
+    wait_for(lambda: acked(raw, entry_id), message="the expired entry to be acked")
+    raw.xadd(
+        STREAM,
+        {
+            "data": json.dumps({"jsonrpc": "2.0", "method": "add", "params": [1, 2], "id": 2}),
+            "reply_to": "test:next",
+        },
+    )
+    assert receive(raw, "test:next")["result"] == 3
+    assert raw.llen("test:gone") == 0
+    assert not marker.exists()
+
+
+def test_an_entry_just_past_its_deadline_is_answered_32004_without_running(
+    bus_server: Callable[..., ServerProcess],
+    raw: redis.Redis,
+    probe_methods: Path,
+    tmp_path: Path,
+) -> None:
+    bus_server(env={"SBUSR_NOTIFY_TTL_MS": str(NOTIFY_TTL_MS)})
+    marker = tmp_path / "never"
+    deadline_ms = round(time.time() * 1000) - 1000
+    entry_id = send_with_deadline(raw, mark_call(marker, "late"), deadline_ms, "test:reply")
+    answer = receive(raw)
+    assert answer["id"] == "late"
+    assert answer["error"]["code"] == -32004
+    assert answer["error"]["data"]["missed_by_ms"] >= 1000
+    wait_for(lambda: acked(raw, entry_id), message="the entry to be acked")
+    assert not marker.exists()
+
+
+def test_a_bad_deadline_field_is_answered_32600(
+    bus_server: Callable[..., ServerProcess], raw: redis.Redis, probe_methods: Path, tmp_path: Path
+) -> None:
+    bus_server()
+    marker = tmp_path / "never"
+    send_with_deadline(raw, mark_call(marker), "tomorrow", "test:reply")
+    answer = receive(raw)
+    assert answer["id"] is None
+    assert answer["error"]["code"] == -32600
+    assert "deadline_ms" in answer["error"]["data"]["message"]
+    assert not marker.exists()
+
+
+def call_with_sync_client(url: str, marker: Path) -> None:
+    with BusClient(url) as bus:
+        bus.call("deadline_probe.mark_then_sleep", [str(marker), 0], timeout_s=0.3)
+
+
+def call_with_async_client(url: str, marker: Path) -> None:
+    async def call() -> None:
+        async with AsyncBusClient(url) as bus:
+            await bus.call("deadline_probe.mark_then_sleep", [str(marker), 0], timeout_s=0.3)
+
+    asyncio.run(call())
+
+
+@pytest.mark.parametrize("caller", [call_with_sync_client, call_with_async_client])
+def test_a_call_whose_client_timed_out_is_not_run_by_a_server_started_later(
+    bus_server: Callable[..., ServerProcess],
+    raw: redis.Redis,
+    redis_url: str,
+    probe_methods: Path,
+    tmp_path: Path,
+    caller: Callable[[str, Path], None],
+) -> None:
+    marker = tmp_path / "never"
+    with pytest.raises(BusTimeout):
+        caller(redis_url, marker)
+    [(entry_id, fields)] = raw.xrange(STREAM)
+    assert b"deadline_ms" in fields
+    bus_server()
+    wait_for(lambda: acked(raw, entry_id.decode()), message="the expired entry to be acked")
+    assert not marker.exists()
+
+
+def test_a_client_may_send_no_deadline(
+    bus_server: Callable[..., ServerProcess],
+    raw: redis.Redis,
+    redis_url: str,
+    probe_methods: Path,
+    tmp_path: Path,
+) -> None:
+    marker = tmp_path / "ran"
+    with BusClient(redis_url, send_deadline=False) as bus, pytest.raises(BusTimeout):
+        bus.call("deadline_probe.mark_then_sleep", [str(marker), 0], timeout_s=0.1)
+    [(_, fields)] = raw.xrange(STREAM)
+    assert b"deadline_ms" not in fields
+    bus_server()
+    wait_for(marker.exists, message="the call without deadline to run")
