@@ -15,15 +15,16 @@ import pytest
 import redis
 
 from busclient import AsyncBusClient, BusClient, BusTimeout
-from tests.bus.test_bus_rpc import GROUP, STREAM, receive
+from tests.bus.test_bus_rpc import GROUP, STREAM, receive, send
 from tests.support import ServerProcess, wait_for
 
 PROBE = Path(__file__).parent.parent / "fixtures" / "deadline_probe.py"
 NOTIFY_TTL_MS = 10000
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def probe_methods(methods_dir: Path) -> Path:
+    """Every server of this module serves the deadline probe methods too."""
     shutil.copy(PROBE, methods_dir / "deadline_probe.py")
     return methods_dir
 
@@ -47,6 +48,15 @@ def acked(raw: redis.Redis, entry_id: str) -> bool:
     )
 
 
+def only_entry(raw: redis.Redis) -> tuple[str, dict[bytes | str, bytes | str]]:
+    """The id and fields of the one entry of the request stream."""
+    entries = raw.xrange(STREAM)
+    assert isinstance(entries, list) and len(entries) == 1, entries
+    entry_id, fields = entries[0]
+    assert isinstance(entry_id, bytes) and isinstance(fields, dict)
+    return entry_id.decode(), fields
+
+
 def mark_call(marker: Path, request_id: object = 1) -> dict[str, object]:
     return {
         "jsonrpc": "2.0",
@@ -56,49 +66,39 @@ def mark_call(marker: Path, request_id: object = 1) -> dict[str, object]:
     }
 
 
-def test_an_entry_long_past_its_deadline_is_acked_without_running_or_reply(
+@pytest.mark.parametrize(
+    "missed_by_ms, answered",
+    [(1000, True), (NOTIFY_TTL_MS + 5000, False)],
+    ids=["within-notify-ttl", "past-notify-ttl"],
+)
+def test_an_entry_past_its_deadline_is_acked_without_running(
     bus_server: Callable[..., ServerProcess],
     raw: redis.Redis,
-    probe_methods: Path,
     tmp_path: Path,
+    missed_by_ms: int,
+    answered: bool,
 ) -> None:
+    """-32004 while the caller may still read its reply list; after that, no reply at all."""
     bus_server(env={"SBUSR_NOTIFY_TTL_MS": str(NOTIFY_TTL_MS)})
     marker = tmp_path / "never"
-    deadline_ms = round(time.time() * 1000) - NOTIFY_TTL_MS - 5000
-    entry_id = send_with_deadline(raw, mark_call(marker), deadline_ms, "test:gone")
+    deadline_ms = round(time.time() * 1000) - missed_by_ms
+    entry_id = send_with_deadline(raw, mark_call(marker, "late"), deadline_ms, "test:late")
     wait_for(lambda: acked(raw, entry_id), message="the expired entry to be acked")
-    raw.xadd(
-        STREAM,
-        {
-            "data": json.dumps({"jsonrpc": "2.0", "method": "add", "params": [1, 2], "id": 2}),
-            "reply_to": "test:next",
-        },
-    )
+    if answered:
+        answer = receive(raw, "test:late")
+        assert answer["id"] == "late"
+        assert answer["error"]["code"] == -32004
+        assert answer["error"]["data"]["missed_by_ms"] >= missed_by_ms
+    else:
+        assert raw.llen("test:late") == 0
+    send(raw, {"jsonrpc": "2.0", "method": "add", "params": [1, 2], "id": 2}, "test:next")
     assert receive(raw, "test:next")["result"] == 3
-    assert raw.llen("test:gone") == 0
-    assert not marker.exists()
-
-
-def test_an_entry_just_past_its_deadline_is_answered_32004_without_running(
-    bus_server: Callable[..., ServerProcess],
-    raw: redis.Redis,
-    probe_methods: Path,
-    tmp_path: Path,
-) -> None:
-    bus_server(env={"SBUSR_NOTIFY_TTL_MS": str(NOTIFY_TTL_MS)})
-    marker = tmp_path / "never"
-    deadline_ms = round(time.time() * 1000) - 1000
-    entry_id = send_with_deadline(raw, mark_call(marker, "late"), deadline_ms, "test:reply")
-    answer = receive(raw)
-    assert answer["id"] == "late"
-    assert answer["error"]["code"] == -32004
-    assert answer["error"]["data"]["missed_by_ms"] >= 1000
-    wait_for(lambda: acked(raw, entry_id), message="the entry to be acked")
+    assert raw.llen("test:late") == 0
     assert not marker.exists()
 
 
 def test_a_bad_deadline_field_is_answered_32600(
-    bus_server: Callable[..., ServerProcess], raw: redis.Redis, probe_methods: Path, tmp_path: Path
+    bus_server: Callable[..., ServerProcess], raw: redis.Redis, tmp_path: Path
 ) -> None:
     bus_server()
     marker = tmp_path / "never"
@@ -128,17 +128,16 @@ def test_a_call_whose_client_timed_out_is_not_run_by_a_server_started_later(
     bus_server: Callable[..., ServerProcess],
     raw: redis.Redis,
     redis_url: str,
-    probe_methods: Path,
     tmp_path: Path,
     caller: Callable[[str, Path], None],
 ) -> None:
     marker = tmp_path / "never"
     with pytest.raises(BusTimeout):
         caller(redis_url, marker)
-    [(entry_id, fields)] = raw.xrange(STREAM)
+    entry_id, fields = only_entry(raw)
     assert b"deadline_ms" in fields
     bus_server()
-    wait_for(lambda: acked(raw, entry_id.decode()), message="the expired entry to be acked")
+    wait_for(lambda: acked(raw, entry_id), message="the expired entry to be acked")
     assert not marker.exists()
 
 
@@ -146,13 +145,12 @@ def test_a_client_may_send_no_deadline(
     bus_server: Callable[..., ServerProcess],
     raw: redis.Redis,
     redis_url: str,
-    probe_methods: Path,
     tmp_path: Path,
 ) -> None:
     marker = tmp_path / "ran"
     with BusClient(redis_url, send_deadline=False) as bus, pytest.raises(BusTimeout):
         bus.call("deadline_probe.mark_then_sleep", [str(marker), 0], timeout_s=0.1)
-    [(_, fields)] = raw.xrange(STREAM)
+    _, fields = only_entry(raw)
     assert b"deadline_ms" not in fields
     bus_server()
     wait_for(marker.exists, message="the call without deadline to run")
