@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +18,7 @@ import redis
 
 from busclient import AsyncBusClient, BusClient, BusTimeout
 from tests.bus.test_bus_rpc import GROUP, STREAM, receive, send
-from tests.support import ServerProcess, wait_for
+from tests.support import PROJECT_DIR, ServerProcess, wait_for
 
 PROBE = Path(__file__).parent.parent / "fixtures" / "deadline_probe.py"
 NOTIFY_TTL_MS = 10000
@@ -111,7 +113,7 @@ def test_a_bad_deadline_field_is_answered_32600(
 
 
 def call_with_sync_client(url: str, marker: Path) -> None:
-    with BusClient(url) as bus:
+    with BusClient(url) as bus, pytest.raises(BusTimeout):
         bus.call("deadline_probe.mark_then_sleep", [str(marker), 0], timeout_s=0.3)
 
 
@@ -120,10 +122,26 @@ def call_with_async_client(url: str, marker: Path) -> None:
         async with AsyncBusClient(url) as bus:
             await bus.call("deadline_probe.mark_then_sleep", [str(marker), 0], timeout_s=0.3)
 
-    asyncio.run(call())
+    with pytest.raises(BusTimeout):
+        asyncio.run(call())
 
 
-@pytest.mark.parametrize("caller", [call_with_sync_client, call_with_async_client])
+def call_with_command_line(url: str, marker: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(PROJECT_DIR / "run.py"), "call", "--bus", "--url", url]
+        + ["--timeout", "0.3", "deadline_probe.mark_then_sleep", str(marker), "0"],
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert "no reply" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "caller", [call_with_sync_client, call_with_async_client, call_with_command_line]
+)
 def test_a_call_whose_client_timed_out_is_not_run_by_a_server_started_later(
     bus_server: Callable[..., ServerProcess],
     raw: redis.Redis,
@@ -132,8 +150,7 @@ def test_a_call_whose_client_timed_out_is_not_run_by_a_server_started_later(
     caller: Callable[[str, Path], None],
 ) -> None:
     marker = tmp_path / "never"
-    with pytest.raises(BusTimeout):
-        caller(redis_url, marker)
+    caller(redis_url, marker)
     entry_id, fields = only_entry(raw)
     assert b"deadline_ms" in fields
     bus_server()
