@@ -367,9 +367,9 @@ class JsonRpcCore:
             if self.observer is not None:
                 self.observer(request.method, False, error, 0.0)
         logger.info(
-            "%d requests not run: their deadline passed %d ms before they arrived",
-            len(requests),
+            "deadline passed %d ms before arrival; requests not run: %s",
             round(missed_by_ms),
+            ", ".join(request.method for request in requests),
         )
 
     def _busy_error(self) -> bytes:
