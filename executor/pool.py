@@ -445,9 +445,9 @@ class Pool:
             if call.deadline_ms is not None:
                 call.deadline_s = call.deadline_ms / 1000.0 + clock_offset_s
                 heapq.heappush(queued_deadlines, (call.deadline_s, call.call_id, call))
-        if len(queued_deadlines) > max(1024, 4 * (len(self._queue) + len(calls))):
-            self._compact_queued_deadlines()
         self._queue.extend(calls)
+        if len(queued_deadlines) > max(1024, 4 * len(self._queue)):
+            self._compact_queued_deadlines()
         self._in_flight += len(calls)
         self._dispatch()  # at once: each call's time starts when it arrives, not with a crowd
         return True
