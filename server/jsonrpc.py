@@ -165,7 +165,7 @@ class _Request:
         pending = self.pending
         assert pending is not None
         pending.count -= 1
-        if pending.count == 0:
+        if pending.count == 0 and not pending.future.done():  # done: cancelled, the caller left
             pending.future.set_result(None)
 
 

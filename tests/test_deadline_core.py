@@ -105,3 +105,15 @@ def test_a_timeout_counts_from_arrival() -> None:
     assert deadline_from_timeout_ms("250", 1000.0) == 1250.0
     assert deadline_from_timeout_ms(b" 0.5 ", 1000.0) == 1000.5
     assert parse_deadline_ms(b"1700000000000") == 1700000000000.0
+
+
+async def test_an_answer_that_arrives_after_the_caller_left_is_dropped_quietly(
+    core: JsonRpcCore, sink: HoldingSink
+) -> None:
+    task = asyncio.create_task(core.handle(BATCH))
+    await asyncio.sleep(0)
+    task.cancel()  # the caller leaves; answers already on their way still arrive
+    for call in sink.submitted:
+        call.on_done(True, b"3")
+    with pytest.raises(asyncio.CancelledError):
+        await task
