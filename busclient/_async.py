@@ -9,9 +9,9 @@
 
 Requests are sent by one writer task: everything queued since its last round trip goes out
 in one round trip, as one XADD_MANY script call (:mod:`busclient._script`) that adds each
-entry as ``XADD sbusr:rpc * data <json> reply_to <list>``. Replies are read by one
-:class:`~busclient._reader.AsyncReplyReader` on the client's own list. So a client holds two
-Redis connections whatever the number of concurrent calls.
+entry as ``XADD sbusr:rpc * data <json> reply_to <list> deadline_ms <epoch ms>``. Replies
+are read by one :class:`~busclient._reader.AsyncReplyReader` on the client's own list. So a
+client holds two Redis connections whatever the number of concurrent calls.
 """
 
 from __future__ import annotations
@@ -40,20 +40,28 @@ class AsyncBusClient(ClientBase):
         url: Redis URL, e.g. ``redis://127.0.0.1:6379/0`` (its password is never shown).
         prefix: the servers' ``SBUSR_BUS_PREFIX``.
         max_batch: largest batch :meth:`batch` sends (<= the servers' SBUSR_MAX_BATCH).
+        send_deadline: as for :class:`~busclient.BusClient`: each call and batch carries the
+            ``deadline_ms`` of its ``timeout_s`` (default), so it never starts after this
+            client stopped waiting; False sends none.
 
     Use from one event loop. The connections open on first use; :meth:`close` (or
     ``async with``) releases them.
     """
 
     def __init__(
-        self, url: str, *, prefix: str = DEFAULT_PREFIX, max_batch: int = DEFAULT_MAX_BATCH
+        self,
+        url: str,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        max_batch: int = DEFAULT_MAX_BATCH,
+        send_deadline: bool = True,
     ) -> None:
-        super().__init__(url, prefix, max_batch)
+        super().__init__(url, prefix, max_batch, send_deadline)
         self._redis = async_redis(url)
         self._reader = AsyncReplyReader(
             async_redis(url, REPLY_BLOCK_S), self.reply_key, self._on_reply, "bus client replies"
         )
-        self._outbox: Outbox[tuple[bytes, str | None, asyncio.Future[Any]]] = Outbox()
+        self._outbox: Outbox[tuple[bytes, str | None, int | None, asyncio.Future[Any]]] = Outbox()
         self._writer: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> AsyncBusClient:
@@ -86,7 +94,7 @@ class AsyncBusClient(ClientBase):
             TypeError, ValueError: as :meth:`busclient.BusClient.call`.
         """
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._enqueue(protocol.request_payload(method, params, None), None, future)
+        self._enqueue(protocol.request_payload(method, params, None), None, None, future)
         await future
 
     async def batch(
@@ -119,15 +127,21 @@ class AsyncBusClient(ClientBase):
         self._reader.ensure_started()
         timer = loop.call_later(timeout_s, _expire, future, ids[0], timeout_s)
         try:
-            self._enqueue(payload, self.reply_key, future)
+            self._enqueue(payload, self.reply_key, self._deadline(timeout_s), future)
             return await future
         finally:
             timer.cancel()
             for request_id in ids:
                 self._waiters.pop(request_id, None)
 
-    def _enqueue(self, payload: bytes, reply_key: str | None, future: asyncio.Future[Any]) -> None:
-        self._outbox.put((payload, reply_key, future))
+    def _enqueue(
+        self,
+        payload: bytes,
+        reply_key: str | None,
+        deadline_ms: int | None,
+        future: asyncio.Future[Any],
+    ) -> None:
+        self._outbox.put((payload, reply_key, deadline_ms, future))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.get_running_loop().create_task(self._write())
 
@@ -137,9 +151,9 @@ class AsyncBusClient(ClientBase):
         stream = self.keys.requests
         while True:
             items = await self._outbox.take()
-            groups: dict[str, list[tuple[bytes, asyncio.Future[Any]]]] = {}
-            for payload, reply_key, future in items:
-                groups.setdefault(reply_key or "", []).append((payload, future))
+            groups: dict[str, list[tuple[bytes, int | None, asyncio.Future[Any]]]] = {}
+            for payload, reply_key, deadline_ms, future in items:
+                groups.setdefault(reply_key or "", []).append((payload, deadline_ms, future))
             try:
                 outcomes = await self._add_entries(stream, groups)
                 if any(isinstance(outcome, redis.exceptions.NoScriptError) for outcome in outcomes):
@@ -148,7 +162,7 @@ class AsyncBusClient(ClientBase):
             except redis.exceptions.RedisError as exc:
                 outcomes = [exc] * len(groups)
             for (reply_key, members), outcome in zip(groups.items(), outcomes, strict=False):
-                for _, future in members:
+                for _, _, future in members:
                     if future.done():
                         continue
                     if isinstance(outcome, BaseException):
@@ -159,12 +173,15 @@ class AsyncBusClient(ClientBase):
                         )  # a notification: stored is all there is to wait for
 
     async def _add_entries(
-        self, stream: str, groups: dict[str, list[tuple[bytes, Any]]]
+        self, stream: str, groups: dict[str, list[tuple[bytes, int | None, Any]]]
     ) -> list[Any]:
         """One XADD_MANY per reply list, pipelined; returns each call's outcome or exception."""
         pipe = self._redis.pipeline(transaction=False)
         for reply_key, members in groups.items():
-            pipe.evalsha(XADD_MANY.sha, 1, stream, reply_key, *(payload for payload, _ in members))
+            arguments: list[bytes | int | str] = []
+            for payload, deadline_ms, _ in members:
+                arguments += (payload, "" if deadline_ms is None else deadline_ms)
+            pipe.evalsha(XADD_MANY.sha, 1, stream, reply_key, *arguments)
         return await pipe.execute(raise_on_error=False)
 
 

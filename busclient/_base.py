@@ -28,13 +28,15 @@ class ClientBase:
         url: Redis URL (masked in ``repr``).
         prefix: the bus key prefix.
         max_batch: largest batch sent.
+        send_deadline: send each call's ``deadline_ms``, from its time-out.
 
     Attributes:
         reply_key: this instance's reply list, ``<prefix>:reply:<random hex>``.
     """
 
-    def __init__(self, url: str, prefix: str, max_batch: int) -> None:
+    def __init__(self, url: str, prefix: str, max_batch: int, send_deadline: bool = True) -> None:
         self.url = url
+        self.send_deadline = send_deadline
         self.keys = BusKeys(prefix)
         self.reply_key = self.keys.reply(uuid.uuid4().hex)
         self.max_batch = max_batch
@@ -55,6 +57,10 @@ class ClientBase:
         if len(calls) > self.max_batch:
             raise ValueError(f"a batch of {len(calls)} calls is over max_batch={self.max_batch}")
         return self._next_ids(len(calls))
+
+    def _deadline(self, timeout_s: float) -> int | None:
+        """The ``deadline_ms`` of a call waited for ``timeout_s`` seconds; None when not sent."""
+        return protocol.deadline_after(timeout_s) if self.send_deadline else None
 
     def _on_reply(self, raw: bytes) -> None:
         protocol.deliver(self._waiters, raw)

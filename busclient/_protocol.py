@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from busclient._errors import RpcError
 from wire.codec import decode_strict, encode_compact
+from wire.deadline import FIELD_DEADLINE_MS, now_ms
 from wire.keys import FIELD_DATA, FIELD_REPLY_TO
 
 if TYPE_CHECKING:
@@ -24,6 +25,7 @@ __all__ = [
     "batch_outcomes",
     "batch_payload",
     "decode_reply",
+    "deadline_after",
     "deliver",
     "entry_fields",
     "outcome",
@@ -151,12 +153,25 @@ def batch_outcomes(request_ids: list[int], reply: Any) -> list[Any]:
     ]
 
 
-def entry_fields(payload: bytes, reply_key: str | None) -> dict[FieldT, EncodableT]:
-    """The fields of a request entry: ``data`` and, for requests, ``reply_to`` (design.md)."""
+def entry_fields(
+    payload: bytes, reply_key: str | None, deadline_ms: int | None = None
+) -> dict[FieldT, EncodableT]:
+    """The fields of a request entry: ``data``; for requests ``reply_to``; with a deadline
+    ``deadline_ms`` (epoch milliseconds; design.md, "Message bus" and "Deadlines")."""
     fields: dict[FieldT, EncodableT] = {FIELD_DATA: payload}
     if reply_key is not None:
         fields[FIELD_REPLY_TO] = reply_key
+    if deadline_ms is not None:
+        fields[FIELD_DEADLINE_MS] = deadline_ms
     return fields
+
+
+def deadline_after(timeout_s: float) -> int:
+    """The deadline ``timeout_s`` seconds from now, as whole Unix epoch milliseconds.
+
+    A call sent with it is never started after its caller stopped waiting for the reply.
+    """
+    return round(now_ms() + timeout_s * 1000.0)
 
 
 def batch_payload(calls: list[tuple[str, Any]], ids: list[int]) -> bytes:

@@ -43,18 +43,24 @@ class Script:
 
 
 #: Add request entries to the stream, many per call (the clients' sender: one round trip and
-#: one argument per request). KEYS: request stream. ARGV: reply list key ('' for
-#: notifications: no ``reply_to`` field), then one payload per entry.
-#: Fields of each entry: ``data`` = the payload, ``reply_to`` = the reply list.
-#: Returns the number of entries added.
+#: two arguments per request). KEYS: request stream. ARGV: reply list key ('' for
+#: notifications: no ``reply_to`` field), then per entry its payload and its deadline
+#: (epoch milliseconds, '' for none: no ``deadline_ms`` field).
+#: Fields of each entry: ``data`` = the payload, ``reply_to`` = the reply list,
+#: ``deadline_ms`` = the deadline. Returns the number of entries added.
 XADD_MANY = Script("""
 local stream, reply_to = KEYS[1], ARGV[1]
-for i = 2, #ARGV do
+for i = 2, #ARGV - 1, 2 do
+  local fields = {'data', ARGV[i]}
   if reply_to ~= '' then
-    redis.call('XADD', stream, '*', 'data', ARGV[i], 'reply_to', reply_to)
-  else
-    redis.call('XADD', stream, '*', 'data', ARGV[i])
+    fields[#fields + 1] = 'reply_to'
+    fields[#fields + 1] = reply_to
   end
+  if ARGV[i + 1] ~= '' then
+    fields[#fields + 1] = 'deadline_ms'
+    fields[#fields + 1] = ARGV[i + 1]
+  end
+  redis.call('XADD', stream, '*', unpack(fields))
 end
-return #ARGV - 1
+return (#ARGV - 1) / 2
 """)

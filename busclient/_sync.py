@@ -40,6 +40,9 @@ class BusClient(ClientBase):
     Args:
         url, prefix, max_batch: as for :class:`~busclient.AsyncBusClient`.
         max_connections: connections used to send requests; more concurrent senders wait.
+        send_deadline: give each call and batch the deadline ``deadline_ms`` of its
+            ``timeout_s`` (default), so that the server never starts it after this client
+            stopped waiting (it is answered -32004 instead); False sends none.
 
     Thread-safe. Connections open on first use; :meth:`close` (or ``with``) releases them.
     """
@@ -51,8 +54,9 @@ class BusClient(ClientBase):
         prefix: str = DEFAULT_PREFIX,
         max_batch: int = DEFAULT_MAX_BATCH,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        send_deadline: bool = True,
     ) -> None:
-        super().__init__(url, prefix, max_batch)
+        super().__init__(url, prefix, max_batch, send_deadline)
         self._redis = sync_redis(url, max_connections=max_connections)
         self._reader = ThreadReplyReader(
             sync_redis(url, REPLY_BLOCK_S), self.reply_key, self._on_reply, "bus client replies"
@@ -75,7 +79,8 @@ class BusClient(ClientBase):
 
         Raises:
             RpcError: the server answered with an error object (code, message, data).
-            BusTimeout: no reply within ``timeout_s`` (the request may still run later).
+            BusTimeout: no reply within ``timeout_s``. With ``send_deadline`` (the default)
+                the request is not started after that; without, it may still run later.
             BusConnectionError: Redis could not be reached to send the request.
             TypeError, ValueError: ``params`` cannot be sent as JSON (see
                 :func:`busclient._protocol.request_payload`); nothing was sent.
@@ -123,7 +128,7 @@ class BusClient(ClientBase):
             self._waiters[request_id] = future
         self._reader.ensure_started()
         try:
-            self._send(payload, self.reply_key)
+            self._send(payload, self.reply_key, self._deadline(timeout_s))
             return future.result(timeout_s)
         except concurrent.futures.TimeoutError:
             raise BusTimeout(f"no reply to request {ids[0]} within {timeout_s:.3f} s") from None
@@ -131,8 +136,10 @@ class BusClient(ClientBase):
             for request_id in ids:
                 self._waiters.pop(request_id, None)
 
-    def _send(self, payload: bytes, reply_key: str | None) -> None:
+    def _send(self, payload: bytes, reply_key: str | None, deadline_ms: int | None = None) -> None:
         try:
-            self._redis.xadd(self.keys.requests, protocol.entry_fields(payload, reply_key))
+            self._redis.xadd(
+                self.keys.requests, protocol.entry_fields(payload, reply_key, deadline_ms)
+            )
         except redis.exceptions.RedisError as exc:
             raise send_error(self.url, exc) from exc

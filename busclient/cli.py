@@ -1,10 +1,14 @@
-"""``python run.py call [--bus] [--url URL] [--timeout S] METHOD [PARAMS...]``: call one method.
+"""``python run.py call [--bus] [--url URL] [--timeout S] [--no-deadline] METHOD [PARAMS...]``:
+call one method.
 
 Over HTTP (default: ``http://<SBUSR_HOST>:<SBUSR_PORT>/rpc``, with ``SBUSR_AUTH_TOKEN`` as
 bearer token when set) or over the bus (``--bus``; default URL ``SBUSR_REDIS_URL``). Each
 PARAM is parsed as JSON when it parses (``2``, ``true``, ``[1,2]``, ``{"a":1}``, ``"x"``) and
 taken as a string otherwise (``hello``); they are sent by position. ``--named '{"a":1}'``
 sends params by name instead.
+
+The call carries its time-out as its deadline (HTTP ``X-Timeout-Ms``, bus ``deadline_ms``), so
+it is never started after the command gave up waiting; ``--no-deadline`` sends none.
 
 Prints the result as JSON on stdout and exits 0; prints the error object (or what went
 wrong) on stderr and exits 1; exits 2 for a bad command line.
@@ -23,6 +27,7 @@ from busclient._errors import BusError, RpcError
 from busclient._protocol import request_payload, result
 from busclient._sync import BusClient
 from wire.codec import decode_strict
+from wire.deadline import TIMEOUT_HEADER
 
 __all__ = ["main", "parse_param"]
 
@@ -53,19 +58,29 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
         dest="timeout_s",
         help="seconds to wait for the reply (default 30)",
     )
+    parser.add_argument(
+        "--no-deadline",
+        action="store_false",
+        dest="send_deadline",
+        help="send no deadline: the call may still run after the time-out",
+    )
     parser.add_argument("--named", type=decode_strict, help="params by name, a JSON object")
     parser.add_argument("method", help="the method's dotted name, e.g. greetings.greet")
     parser.add_argument("params", nargs="*", help="params by position (JSON when it parses)")
     return parser.parse_args(argv)
 
 
-def _call_http(url: str, token: str | None, method: str, params: Any, timeout_s: float) -> Any:
+def _call_http(
+    url: str, token: str | None, method: str, params: Any, timeout_s: float, send_deadline: bool
+) -> Any:
     request = urllib.request.Request(
         url,
         data=request_payload(method, params, 1),
         headers={"Content-Type": "application/json"},
         method="POST",
     )
+    if send_deadline:
+        request.add_header(TIMEOUT_HEADER, str(round(timeout_s * 1000.0)))
     if token:
         request.add_header("Authorization", "Bearer " + token)
     try:
@@ -102,12 +117,19 @@ def main(argv: list[str]) -> int:
             if not url:
                 print("run.py call: --bus needs --url or SBUSR_REDIS_URL", file=sys.stderr)
                 return 2
-            with BusClient(url, prefix=settings.bus_prefix) as bus:
+            with BusClient(
+                url, prefix=settings.bus_prefix, send_deadline=arguments.send_deadline
+            ) as bus:
                 value = bus.call(arguments.method, params, timeout_s=arguments.timeout_s)
         else:
             url = arguments.url or f"http://{settings.host}:{settings.port}/rpc"
             value = _call_http(
-                url, settings.auth_token, arguments.method, params, arguments.timeout_s
+                url,
+                settings.auth_token,
+                arguments.method,
+                params,
+                arguments.timeout_s,
+                arguments.send_deadline,
             )
     except RpcError as exc:
         print(json.dumps({"error": exc.to_object()}, ensure_ascii=False), file=sys.stderr)

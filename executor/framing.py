@@ -9,6 +9,8 @@ kind      body
 ========  =================================================================
 CALLS     pickle of ``[(call_id, method, params, context), ...]``: calls to start now
 CANCEL    int64 little-endian call ids: calls past their time limit, to stop
+WITHDRAW  int64 little-endian call ids: calls whose caller left; async ones are cancelled,
+          calls in threads run on (no BLOCKED answer)
 ========  =================================================================
 
 ``params`` is what the request carried (None, a list or a dict of JSON values); ``context``
@@ -46,6 +48,7 @@ __all__ = [
     "CALLS",
     "CALLS_HEADER",
     "CANCEL",
+    "WITHDRAW",
     "ERROR",
     "EVENT_HEADER",
     "LOG",
@@ -55,6 +58,7 @@ __all__ = [
     "pack_calls",
     "pack_cancel",
     "pack_event",
+    "pack_withdraw",
     "unpack_calls",
     "unpack_cancel",
 ]
@@ -62,7 +66,7 @@ __all__ = [
 # worker -> server
 RESULT, ERROR, LOG, READY, BLOCKED = 0, 1, 2, 3, 4
 # server -> worker
-CALLS, CANCEL = 0, 1
+CALLS, CANCEL, WITHDRAW = 0, 1, 2
 
 CALLS_HEADER = struct.Struct("<IB")
 EVENT_HEADER = struct.Struct("<IBq")
@@ -90,8 +94,14 @@ def pack_cancel(call_ids: Iterable[int]) -> bytes:
     return CALLS_HEADER.pack(len(body), CANCEL) + body
 
 
+def pack_withdraw(call_ids: Iterable[int]) -> bytes:
+    """Frame a WITHDRAW of the calls ``call_ids`` (their caller left) for a worker."""
+    body = b"".join(_CALL_ID.pack(call_id) for call_id in call_ids)
+    return CALLS_HEADER.pack(len(body), WITHDRAW) + body
+
+
 def unpack_cancel(body: bytes) -> list[int]:
-    """Read the body of a CANCEL frame back into call ids."""
+    """Read the body of a CANCEL or WITHDRAW frame back into call ids."""
     return [call_id for (call_id,) in _CALL_ID.iter_unpack(body)]
 
 

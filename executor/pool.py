@@ -15,7 +15,10 @@ The whole call path reads top to bottom here::
                       answer within ``CANCEL_GRACE_S``) takes no new calls, lets the calls
                       beside it finish within their own limits, and is then killed and
                       replaced; a call that waited longer than its limit in the queue gets
-                      -32001 too
+                      -32001 too; a call whose caller's deadline passed while it waited
+                      gets -32004 (it never runs)
+    withdraw()     -> the caller left: its waiting calls leave the queue unanswered, its
+                      running async calls are cancelled (their answers are dropped)
     _on_exit()     -> every call running on a worker that died gets -32002 (exit code or
                       signal in data); a new worker replaces it
 
@@ -56,7 +59,14 @@ from typing import Any
 
 from executor import framing
 from executor.process import Spawner, WorkerProcess
-from wire.errors import CallTimeout, InvalidParams, JsonRpcError, ServerBusy, WorkerDied
+from wire.errors import (
+    CallTimeout,
+    DeadlinePassed,
+    InvalidParams,
+    JsonRpcError,
+    ServerBusy,
+    WorkerDied,
+)
 
 __all__ = ["Call", "CallObserver", "OnDone", "Pool", "ReloadFailed"]
 
@@ -113,14 +123,22 @@ class Call:
         timeout_s: time limit in seconds, both for waiting in the queue (from submit) and for
             running (from the moment it is sent to a worker).
         context: small dict for the worker's log lines (e.g. ``{"request_id": ...}``) or None.
+        deadline_ms: the caller's deadline, Unix epoch milliseconds, or None. A call still
+            waiting at its deadline is answered -32004 and never runs; a running call's limit
+            is the lesser of ``timeout_s`` and the time left. It reaches the method as
+            ``context["deadline_ms"]`` (:func:`kit.deadline_ms`).
     """
 
     __slots__ = (
         "call_id",
         "context",
+        "deadline_ms",
+        "deadline_s",
+        "limit_s",
         "method",
         "on_done",
         "params",
+        "queued",
         "sent_at",
         "submitted_at",
         "timeout_s",
@@ -135,13 +153,20 @@ class Call:
         on_done: OnDone,
         timeout_s: float,
         context: dict[str, Any] | None = None,
+        deadline_ms: float | None = None,
     ) -> None:
         self.call_id = next(self._ids)
         self.method = method
         self.params = params
         self.on_done = on_done
         self.timeout_s = timeout_s
+        if deadline_ms is not None:
+            context = {**(context or {}), "deadline_ms": deadline_ms}
         self.context = context
+        self.deadline_ms = deadline_ms
+        self.deadline_s: float | None = None  # the deadline on the monotonic clock, at submit
+        self.limit_s = timeout_s  # the running limit, set when sent to a worker
+        self.queued = False  # in the pool's queue
         self.submitted_at = 0.0
         self.sent_at = 0.0
         self.worker: _Worker | None = None  # where it runs; None while queued or once answered
@@ -274,6 +299,8 @@ class Pool:
         self.restarts: collections.Counter[str] = collections.Counter()
         self._queue: collections.deque[Call] = collections.deque()
         self._deadlines: list[tuple[float, int, float, Call]] = []  # heap of running calls
+        #: heap of ``(deadline_s, call_id, call)`` of queued calls whose caller gave a deadline
+        self._queued_deadlines: list[tuple[float, int, Call]] = []
         self._deadlines_limit = 1024
         self._workers: list[_Worker] = []  # the current generation
         self._live: set[_Worker] = set()  # every process not yet reaped
@@ -410,9 +437,17 @@ class Pool:
         if waiting > self.queue_maxsize and waiting > self.queue_maxsize + self.free_capacity:
             return False
         now = time.monotonic()
+        clock_offset_s = now - time.time()
+        queued_deadlines = self._queued_deadlines
         for call in calls:
             call.submitted_at = now
+            call.queued = True
+            if call.deadline_ms is not None:
+                call.deadline_s = call.deadline_ms / 1000.0 + clock_offset_s
+                heapq.heappush(queued_deadlines, (call.deadline_s, call.call_id, call))
         self._queue.extend(calls)
+        if len(queued_deadlines) > max(1024, 4 * len(self._queue)):
+            self._compact_queued_deadlines()
         self._in_flight += len(calls)
         self._dispatch()  # at once: each call's time starts when it arrives, not with a crowd
         return True
@@ -447,6 +482,61 @@ class Pool:
         if not self.submit([Call(method, params, on_done, timeout_s, context)]):
             raise ServerBusy(data={"queue_maxsize": self.queue_maxsize})
         return await answer
+
+    def withdraw(self, calls: list[Call]) -> int:
+        """The caller of ``calls`` left (e.g. its HTTP client disconnected): drop what it waits for.
+
+        A call still waiting in the queue leaves it and is never run nor answered (its
+        ``on_done`` is not called). A running call's answer is dropped; the worker is asked to
+        cancel it when it is an ``async def`` method (``CancelledError`` in the method), while a
+        plain function in a thread runs to its end (within its time limit). Calls already
+        answered are left alone.
+
+        Args:
+            calls: calls submitted earlier, in any state.
+
+        Returns:
+            How many calls were withdrawn before they started.
+        """
+        waiting = [call for call in calls if call.queued]
+        if waiting:
+            for call in waiting:
+                call.queued = False
+            self._keep_queued()
+            self._in_flight -= len(waiting)
+            self._settle()
+        running: dict[_Worker, list[int]] = {}
+        for call in calls:
+            worker = call.worker
+            if worker is not None:
+                call.on_done = _drop_answer
+                running.setdefault(worker, []).append(call.call_id)
+        for worker, call_ids in running.items():
+            if worker.state is not _DEAD:
+                worker.process.send(framing.pack_withdraw(call_ids))
+        if waiting or running:
+            logger.info(
+                "caller left: %d waiting calls withdrawn, %d running calls withdrawn",
+                len(waiting),
+                sum(len(call_ids) for call_ids in running.values()),
+            )
+        return len(waiting)
+
+    def _keep_queued(self) -> None:
+        """Take the calls no longer marked ``queued`` out of the queue (order kept)."""
+        queue = self._queue
+        remaining = [call for call in queue if call.queued]
+        queue.clear()
+        queue.extend(remaining)
+
+    def _compact_queued_deadlines(self) -> None:
+        """Drop the deadlines of calls that left the queue (the heap keeps them until due)."""
+        self._queued_deadlines = [
+            (call.deadline_s, call.call_id, call)
+            for call in self._queue
+            if call.deadline_s is not None
+        ]
+        heapq.heapify(self._queued_deadlines)
 
     @property
     def in_flight(self) -> int:
@@ -760,6 +850,10 @@ class Pool:
             if not count:
                 continue
             calls = [queue.popleft() for _ in range(count)]
+            for call in calls:
+                call.queued = False
+            if self._queued_deadlines:
+                calls = self._started_in_time(calls, now)
             frame = self._frame(calls)  # takes out (and answers) a call that cannot be framed
             if not calls:
                 continue
@@ -767,11 +861,35 @@ class Pool:
             for call in calls:
                 call.worker = worker
                 call.sent_at = now
+                limit_s = call.timeout_s
+                if call.deadline_s is not None and call.deadline_s - now < limit_s:
+                    limit_s = call.deadline_s - now
+                call.limit_s = limit_s
                 running[call.call_id] = call
-                heapq.heappush(deadlines, (now + call.timeout_s, call.call_id, now, call))
+                heapq.heappush(deadlines, (now + limit_s, call.call_id, now, call))
             worker.process.send(frame)
         if len(deadlines) > self._deadlines_limit:
             self._compact_deadlines()
+
+    def _started_in_time(self, calls: list[Call], now: float) -> list[Call]:
+        """The calls whose caller's deadline has not passed; the others are answered -32004."""
+        in_time = [call for call in calls if call.deadline_s is None or call.deadline_s > now]
+        if len(in_time) < len(calls):
+            for call in calls:
+                if call.deadline_s is not None and call.deadline_s <= now:
+                    self._answer_missed(call, now)
+            if self._queue:
+                self._schedule_dispatch()  # the room these calls would have taken
+        return in_time
+
+    def _answer_missed(self, call: Call, now: float) -> None:
+        """Answer -32004: ``call`` was not started by its caller's deadline and never runs."""
+        assert call.deadline_s is not None
+        missed_by_ms = max(0, round((now - call.deadline_s) * 1000.0))
+        logger.info(
+            "call %s not started by its deadline (missed by %d ms)", call.method, missed_by_ms
+        )
+        self._answer(call, DeadlinePassed(data={"missed_by_ms": missed_by_ms}))
 
     def _frame(self, calls: list[Call]) -> bytes:
         """The calls frame of ``calls`` (:func:`executor.framing.pack_calls`).
@@ -799,7 +917,7 @@ class Pool:
     def _compact_deadlines(self) -> None:
         """Drop the deadlines of answered calls (the heap keeps them until they pass)."""
         self._deadlines = [
-            (call.sent_at + call.timeout_s, call.call_id, call.sent_at, call)
+            (call.sent_at + call.limit_s, call.call_id, call.sent_at, call)
             for worker in self._live
             for call in worker.running.values()
         ]
@@ -977,9 +1095,22 @@ class Pool:
                         "worker %d did not start in %.0f s; killing it", worker.pid, START_TIMEOUT_S
                     )
                     self._kill(worker)
+            queued_deadlines = self._queued_deadlines
+            if queued_deadlines and queued_deadlines[0][0] <= now:
+                missed = []
+                while queued_deadlines and queued_deadlines[0][0] <= now:
+                    call = heapq.heappop(queued_deadlines)[2]
+                    if call.queued:
+                        call.queued = False
+                        missed.append(call)
+                if missed:
+                    self._keep_queued()
+                    for call in missed:
+                        self._answer_missed(call, now)
             queue = self._queue
             while queue and now - queue[0].submitted_at > queue[0].timeout_s:
                 call = queue.popleft()
+                call.queued = False
                 self._answer(
                     call,
                     CallTimeout(
@@ -998,20 +1129,18 @@ class Pool:
         worker.cancelling[call.call_id] = now + CANCEL_GRACE_S
         worker.process.send(framing.pack_cancel([call.call_id]))
         elapsed_s = now - call.sent_at
-        self._answer(
-            call,
-            CallTimeout(
-                data={
-                    "timeout_s": call.timeout_s,
-                    "pid": worker.pid,
-                    "elapsed_s": round(elapsed_s, 3),
-                }
-            ),
-        )
+        data: dict[str, Any] = {
+            "timeout_s": round(call.limit_s, 3),
+            "pid": worker.pid,
+            "elapsed_s": round(elapsed_s, 3),
+        }
+        if call.limit_s < call.timeout_s:  # cut at the caller's deadline, before its own limit
+            data["reason"] = "deadline"
+        self._answer(call, CallTimeout(data=data))
         logger.warning(
             "call %s ran past %.3f s on worker %d; cancelling it",
             call.method,
-            call.timeout_s,
+            call.limit_s,
             worker.pid,
         )
         if worker.state is _DRAINING and not worker.running:
@@ -1019,6 +1148,7 @@ class Pool:
 
     # ------------------------------------------------------------------ answers
     def _answer(self, call: Call, error: JsonRpcError) -> None:
+        call.queued = False
         self._in_flight -= 1
         self._deliver(call, False, error.to_json())
         self._settle()
@@ -1038,3 +1168,7 @@ class Pool:
             call.on_done(ok, payload)
         except Exception:
             logger.exception("answering call %s failed", call.method)
+
+
+def _drop_answer(ok: bool, payload: bytes) -> None:
+    """The ``on_done`` of a withdrawn call: its caller left, the answer goes nowhere."""

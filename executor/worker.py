@@ -15,7 +15,8 @@ set per call inside its task or thread, so log records carry their own call's fa
 
 CANCEL frames stop calls past their time limit: a task is cancelled (``CancelledError`` in the
 method; its ERROR frame then tells the server the call is gone); a call in a thread cannot be
-stopped, so the worker answers BLOCKED and the server stops sending it calls.
+stopped, so the worker answers BLOCKED and the server stops sending it calls. WITHDRAW frames
+(the caller left) cancel tasks the same way and leave calls in threads to finish.
 
 Log records of the process travel to the server as LOG frames, so they reach the server's
 handlers at their own levels. End of input (the server closed the pipe) makes the worker exit
@@ -513,6 +514,9 @@ class _Service:
             elif kind == framing.CANCEL:
                 for call_id in framing.unpack_cancel(body):
                     self._cancel(call_id)
+            elif kind == framing.WITHDRAW:
+                for call_id in framing.unpack_cancel(body):
+                    self._withdraw(call_id)
         if position:
             del buffer[:position]
 
@@ -548,6 +552,12 @@ class _Service:
         if call_id in self._in_threads:
             self.channel.send(framing.pack_event(framing.BLOCKED, call_id, b""))
             return
+        task = self._tasks.get(call_id)
+        if task is not None:
+            task.cancel()
+
+    def _withdraw(self, call_id: int) -> None:
+        """The caller left: cancel the call's task; a call in a thread runs to its end."""
         task = self._tasks.get(call_id)
         if task is not None:
             task.cancel()

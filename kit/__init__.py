@@ -1,6 +1,6 @@
 """What methods reuse: one import for errors, schemas, HTTP, databases, Redis, locks and jobs.
 
-    from kit import JsonRpcError, params_schema      # answers and params (no extra imports)
+    from kit import JsonRpcError, params_schema      # answers and params
     from kit import requests, aiorequests, Client    # retrying HTTP (httpx + tenacity)
     from kit import get_engine, session_scope, get_dataset, get_mysql_pool   # databases
     from kit import get_redis, get_redis_pool, lock  # Redis and a Redis lock
@@ -8,8 +8,9 @@
     from kit import scheduled, current_job          # scheduled jobs (docs/scheduler.md)
     from kit import one_at_a_time                   # calls that must not overlap (docs/methods.md)
     from kit import cached                          # result cache, per process or in Redis
+    from kit import deadline_ms, time_left_s        # the caller's deadline of this call
 
-The HTTP, database and Redis pieces are imported on first use of their name (PEP 562), so a
+Every name but ``JsonRpcError`` is imported on first use (PEP 562), so a
 methods module that only needs ``JsonRpcError`` does not load httpx or SQLAlchemy into every
 worker. Type checkers and editors see every name with its type: the same imports are written
 out under ``TYPE_CHECKING`` (and the package ships ``py.typed``). See docs/toolkit.md.
@@ -31,6 +32,8 @@ if TYPE_CHECKING:  # what the lazy names below are, for mypy and editors (PEP 48
     from kit.db import get_mysql_pool as get_mysql_pool
     from kit.db import mysql_url as mysql_url
     from kit.db import session_scope as session_scope
+    from kit.deadline import deadline_ms as deadline_ms
+    from kit.deadline import time_left_s as time_left_s
     from kit.errors import KitError as KitError
     from kit.errors import LockError as LockError
     from kit.errors import LockLost as LockLost
@@ -75,10 +78,12 @@ _LAZY = {
     "current_job": "kit.jobs",
     "one_at_a_time": "kit.concurrency",
     "cached": "kit.cache",
+    "deadline_ms": "kit.deadline",
+    "time_left_s": "kit.deadline",
     "params_schema": "executor.params",
 }
 
-__all__ = sorted(["JsonRpcError", "params_schema", *_LAZY])
+__all__ = sorted(["JsonRpcError", *_LAZY])
 
 
 def __getattr__(name: str) -> Any:

@@ -10,7 +10,11 @@ Both are subclasses of the httpx clients, so every httpx option (``timeout``,
   last response or exception and the attempt count; never a made-up status code;
 - one log line per call on the logger ``kit.http`` with method, redacted URL,
   status, attempts and elapsed ms (``extra={"http_call": {...}}`` holds the same
-  fields plus redacted request headers).
+  fields plus redacted request headers);
+- inside a call that has a caller's deadline (:func:`kit.deadline_ms`), each attempt's
+  time-outs (connect, read, write, pool) are cut to the time left when that is sooner, an
+  attempt is not started once the deadline passed (``httpx.TimeoutException``), and no retry
+  starts whose wait would end past it.
 
 Ready instances, shared per process (and per event loop for the async one),
 created on first use::
@@ -39,6 +43,7 @@ import httpx
 import tenacity
 
 from kit._process_cache import ProcessCache
+from kit.deadline import time_left_s
 from kit.errors import RetryError
 from wire.redact import redact_headers, redact_url
 
@@ -57,6 +62,7 @@ __all__ = [
     "requests",
     "retry_after_s",
     "split_retry_options",
+    "within_deadline",
 ]
 
 logger = logging.getLogger(__name__)
@@ -292,6 +298,38 @@ def _outcome(retry_state: tenacity.RetryCallState) -> tenacity.Future:
     return outcome
 
 
+class _StopAtDeadline(tenacity.stop.stop_base):
+    """Stop retrying when the wait before the next attempt would end past the call's deadline."""
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        left_s = time_left_s()
+        return left_s is not None and left_s <= retry_state.upcoming_sleep
+
+
+def within_deadline(request: httpx.Request) -> None:
+    """Cut the time-outs of ``request`` to the time left before the current call's deadline.
+
+    Each of httpx's ``connect``, ``read``, ``write`` and ``pool`` time-outs (seconds; None: no
+    limit) becomes the lesser of its value and the time left. Nothing changes outside a call or
+    when the call has no deadline (:func:`kit.time_left_s` is None).
+
+    Raises:
+        httpx.TimeoutException: the deadline has passed; the request is not sent.
+    """
+    left_s = time_left_s()
+    if left_s is None:
+        return
+    if left_s <= 0:
+        raise httpx.TimeoutException(
+            "the call's deadline passed before the request was sent", request=request
+        )
+    timeouts = request.extensions.get("timeout") or {}
+    request.extensions["timeout"] = {
+        name: left_s if timeouts.get(name) is None else min(timeouts[name], left_s)
+        for name in ("connect", "read", "write", "pool")
+    }
+
+
 class _Call:
     """Bookkeeping of one logical call (all its attempts): counting, logging, the final error."""
 
@@ -308,11 +346,9 @@ class _Call:
         return (time.monotonic() - self.started) * 1000.0
 
     def retrying_options(self, before_sleep: Callable[..., Any]) -> dict[str, Any]:
-        return {
-            **self.policy.tenacity_options(self.method),
-            "before_sleep": before_sleep,
-            "reraise": False,
-        }
+        options = self.policy.tenacity_options(self.method)
+        options["stop"] = options["stop"] | _StopAtDeadline()
+        return {**options, "before_sleep": before_sleep, "reraise": False}
 
     def log_retry(self, retry_state: tenacity.RetryCallState) -> None:
         outcome = _outcome(retry_state)
@@ -417,6 +453,7 @@ class Client(httpx.Client):
 
         def attempt() -> httpx.Response:
             call.attempts += 1
+            within_deadline(request)
             return send_once(request, **kwargs)
 
         def before_sleep(retry_state: tenacity.RetryCallState) -> None:
@@ -449,6 +486,7 @@ class AsyncClient(httpx.AsyncClient):
 
         async def attempt() -> httpx.Response:
             call.attempts += 1
+            within_deadline(request)
             return await send_once(request, **kwargs)
 
         async def before_sleep(retry_state: tenacity.RetryCallState) -> None:

@@ -16,6 +16,10 @@ get (same ``code``, ``message`` and ``data``)::
             call("mymodule.double", ["lots"])
         assert caught.value.code == -32602
 
+``call(name, params, deadline_ms=...)`` runs the method as a call with that caller's deadline
+(Unix epoch milliseconds), so that :func:`kit.deadline_ms` and :func:`kit.time_left_s` answer
+as in a worker; the deadline itself is not enforced here.
+
 The methods package is the folder of the settings (``SBUSR_METHODS_DIR``, default
 ``./methods``), imported on the first call; :func:`load_methods` picks another folder.
 
@@ -25,6 +29,7 @@ To test over HTTP against the real server, see :mod:`kit.pytest_plugin`.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import sys
 import threading
@@ -32,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from executor import framing
+from executor.context import call_context
 from executor.internal import load_internal_methods
 from executor.resolve import PACKAGE
 from executor.worker import Runner, import_methods
@@ -87,8 +93,11 @@ def _get_runner() -> Runner:
         return _runner
 
 
-async def _run(runner: Runner, name: str, params: Any) -> tuple[int, bytes]:
+async def _run(
+    runner: Runner, name: str, params: Any, deadline_ms: float | None
+) -> tuple[int, bytes]:
     """Run one call on the runner's loop, the way the worker's service starts it."""
+    call_context.set(None if deadline_ms is None else {"deadline_ms": deadline_ms})
     if not name.startswith("rpc."):
         try:
             method = runner.method(name)
@@ -96,7 +105,10 @@ async def _run(runner: Runner, name: str, params: Any) -> tuple[int, bytes]:
             return framing.ERROR, runner.encode_error(error)
         if method.is_async:
             return await runner.run_async(method, name, params)
-    return await asyncio.get_running_loop().run_in_executor(None, runner.run, name, params)
+    context = contextvars.copy_context()  # the thread sees this call's context, as in a worker
+    return await asyncio.get_running_loop().run_in_executor(
+        None, context.run, runner.run, name, params
+    )
 
 
 def _decode(kind: int, payload: bytes) -> Any:
@@ -107,12 +119,19 @@ def _decode(kind: int, payload: bytes) -> Any:
     raise JsonRpcError(value["code"], value["message"], value.get("data"))
 
 
-def call(name: str, params: list[Any] | dict[str, Any] | None = None) -> Any:
+def call(
+    name: str,
+    params: list[Any] | dict[str, Any] | None = None,
+    *,
+    deadline_ms: float | None = None,
+) -> Any:
     """Call a method in-process exactly as a worker would and return its decoded JSON result.
 
     Args:
         name: the JSON-RPC method name, e.g. ``"greetings.greet"``.
         params: positional (list) or named (dict) params as a caller sends them, or None.
+        deadline_ms: the caller's deadline the method reads (:func:`kit.deadline_ms`), Unix
+            epoch milliseconds; None: no deadline. It is not enforced here.
 
     Returns:
         The result as the caller decodes it from JSON (a ``datetime`` is an ISO string, a
@@ -128,14 +147,19 @@ def call(name: str, params: list[Any] | dict[str, Any] | None = None) -> Any:
     """
     runner = _get_runner()
     kind, payload = asyncio.run_coroutine_threadsafe(
-        _run(runner, name, params), runner.loop
+        _run(runner, name, params, deadline_ms), runner.loop
     ).result()
     return _decode(kind, payload)
 
 
-async def acall(name: str, params: list[Any] | dict[str, Any] | None = None) -> Any:
+async def acall(
+    name: str,
+    params: list[Any] | dict[str, Any] | None = None,
+    *,
+    deadline_ms: float | None = None,
+) -> Any:
     """:func:`call` for ``async def`` tests: the same, awaited (the caller's loop stays free)."""
     runner = _get_runner()
-    future = asyncio.run_coroutine_threadsafe(_run(runner, name, params), runner.loop)
+    future = asyncio.run_coroutine_threadsafe(_run(runner, name, params, deadline_ms), runner.loop)
     kind, payload = await asyncio.wrap_future(future)
     return _decode(kind, payload)

@@ -14,6 +14,10 @@ object, §5.1 error object, §6 batch) with the strictness of design.md:
   reachable go to the call sink (the process pool); the rest are -32601 at once.
 * When the sink cannot take the calls, every request gets -32003 and :attr:`Reply.busy` is
   set (HTTP answers 503 with Retry-After).
+* A caller's deadline (``deadline_ms``, one for the whole payload) that has passed on arrival
+  answers every request -32004 and runs nothing; otherwise each call carries it to the sink
+  (design.md, "Deadlines and idempotency").
+* Cancelling :meth:`JsonRpcCore.handle` (the caller left) withdraws its calls from the sink.
 
 The core needs of the pool only a :class:`CallSink` (``submit`` and ``queue_maxsize``), so
 it can be tested without worker processes.
@@ -29,7 +33,9 @@ from typing import Any, Protocol
 
 from executor.pool import Call, CallObserver
 from wire.codec import decode_strict, encode_compact
+from wire.deadline import now_ms
 from wire.errors import (
+    DeadlinePassed,
     InternalError,
     InvalidRequest,
     JsonRpcError,
@@ -39,7 +45,7 @@ from wire.errors import (
 )
 from wire.names import is_reachable_name, is_reserved
 
-__all__ = ["CallSink", "JsonRpcCore", "Reply", "ServerMethod"]
+__all__ = ["CallSink", "JsonRpcCore", "Reply", "ServerMethod", "error_reply"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +68,11 @@ class CallSink(Protocol):
 
     def submit(self, calls: list[Call]) -> bool:
         """Queue ``calls``, all or none; False when there is no room (the core answers -32003)."""
+        ...
+
+    def withdraw(self, calls: list[Call]) -> int:
+        """The caller left: never start (nor answer) the calls still waiting; drop the answers
+        of running ones. Returns how many were withdrawn before they started."""
         ...
 
 
@@ -108,6 +119,16 @@ def _error_response(id_json: bytes, error_json: bytes) -> bytes:
 
 _METHOD_NOT_FOUND = MethodNotFound().to_json()
 
+
+def error_reply(error: JsonRpcError) -> Reply:
+    """The reply of a payload refused whole before it is read: one error response, id null.
+
+    Example: a bus entry whose ``deadline_ms`` is not a number gets
+    ``error_reply(InvalidRequest(data={"message": ...}))``.
+    """
+    return Reply(_error_response(_NULL_ID, error.to_json()))
+
+
 _ABSENT = object()
 
 
@@ -144,7 +165,7 @@ class _Request:
         pending = self.pending
         assert pending is not None
         pending.count -= 1
-        if pending.count == 0:
+        if pending.count == 0 and not pending.future.done():  # done: cancelled, the caller left
             pending.future.set_result(None)
 
 
@@ -180,15 +201,25 @@ class JsonRpcCore:
                 raise ValueError(f"server method {name!r} is not under the reserved rpc. prefix")
         self.observer = observer
 
-    async def handle(self, payload: bytes | str, context: dict[str, Any] | None = None) -> Reply:
+    async def handle(
+        self,
+        payload: bytes | str,
+        context: dict[str, Any] | None = None,
+        deadline_ms: float | None = None,
+    ) -> Reply:
         """Answer one JSON-RPC payload (a request, a notification or a batch).
 
         Args:
             payload: the JSON text, as received.
             context: facts for the workers' log lines, e.g. ``{"request_id": "..."}``.
+            deadline_ms: the caller's deadline for the whole payload, Unix epoch milliseconds,
+                or None. Already passed: every request is answered -32004 (data
+                ``{"missed_by_ms"}``) and nothing runs; else see :class:`executor.pool.Call`.
 
         Returns:
             A :class:`Reply`: the response text (one object, or an array for a batch) or None.
+
+        Cancelling the coroutine withdraws its calls (:meth:`CallSink.withdraw`).
         """
         try:
             message = decode_strict(payload)
@@ -197,18 +228,20 @@ class JsonRpcCore:
             error = ParseError(data={"message": problem})
             return Reply(_error_response(_NULL_ID, error.to_json()))
         if isinstance(message, list):
-            return await self._handle_batch(message, context)
+            return await self._handle_batch(message, context, deadline_ms)
         entry = self._check(message)
         if isinstance(entry, bytes):
             return Reply(entry)
-        busy = await self._run([entry], context)
+        busy = await self._run([entry], context, deadline_ms)
         return Reply(
             entry.response if entry.response or not busy else self._busy_response(),
             busy,
             [entry.method],
         )
 
-    async def _handle_batch(self, messages: list[Any], context: dict[str, Any] | None) -> Reply:
+    async def _handle_batch(
+        self, messages: list[Any], context: dict[str, Any] | None, deadline_ms: float | None
+    ) -> Reply:
         if not messages:
             error = InvalidRequest(data={"message": "an empty batch is not a valid request"})
             return Reply(_error_response(_NULL_ID, error.to_json()))
@@ -222,7 +255,7 @@ class JsonRpcCore:
             return Reply(_error_response(_NULL_ID, error.to_json()))
         entries = [self._check(message) for message in messages]
         requests = [entry for entry in entries if not isinstance(entry, bytes)]
-        busy = await self._run(requests, context) if requests else False
+        busy = await self._run(requests, context, deadline_ms) if requests else False
         responses = [entry if isinstance(entry, bytes) else entry.response for entry in entries]
         body = [response for response in responses if response is not None]
         methods = [request.method for request in requests]
@@ -268,8 +301,15 @@ class JsonRpcCore:
                 problem = "params must be an array or an object"
         return _error_response(id_json, InvalidRequest(data={"message": problem}).to_json())
 
-    async def _run(self, requests: list[_Request], context: dict[str, Any] | None) -> bool:
+    async def _run(
+        self, requests: list[_Request], context: dict[str, Any] | None, deadline_ms: float | None
+    ) -> bool:
         """Run the requests; fill in each one's response. Returns True when the sink was busy."""
+        if deadline_ms is not None:
+            missed_by_ms = now_ms() - deadline_ms
+            if missed_by_ms >= 0:
+                self._answer_missed(requests, missed_by_ms)
+                return False
         calls: list[Call] = []
         server_side: list[_Request] = []
         pending = _Pending(asyncio.get_running_loop().create_future())
@@ -281,7 +321,16 @@ class JsonRpcCore:
                 continue
             if is_reachable_name(method):  # False under the reserved prefix
                 request.pending = pending
-                calls.append(Call(method, request.params, request.on_done, self.timeout_s, context))
+                calls.append(
+                    Call(
+                        method,
+                        request.params,
+                        request.on_done,
+                        self.timeout_s,
+                        context,
+                        deadline_ms,
+                    )
+                )
                 continue
             if request.id_json is not None:
                 request.response = _error_response(request.id_json, _METHOD_NOT_FOUND)
@@ -302,8 +351,26 @@ class JsonRpcCore:
         if server_side:
             await asyncio.gather(*(self._run_server_method(request) for request in server_side))
         if calls:
-            await pending.future
+            try:
+                await pending.future
+            except asyncio.CancelledError:  # the caller left
+                self.sink.withdraw(calls)
+                raise
         return False
+
+    def _answer_missed(self, requests: list[_Request], missed_by_ms: float) -> None:
+        """Answer every request -32004: its caller's deadline passed before it could start."""
+        error = DeadlinePassed(data={"missed_by_ms": round(missed_by_ms)}).to_json()
+        for request in requests:
+            if request.id_json is not None:
+                request.response = _error_response(request.id_json, error)
+            if self.observer is not None:
+                self.observer(request.method, False, error, 0.0)
+        logger.info(
+            "deadline passed %d ms before arrival; requests not run: %s",
+            round(missed_by_ms),
+            ", ".join(request.method for request in requests),
+        )
 
     def _busy_error(self) -> bytes:
         return ServerBusy(data={"queue_maxsize": self.sink.queue_maxsize}).to_json()

@@ -186,6 +186,7 @@ _RPC: dict[str, Any] = {
             "the response (errors included: -32700 ... -32004)",
         ),
         "204": {"description": "only notifications were sent: nothing to answer"},
+        "400": _error("X-Timeout-Ms is not a number of milliseconds >= 0"),
         "401": _UNAUTHORIZED,
         "413": _error("the body is over SBUSR_MAX_BODY_BYTES"),
         "422": _error("an Idempotency-Key reused with another body"),

@@ -34,6 +34,7 @@ def test_the_exports_are_the_expected_ones() -> None:
             "aiorequests",
             "cached",
             "current_job",
+            "deadline_ms",
             "get_dataset",
             "get_engine",
             "get_mysql_pool",
@@ -46,6 +47,7 @@ def test_the_exports_are_the_expected_ones() -> None:
             "requests",
             "scheduled",
             "session_scope",
+            "time_left_s",
         ]
     )
 

@@ -42,6 +42,9 @@ class FakeSink:
             loop.call_soon(self._answer, call)
         return True
 
+    def withdraw(self, calls: list[Call]) -> int:
+        return 0
+
     @staticmethod
     def _answer(call: Call) -> None:
         if call.method == "refuse":

@@ -12,7 +12,8 @@ server raises the subclasses itself. Each class carries its code as ``code``::
     ├── MethodRaised      -32000 the method raised an ordinary exception
     ├── CallTimeout       -32001 the call ran past its time limit; its worker was replaced
     ├── WorkerDied        -32002 the worker died during the call
-    └── ServerBusy        -32003 the waiting queue is full
+    ├── ServerBusy        -32003 the waiting queue is full
+    └── DeadlinePassed    -32004 the caller's deadline passed before the call started
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ __all__ = [
     "CallTimeout",
     "WorkerDied",
     "ServerBusy",
+    "DeadlinePassed",
 ]
 
 
@@ -154,3 +156,11 @@ class ServerBusy(JsonRpcError):
 
     code = -32003
     default_message = "Server busy"
+
+
+class DeadlinePassed(JsonRpcError):
+    """The caller's deadline passed before the call started: it was not run, so it is safe
+    to retry (-32004); data: ``{"missed_by_ms": int}``, how late the call would have started."""
+
+    code = -32004
+    default_message = "Deadline passed before the call started"

@@ -9,8 +9,9 @@ previous life: those are reclaimed like any dead instance's.
 The path of one entry, top to bottom::
 
     _read()       XREADGROUP GROUP sbusr <me> COUNT <free capacity> BLOCK 1000 STREAMS sbusr:rpc >
-    _run()        JsonRpcCore.handle(data); pool refused (busy): the entry waits in memory,
-                  still pending, and is retried when capacity frees (never answered -32003)
+    _run()        JsonRpcCore.handle(data, deadline_ms); pool refused (busy): the entry waits
+                  in memory, still pending, and is retried when capacity frees (never
+                  answered -32003)
     _write()      one REPLY script for every answer ready since the last round trip:
                   per entry RPUSH reply_to, PEXPIRE reply_to notify_ttl_ms, XACK -- atomic
                   (see "Duplicates" below)
@@ -29,6 +30,12 @@ for longer than ``claim_idle_ms`` (a live instance keeps its running entries own
 once is answered through the record ``sbusr:done:<entry id>`` (``SET NX``, lives
 ``done_ttl_ms``), and only the record's first taker pushes a reply; a reclaimed entry whose
 record exists is acked without running. Entries delivered once need no record (no memory).
+
+Deadlines: an entry's optional field ``deadline_ms`` (Unix epoch milliseconds) bounds its
+calls as ``X-Timeout-Ms`` does over HTTP. An entry read (or reclaimed) after its deadline is
+acked without running: it is answered -32004 while its caller may still be reading its reply
+list -- up to ``notify_ttl_ms`` past the deadline -- and acked without a reply after that. A
+``deadline_ms`` that is not a number >= 0 is answered -32600 (id null) and nothing runs.
 
 Reclaiming, dead letters, trimming and keeping long calls owned: :mod:`server.bus.reclaim`.
 """
@@ -54,7 +61,9 @@ from busclient import (
 from executor.pool import Pool
 from server.bus import scripts
 from server.bus.counters import BusCounters
-from server.jsonrpc import JsonRpcCore
+from server.jsonrpc import JsonRpcCore, Reply, error_reply
+from wire.deadline import FIELD_DEADLINE_MS, now_ms, parse_deadline_ms
+from wire.errors import InvalidRequest
 from wire.keys import FIELD_DATA, FIELD_REPLY_TO, BusKeys
 from wire.names import instance_id
 
@@ -74,6 +83,8 @@ MAX_ANSWERS_PER_SCRIPT = 200
 #: whose calls finishing free capacity without telling the consumer).
 CAPACITY_POLL_S = 0.02
 
+_FIELD_DEADLINE = FIELD_DEADLINE_MS.encode()
+
 
 class Entry:
     """One request entry held by this consumer.
@@ -82,15 +93,17 @@ class Entry:
         entry_id: the stream entry id, e.g. ``"1700000000000-0"``.
         data: the JSON-RPC payload (bytes; empty when the field was missing: -32700).
         reply_to: the reply list key (bytes) or None.
+        deadline: the ``deadline_ms`` field as sent (bytes) or None.
     """
 
-    __slots__ = ("entry_id", "data", "reply_to")
+    __slots__ = ("entry_id", "data", "reply_to", "deadline")
 
     def __init__(self, entry_id: str, fields: dict[bytes, bytes] | None) -> None:
         fields = fields or {}
         self.entry_id = entry_id
         self.data = fields.get(FIELD_DATA.encode(), b"")
         self.reply_to = fields.get(FIELD_REPLY_TO.encode()) or None
+        self.deadline = fields.get(_FIELD_DEADLINE)
 
 
 class BusConsumer:
@@ -273,7 +286,7 @@ class BusConsumer:
         """Run the entry's payload and queue its answer; a busy pool makes it wait, pending."""
         self._unsubmitted -= 1  # handle() submits to the pool before its first suspension
         try:
-            reply = await self.core.handle(entry.data, {"request_id": "bus:" + entry.entry_id})
+            reply = await self._handle(entry)
         except (
             Exception
         ):  # a bug of ours: leave the entry pending; it is reclaimed, then dead-lettered
@@ -281,10 +294,34 @@ class BusConsumer:
             self.held.pop(entry.entry_id, None)
             self._capacity.set()
             return
+        if reply is None:  # past its deadline for longer than anyone waits: ack, no reply
+            self._outbox.put((entry, b""))
+            return
         if reply.busy:
             self.waiting.append(entry)
             return
         self._outbox.put((entry, reply.body))
+
+    async def _handle(self, entry: Entry) -> Reply | None:
+        """The reply of ``entry`` under its deadline (module doc, "Deadlines"); None: ack only."""
+        deadline_ms = None
+        if entry.deadline is not None:
+            try:
+                deadline_ms = parse_deadline_ms(entry.deadline)
+            except ValueError as exc:
+                logger.warning("bus: entry %s refused: %s", entry.entry_id, exc)
+                return error_reply(InvalidRequest(data={"message": str(exc)}))
+            missed_by_ms = now_ms() - deadline_ms
+            if missed_by_ms > self.notify_ttl_ms:
+                logger.info(
+                    "bus: entry %s acked without running: its deadline passed %d ms ago",
+                    entry.entry_id,
+                    round(missed_by_ms),
+                )
+                return None
+        return await self.core.handle(
+            entry.data, {"request_id": "bus:" + entry.entry_id}, deadline_ms
+        )
 
     def answered_elsewhere(self, entry: Entry) -> None:
         """Ack ``entry`` without running it: its "answered" record exists (a reclaimed copy)."""

@@ -21,8 +21,14 @@ body over ``max_body_bytes``                          413 JSON (the body is read
                                                       :data:`DISCARD_LIMIT_BYTES` more,
                                                       past that 413 at once and the
                                                       connection closed)
+a bad ``X-Timeout-Ms`` (not a number of ms >= 0)      400 JSON (after the body)
 a bug of ours                                         500 JSON, logged with the stack
 ====================================================  ====================================
+
+``X-Timeout-Ms`` gives the payload a deadline, counted from the arrival of the request's
+headers (see :meth:`server.jsonrpc.JsonRpcCore.handle`). A client that disconnects before its
+response is written withdraws its calls (:meth:`executor.pool.Pool.withdraw`): the waiting
+ones never run, running ``async def`` ones are cancelled, nothing is written back.
 
 Every response carries ``X-Request-ID`` (the request's, else generated), the headers the
 ``tornado.web`` handlers send (``Server``, ``Date``, ``Content-Type``, ``Content-Length``) and,
@@ -61,6 +67,7 @@ from server.http.base import REQUEST_ID_HEADER, BaseHandler, bearer_refusal, req
 from server.http.cors import CorsPolicy, is_preflight
 from server.http.errors import RETRY_AFTER_S, RestError, error_body
 from server.jsonrpc import JsonRpcCore
+from wire.deadline import TIMEOUT_HEADER, deadline_from_timeout_ms, now_ms
 
 __all__ = ["DISCARD_LIMIT_BYTES", "MATCHER", "RpcDelegate", "RpcEndpoint", "RpcHandler"]
 
@@ -75,7 +82,7 @@ _SERVER = "TornadoServer/" + tornado.version
 _RETRY_AFTER = str(RETRY_AFTER_S)
 _STATUS_LINES = {
     status: ResponseStartLine("HTTP/1.1", status, HTTPStatus(status).phrase)
-    for status in (200, 204, 401, 413, 500, 503)
+    for status in (200, 204, 400, 401, 413, 500, 503)
 }
 
 
@@ -144,7 +151,8 @@ class RpcDelegate(HTTPMessageDelegate):
     """One ``POST /rpc``: takes the body as it streams in, answers once it is complete.
 
     Tornado's connection calls :meth:`headers_received`, :meth:`data_received` per chunk,
-    then :meth:`finish` (or :meth:`on_connection_close` if the client leaves first).
+    then :meth:`finish` (or :meth:`on_connection_close` if the client leaves first); a client
+    that leaves after :meth:`finish` and before its response cancels the answering task.
     """
 
     def __init__(self, endpoint: RpcEndpoint, request: HTTPServerRequest) -> None:
@@ -155,6 +163,7 @@ class RpcDelegate(HTTPMessageDelegate):
         self.size = 0
         self.refusal: RestError | None = None
         self.task: asyncio.Task[None] | None = None
+        self.deadline_ms: float | None = None
 
     def headers_received(
         self, start_line: RequestStartLine | ResponseStartLine, headers: HTTPHeaders
@@ -165,6 +174,13 @@ class RpcDelegate(HTTPMessageDelegate):
             # Refusals wait until the body is read: answering while the client still sends
             # it would reset the connection before the client reads the answer.
             self.refusal = bearer_refusal(endpoint.auth_token, headers.get("Authorization"))
+        timeout = headers.get(TIMEOUT_HEADER)
+        if timeout is not None:
+            try:
+                self.deadline_ms = deadline_from_timeout_ms(timeout, now_ms())
+            except ValueError as exc:
+                logger.warning("POST %s refused: %s", self.request.path, exc)
+                self.refusal = self.refusal or RestError(400, str(exc))
         limit = endpoint.max_body_bytes
         length = headers.get("Content-Length", "")
         declared = int(length) if length.isdigit() else 0
@@ -197,15 +213,31 @@ class RpcDelegate(HTTPMessageDelegate):
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         self.chunks = []
         self.task = asyncio.get_running_loop().create_task(self._answer(body))
+        connection = self.request.connection
+        if isinstance(connection, HTTP1Connection):
+            connection.set_close_callback(self._on_client_left)
 
     def on_connection_close(self) -> None:
         """The client left before the body was complete: nothing to answer."""
         self.chunks = []
 
+    def _on_client_left(self) -> None:
+        """The client disconnected before its response: withdraw its calls (cancel the task)."""
+        task = self.task
+        if task is not None and not task.done():
+            logger.info(
+                "POST %s: client left before its response (request %s); withdrawing its calls",
+                self.request.path,
+                self.request_id,
+            )
+            task.cancel()
+
     async def _answer(self, body: bytes) -> None:
         """Run the payload through the core and write its response (the module doc's table)."""
         try:
-            reply = await self.endpoint.core.handle(body, {"request_id": self.request_id})
+            reply = await self.endpoint.core.handle(
+                body, {"request_id": self.request_id}, self.deadline_ms
+            )
         except Exception:  # a bug of ours: a JSON 500, logged with the stack
             logger.exception("POST %s failed", self.request.path)
             self._respond(500, error_body(500, "Internal Server Error"))
