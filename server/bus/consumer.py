@@ -38,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import logging
 
 import redis.asyncio
@@ -54,8 +55,10 @@ from busclient import (
 from executor.pool import Pool
 from server.bus import scripts
 from server.bus.counters import BusCounters
+from server.bus.idempotent import answer_once
+from server.idempotency import Idempotency
 from server.jsonrpc import JsonRpcCore
-from wire.keys import FIELD_DATA, FIELD_REPLY_TO, BusKeys
+from wire.keys import FIELD_DATA, FIELD_IDEMPOTENCY_KEY, FIELD_REPLY_TO, BusKeys
 from wire.names import instance_id
 
 __all__ = ["BusConsumer", "Entry", "READ_BLOCK_MS", "MAX_READ", "DEAD_MAXLEN"]
@@ -82,15 +85,17 @@ class Entry:
         entry_id: the stream entry id, e.g. ``"1700000000000-0"``.
         data: the JSON-RPC payload (bytes; empty when the field was missing: -32700).
         reply_to: the reply list key (bytes) or None.
+        idempotency_key: the field ``idempotency_key`` (bytes) or None.
     """
 
-    __slots__ = ("entry_id", "data", "reply_to")
+    __slots__ = ("entry_id", "data", "reply_to", "idempotency_key")
 
     def __init__(self, entry_id: str, fields: dict[bytes, bytes] | None) -> None:
         fields = fields or {}
         self.entry_id = entry_id
         self.data = fields.get(FIELD_DATA.encode(), b"")
         self.reply_to = fields.get(FIELD_REPLY_TO.encode()) or None
+        self.idempotency_key = fields.get(FIELD_IDEMPOTENCY_KEY.encode())
 
 
 class BusConsumer:
@@ -105,6 +110,8 @@ class BusConsumer:
         done_ttl_ms: life of the "answered" record of an entry, milliseconds.
         outage: the bus's shared outage tracker (one log line per outage).
         counters: the bus's counters; this consumer adds entries read and dead-lettered.
+        idempotency: the rules of the field ``idempotency_key`` (:mod:`server.bus.idempotent`);
+            None: the field is ignored.
 
     Start with :meth:`start`; stop with :meth:`stop_reading`, then :meth:`close`.
     """
@@ -119,8 +126,11 @@ class BusConsumer:
         done_ttl_ms: int,
         outage: Outage,
         counters: BusCounters,
+        idempotency: Idempotency | None = None,
     ) -> None:
         self.client = client
+        self.idempotency = idempotency
+        self.dead_maxlen = DEAD_MAXLEN  # approximate bound of the dead-letter stream, entries
         self.keys = keys
         self.pool = pool
         self.core = core
@@ -273,7 +283,12 @@ class BusConsumer:
         """Run the entry's payload and queue its answer; a busy pool makes it wait, pending."""
         self._unsubmitted -= 1  # handle() submits to the pool before its first suspension
         try:
-            reply = await self.core.handle(entry.data, {"request_id": "bus:" + entry.entry_id})
+            context = {"request_id": "bus:" + entry.entry_id}
+            if entry.idempotency_key is not None and self.idempotency is not None:
+                run = functools.partial(self.core.handle, entry.data, context)
+                reply = await answer_once(self.idempotency, entry.idempotency_key, entry.data, run)
+            else:
+                reply = await self.core.handle(entry.data, context)
         except (
             Exception
         ):  # a bug of ours: leave the entry pending; it is reclaimed, then dead-lettered
@@ -352,7 +367,7 @@ class BusConsumer:
         moved = await scripts.DEAD_LETTER.run(
             self.client,
             [self.keys.requests, self.keys.dead],
-            [self.keys.group, entry_id, reason, deliveries, DEAD_MAXLEN],
+            [self.keys.group, entry_id, reason, deliveries, self.dead_maxlen],
         )
         if moved:
             self.counters.entries_dead_lettered += 1

@@ -40,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from email.utils import formatdate
 from http import HTTPStatus
 from typing import Any
@@ -60,6 +61,7 @@ from server.http.access_log import log_access
 from server.http.base import REQUEST_ID_HEADER, BaseHandler, bearer_refusal, request_id_of
 from server.http.cors import CorsPolicy, is_preflight
 from server.http.errors import RETRY_AFTER_S, RestError, error_body
+from server.http.idempotent import IDEMPOTENCY_KEY_HEADER, HttpIdempotency
 from server.jsonrpc import JsonRpcCore
 
 __all__ = ["DISCARD_LIMIT_BYTES", "MATCHER", "RpcDelegate", "RpcEndpoint", "RpcHandler"]
@@ -75,7 +77,7 @@ _SERVER = "TornadoServer/" + tornado.version
 _RETRY_AFTER = str(RETRY_AFTER_S)
 _STATUS_LINES = {
     status: ResponseStartLine("HTTP/1.1", status, HTTPStatus(status).phrase)
-    for status in (200, 204, 401, 413, 500, 503)
+    for status in (200, 204, 400, 401, 413, 422, 500, 503)
 }
 
 
@@ -117,6 +119,7 @@ class RpcEndpoint(tornado.routing.Router):
         auth_token: the bearer token the server requires, or None.
         cors: who may call across origins.
         access_log: write the access log line of each request.
+        idempotency: answers the requests with ``Idempotency-Key``; None: the header is ignored.
     """
 
     def __init__(
@@ -127,8 +130,10 @@ class RpcEndpoint(tornado.routing.Router):
         auth_token: str | None,
         cors: CorsPolicy,
         access_log: bool,
+        idempotency: HttpIdempotency | None = None,
     ) -> None:
         self.core = core
+        self.idempotency = idempotency
         self.max_body_bytes = max_body_bytes
         self.auth_token = auth_token
         self.cors = cors
@@ -155,6 +160,8 @@ class RpcDelegate(HTTPMessageDelegate):
         self.size = 0
         self.refusal: RestError | None = None
         self.task: asyncio.Task[None] | None = None
+        #: told ``(status, body)`` of the response before it is written (idempotency)
+        self.on_response: Callable[[int, bytes | None], None] | None = None
 
     def headers_received(
         self, start_line: RequestStartLine | ResponseStartLine, headers: HTTPHeaders
@@ -196,6 +203,10 @@ class RpcDelegate(HTTPMessageDelegate):
         chunks = self.chunks
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         self.chunks = []
+        idempotency = self.endpoint.idempotency
+        if idempotency is not None and IDEMPOTENCY_KEY_HEADER in self.request.headers:
+            self.task = asyncio.get_running_loop().create_task(idempotency.answer(self, body))
+            return
         self.task = asyncio.get_running_loop().create_task(self._answer(body))
 
     def on_connection_close(self) -> None:
@@ -231,6 +242,8 @@ class RpcDelegate(HTTPMessageDelegate):
         extra: list[tuple[str, str]] | None = None,
     ) -> None:
         """Write the whole response: the headers of the module doc, then ``body``."""
+        if self.on_response is not None:
+            self.on_response(status, body)
         endpoint = self.endpoint
         request = self.request
         now_s = time.time()
