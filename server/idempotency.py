@@ -437,6 +437,8 @@ class Idempotency:
                 raise KeyReused(key)
             if held.answer is not None:
                 return Outcome(held.answer, replayed=True)
+            if pause_s == POLL_FIRST_S:
+                logger.info("idempotency: %r is running for another request; waiting", key)
             await self.store.wait(key, pause_s)
             pause_s = min(POLL_MAX_S, pause_s * 2)
 
