@@ -73,7 +73,7 @@ def test_same_key_with_another_body_is_422(server: ServerProcess, tmp_path: Path
 @pytest.mark.parametrize("key", [b"", b"x" * 256, "caf\u00e9".encode()])
 def test_an_empty_overlong_or_non_ascii_key_is_400(server: ServerProcess, key: bytes) -> None:
     refused = server.http.post(
-        "/rpc", content=request("add", [1, 2]), headers={"Idempotency-Key": key}
+        "/rpc", content=request("add", [1, 2]), headers={b"Idempotency-Key": key}
     )
     assert refused.status_code == 400
     assert "idempotency key" in refused.json()["error"]["message"]
