@@ -245,7 +245,11 @@ class DeadLetters:
 
     async def trim(self) -> int:
         """Apply the retention bound (module doc); returns how many dead letters were removed."""
-        removed = await self.client.xtrim(self.keys.dead, maxlen=self.max_entries)
+        removed = await self.client.xtrim(
+            self.keys.dead, maxlen=self.max_entries, approximate=False
+        )
         oldest_kept_ms = int(time.time() * 1000) - self.max_age_s * 1000
-        removed += await self.client.xtrim(self.keys.dead, minid=f"{max(0, oldest_kept_ms)}-0")
+        removed += await self.client.xtrim(
+            self.keys.dead, minid=f"{max(0, oldest_kept_ms)}-0", approximate=False
+        )
         return int(removed)
