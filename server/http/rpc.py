@@ -22,6 +22,10 @@ body over ``max_body_bytes``                          413 JSON (the body is read
                                                       past that 413 at once and the
                                                       connection closed)
 a bug of ours                                         500 JSON, logged with the stack
+``Idempotency-Key``: a repeat, a reused key, a bad    the stored response with
+key, the store unreachable                            ``Idempotent-Replayed: true``, 422,
+                                                      400, 503 JSON
+                                                      (:mod:`server.http.idempotent`)
 ====================================================  ====================================
 
 Every response carries ``X-Request-ID`` (the request's, else generated), the headers the
