@@ -29,6 +29,19 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     server.stop()
 
 
+def gated_request(counter: Path, gate: Path) -> str:
+    """A request of ``once.gated`` that counts in ``counter`` and waits until ``gate`` exists."""
+    return request("once.gated", [str(counter), str(gate)])
+
+
+def wait_until_waiting(server: ServerProcess, key: str) -> None:
+    """Wait until ``server`` logs that a duplicate with ``key`` waits for the first's response."""
+    wait_for(
+        lambda: f"{key!r} is running for another request" in server.log(),
+        message="the duplicate to wait",
+    )
+
+
 def runs(counter: Path) -> int:
     return len(counter.read_text().splitlines()) if counter.exists() else 0
 
@@ -81,15 +94,11 @@ def test_an_empty_overlong_or_non_ascii_key_is_400(server: ServerProcess, key: b
 
 def test_concurrent_duplicates_run_once(server: ServerProcess, tmp_path: Path) -> None:
     counter, gate = tmp_path / "runs.txt", tmp_path / "gate"
-    body = request("once.gated", [str(counter), str(gate)])
-    headers = {"Idempotency-Key": "concurrent"}
+    body, headers = gated_request(counter, gate), {"Idempotency-Key": "concurrent"}
     first = in_background(server.post, body, headers)
     wait_for(lambda: runs(counter) == 1, message="the first call to run")
     second = in_background(server.post, body, headers)
-    wait_for(
-        lambda: "'concurrent' is running for another request" in server.log(),
-        message="the duplicate to wait",
-    )
+    wait_until_waiting(server, "concurrent")
     gate.touch()
     answers = [first.result(timeout=30), second.result(timeout=30)]
     assert [answer.json() for answer in answers] == [{"jsonrpc": "2.0", "result": 1, "id": 1}] * 2

@@ -8,15 +8,34 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import redis
 
 from tests.bus.test_bus_rpc import STREAM, receive
-from tests.support import PROJECT_DIR, ServerProcess, in_background, wait_for
+from tests.support import ServerProcess, in_background, wait_for
+from tests.test_idempotency import ONCE_METHODS, gated_request, wait_until_waiting
 
 COUNTER = "sbusr:demo:counter:idempotent"
 INCR = json.dumps(
     {"jsonrpc": "2.0", "method": "demo_redis.incr", "params": ["idempotent"], "id": 7}
 )
+
+
+#: ``gated_servers(env)``: two servers on the test's Redis with ``once.py`` among their methods.
+GatedServers = Callable[[dict[str, str]], tuple[ServerProcess, ServerProcess]]
+
+
+@pytest.fixture
+def gated_servers(
+    start_server: Callable[..., ServerProcess], methods_dir: Path, redis_url: str
+) -> GatedServers:
+    shutil.copy(ONCE_METHODS, methods_dir / "once.py")
+
+    def start(env: dict[str, str]) -> tuple[ServerProcess, ServerProcess]:
+        both = {"SBUSR_REDIS_URL": redis_url, **env}
+        return start_server(env=both), start_server(env=both)
+
+    return start
 
 
 def send_keyed(raw: redis.Redis, data: str, key: str, reply_to: str) -> None:
@@ -48,26 +67,15 @@ def test_same_key_with_another_body_is_422_on_another_instance(
 
 
 def test_concurrent_duplicates_on_two_instances_run_once(
-    start_server: Callable[..., ServerProcess],
-    methods_dir: Path,
-    redis_url: str,
-    tmp_path: Path,
+    gated_servers: GatedServers, tmp_path: Path
 ) -> None:
-    shutil.copy(PROJECT_DIR / "tests" / "fixtures" / "once.py", methods_dir / "once.py")
-    env = {"SBUSR_REDIS_URL": redis_url}
-    first, second = start_server(env=env), start_server(env=env)
+    first, second = gated_servers({})
     counter, gate = tmp_path / "runs.txt", tmp_path / "gate"
-    body = json.dumps(
-        {"jsonrpc": "2.0", "method": "once.gated", "params": [str(counter), str(gate)], "id": 1}
-    )
-    headers = {"Idempotency-Key": "racing"}
+    body, headers = gated_request(counter, gate), {"Idempotency-Key": "racing"}
     running = in_background(first.post, body, headers)
     wait_for(counter.exists, message="the first call to run")
     waiting = in_background(second.post, body, headers)
-    wait_for(
-        lambda: "'racing' is running for another request" in second.log(),
-        message="the duplicate to wait",
-    )
+    wait_until_waiting(second, "racing")
     gate.touch()
     answers = [running.result(timeout=30), waiting.result(timeout=30)]
     assert [answer.json()["result"] for answer in answers] == [1, 1]
@@ -111,19 +119,11 @@ def test_http_and_bus_share_the_keys(
 
 
 def test_the_claim_of_a_killed_instance_expires_and_a_duplicate_runs(
-    start_server: Callable[..., ServerProcess],
-    methods_dir: Path,
-    redis_url: str,
-    tmp_path: Path,
+    gated_servers: GatedServers, tmp_path: Path
 ) -> None:
-    shutil.copy(PROJECT_DIR / "tests" / "fixtures" / "once.py", methods_dir / "once.py")
-    env = {"SBUSR_REDIS_URL": redis_url, "SBUSR_RPC_TIMEOUT": "2"}
-    doomed, survivor = start_server(env=env), start_server(env=env)
+    doomed, survivor = gated_servers({"SBUSR_RPC_TIMEOUT": "2"})
     counter, gate = tmp_path / "runs.txt", tmp_path / "gate"
-    body = json.dumps(
-        {"jsonrpc": "2.0", "method": "once.gated", "params": [str(counter), str(gate)], "id": 1}
-    )
-    headers = {"Idempotency-Key": "orphaned"}
+    body, headers = gated_request(counter, gate), {"Idempotency-Key": "orphaned"}
     in_background(doomed.post, body, headers)
     wait_for(counter.exists, message="the first call to run")
     doomed.stop(signal.SIGKILL)
