@@ -48,6 +48,8 @@ REPLAYED_HEADER = "Idempotent-Replayed"
 
 #: Statuses whose responses are stored (a 503 busy or a 500 ran nothing, or not fully).
 _STORED_STATUSES = frozenset((200, 204))
+#: The answer of a request whose response was never written.
+_NOT_ANSWERED = Answer(0, b"", storable=False)
 
 
 class HttpIdempotency:
@@ -80,7 +82,8 @@ class HttpIdempotency:
                 await delegate._answer(body)
             finally:
                 delegate.on_response = None
-            return written[0]
+            # nothing written: the client left before its answer; store nothing, free the key
+            return written[0] if written else _NOT_ANSWERED
 
         try:
             outcome = await self.idempotency.run(key, body, call)
