@@ -17,11 +17,13 @@ other methods on ``/rpc``, ``/``         rpc.RpcHandler (405)         max_body_b
 ``GET|POST /api/jobs``                   jobs.JobsHandler             scheduler (None: off)
 ``GET|DELETE /api/jobs/{id}``            jobs.JobHandler              scheduler
 ``POST /api/jobs/{id}/pause|resume|run`` jobs.JobActionHandler        scheduler
-``GET /api/deadletters``                 deadletters.DeadLettersHandler  deadletters (None: off)
-``GET|DELETE /api/deadletters/{id}``     deadletters.DeadLetterHandler   deadletters
-``POST /api/deadletters/{id}/replay``    deadletters.DeadLetterActionHandler  deadletters
+``GET /api/deadletters``                 deadletters (a)              deadletters (None: off)
+``GET|DELETE /api/deadletters/{id}``     deadletters (b)              deadletters
+``POST /api/deadletters/{id}/replay``    deadletters (c)              deadletters
 anything else                            base.NotFoundHandler         (JSON 404)
 =======================================  ===========================  =======================
+
+(a) ``DeadLettersHandler``, (b) ``DeadLetterHandler``, (c) ``DeadLetterActionHandler``.
 
 Every handler that requires the bearer token also gets ``auth_token``. ``POST /rpc`` and
 ``POST /`` are served below ``tornado.web``: :func:`make_router` sends them to
