@@ -97,12 +97,17 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the server (or ``run.py call ...``, see busclient/cli.py); returns the exit code."""
+    """Run the server (or ``run.py call ...``, see busclient/cli.py, or ``run.py deadletters
+    ...``, see server/bus/deadletters_cli.py); returns the exit code."""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["call"]:
         from busclient.cli import main as call_main
 
         return call_main(argv[1:])
+    if argv[:1] == ["deadletters"]:
+        from server.bus.deadletters_cli import main as deadletters_main
+
+        return deadletters_main(argv[1:])
     arguments = parse_arguments(argv)
     try:
         settings = settings_module.load()

@@ -151,6 +151,12 @@ class Settings:
             instances changed, milliseconds (``SBUSR_SCHEDULER_POLL_MS``), default 1000.
         cors_origins: browser origins allowed to call across origins (``SBUSR_CORS_ORIGINS``,
             comma-separated ``scheme://host[:port]``, or ``*`` for any); empty: none.
+        idempotency_ttl_s: how long the response of an ``Idempotency-Key`` is kept, seconds
+            (``SBUSR_IDEMPOTENCY_TTL_S``), default 86400.
+        deadletter_max_entries: most entries kept in the dead-letter stream
+            (``SBUSR_DEADLETTER_MAX_ENTRIES``), default 10000; older ones are trimmed.
+        deadletter_max_age_s: dead letters older than this are trimmed, seconds
+            (``SBUSR_DEADLETTER_MAX_AGE_S``), default 604800 (7 days).
     """
 
     host: str = "127.0.0.1"
@@ -182,6 +188,9 @@ class Settings:
     jobs_table: str = "sbusr_jobs"
     scheduler_poll_ms: int = 1000
     cors_origins: tuple[str, ...] = ()
+    idempotency_ttl_s: int = 86400
+    deadletter_max_entries: int = 10000
+    deadletter_max_age_s: int = 7 * 86400
 
     def replace(self, **changes: Any) -> Settings:
         """Return a copy with ``changes`` applied (command-line options use this)."""
@@ -228,6 +237,9 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "jobs_table": ("JOBS_TABLE", _table_name),
     "scheduler_poll_ms": ("SCHEDULER_POLL_MS", _positive_int),
     "cors_origins": ("CORS_ORIGINS", _origins),
+    "idempotency_ttl_s": ("IDEMPOTENCY_TTL_S", _positive_int),
+    "deadletter_max_entries": ("DEADLETTER_MAX_ENTRIES", _positive_int),
+    "deadletter_max_age_s": ("DEADLETTER_MAX_AGE_S", _positive_int),
 }
 
 

@@ -24,6 +24,7 @@ import tornado.netutil
 from executor.pool import Pool, ReloadFailed
 from server.bus import Bus
 from server.http.app import Services, make_router
+from server.idempotency import memory_idempotency
 from server.jsonrpc import JsonRpcCore
 from server.metrics import CallMetrics, Metrics
 from server.openrpc_cache import OpenRpcCache
@@ -222,6 +223,10 @@ async def serve(
                     metrics=Metrics(pool, calls, bus.counters if bus is not None else None),
                     scheduler=jobs,
                     flows=bus.flows if bus is not None else None,
+                    idempotency=bus.idempotency
+                    if bus is not None
+                    else memory_idempotency(settings),
+                    deadletters=bus.deadletters if bus is not None else None,
                 )
                 server, port = _listen(settings, services)
                 closing.push_async_callback(_close_http, server)

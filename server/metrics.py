@@ -24,6 +24,7 @@ sbusr_bus_entries_read_total                counter    bus entries read (XREADGR
 sbusr_bus_entries_reclaimed_total           counter    bus entries claimed (XAUTOCLAIM)
 sbusr_bus_entries_dead_lettered_total       counter    bus entries moved to the dead letters
 sbusr_bus_pending_entries                   gauge      entries delivered, not acked yet
+sbusr_bus_dead_letters_replayed_total       counter    dead letters put back on the request stream
 process_*, python_*                         various    the server process (prometheus_client)
 ==========================================  =========  ======================================
 
@@ -114,6 +115,7 @@ class BusCountersView(Protocol):
         entries_reclaimed: entries claimed from a silent consumer (XAUTOCLAIM).
         entries_dead_lettered: entries moved to the dead-letter stream.
         pending: entries delivered and not acked yet, as last seen (XPENDING).
+        dead_letters_replayed: dead letters this instance replayed.
     """
 
     @property
@@ -127,6 +129,9 @@ class BusCountersView(Protocol):
 
     @property
     def pending(self) -> int: ...
+
+    @property
+    def dead_letters_replayed(self) -> int: ...
 
 
 def _outcome_of_error(payload: bytes) -> str:
@@ -350,6 +355,11 @@ class _BusCollector(Collector):
             "sbusr_bus_pending_entries",
             "Bus entries delivered and not acked yet (as last seen by the bus consumer).",
             value=pending,
+        )
+        yield CounterMetricFamily(
+            "sbusr_bus_dead_letters_replayed",
+            "Dead letters put back on the request stream (POST /api/deadletters/{id}/replay).",
+            value=counters.dead_letters_replayed if counters is not None else 0,
         )
 
 

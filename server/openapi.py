@@ -30,6 +30,7 @@ import tornado.routing
 import tornado.web
 
 from kit.jobs import JOB_SCHEMA
+from server.http.deadletters import REPLAY_SCHEMA
 from server.http.flow import FLOW_SCHEMA
 
 __all__ = [
@@ -69,6 +70,8 @@ def _error(description: str) -> dict[str, Any]:
 _UNAUTHORIZED = _error("missing or wrong bearer token (when the server has one)")
 _NO_SCHEDULER = _error("the scheduler is off (SBUSR_SCHEDULER=0)")
 _NO_JOB = _error("no job with this id")
+_NO_BUS = _error("the bus is off (no SBUSR_REDIS_URL) or Redis cannot be reached")
+_NO_DEAD_LETTER = _error("no dead letter with this entry id")
 
 _COMPONENTS: dict[str, Any] = {
     "schemas": {
@@ -143,6 +146,22 @@ _COMPONENTS: dict[str, Any] = {
             "required": ["id", "method", "state"],
         },
         "FlowStart": FLOW_SCHEMA,
+        "DeadLetter": {
+            "type": "object",
+            "description": "A bus entry given up (docs/protocol.md, Dead letters).",
+            "properties": {
+                "entry_id": {"type": "string"},
+                "request_entry_id": {"type": "string"},
+                "reason": {"type": "string"},
+                "deliveries": {"type": "integer"},
+                "method": {"type": ["string", "null"]},
+                "methods": {"type": "array", "items": {"type": "string"}},
+                "age_s": {"type": "number"},
+                "reply_to": {"type": ["string", "null"]},
+                "data": {"type": "string"},
+                "replayed_from": {"type": ["string", "null"]},
+            },
+        },
     },
     "securitySchemes": {
         "bearer": {
@@ -186,7 +205,10 @@ _RPC: dict[str, Any] = {
             "the response (errors included: -32700 ... -32004)",
         ),
         "204": {"description": "only notifications were sent: nothing to answer"},
-        "400": _error("X-Timeout-Ms is not a number of milliseconds >= 0"),
+        "400": _error(
+            "X-Timeout-Ms is not a number of milliseconds >= 0, or an Idempotency-Key is empty,"
+            " over 255 characters or not ASCII"
+        ),
         "401": _UNAUTHORIZED,
         "413": _error("the body is over SBUSR_MAX_BODY_BYTES"),
         "422": _error("an Idempotency-Key reused with another body"),
@@ -422,26 +444,73 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         },
     },
     ("/api/deadletters", "get"): {
-        "summary": "The dead letters: bus entries given up after max_deliveries",
-        "tags": ["Bus"],
-        "responses": {"200": _json({"type": "object"}, "the entries"), "401": _UNAUTHORIZED},
-    },
-    ("/api/deadletters/{}/replay", "post"): {
-        "summary": "Send a dead letter to the request stream again",
+        "summary": "The dead letters, newest first: bus entries given up after max_deliveries",
+        "description": "Query: `limit` (1-500, default 50), `before` (an entry id, exclusive; "
+        "the `next_before` of the previous page).",
         "tags": ["Bus"],
         "responses": {
-            "200": _json({"type": "object"}, "replayed"),
+            "200": _json(
+                {
+                    "type": "object",
+                    "properties": {
+                        "deadletters": {"type": "array", "items": _ref("DeadLetter")},
+                        "total": {"type": "integer"},
+                        "replayed_total": {"type": "integer"},
+                        "next_before": {"type": ["string", "null"]},
+                    },
+                },
+                "one page",
+            ),
+            "400": _error("a bad limit or before"),
             "401": _UNAUTHORIZED,
-            "404": _error("no such entry"),
+            "503": _NO_BUS,
+        },
+    },
+    ("/api/deadletters/{}", "get"): {
+        "summary": "One dead letter",
+        "tags": ["Bus"],
+        "responses": {
+            "200": _json(_ref("DeadLetter"), "the dead letter"),
+            "401": _UNAUTHORIZED,
+            "404": _NO_DEAD_LETTER,
+            "503": _NO_BUS,
+        },
+    },
+    ("/api/deadletters/{}/replay", "post"): {
+        "summary": "Put a dead letter back on the request stream (same data and reply_to)",
+        "tags": ["Bus"],
+        "requestBody": {
+            "required": False,
+            "content": {
+                _JSON: {"schema": REPLAY_SCHEMA, "example": {"timeout_ms": 5000}},
+            },
+        },
+        "responses": {
+            "200": _json(
+                {
+                    "type": "object",
+                    "properties": {
+                        "entry_id": {"type": "string"},
+                        "replayed_as": {"type": "string"},
+                        "deadline_ms": {"type": ["integer", "null"]},
+                    },
+                },
+                "replayed as a new request entry",
+            ),
+            "400": _error("the body does not match the schema"),
+            "401": _UNAUTHORIZED,
+            "404": _NO_DEAD_LETTER,
+            "503": _NO_BUS,
         },
     },
     ("/api/deadletters/{}", "delete"): {
-        "summary": "Remove a dead letter",
+        "summary": "Drop a dead letter",
         "tags": ["Bus"],
         "responses": {
-            "200": _json({"type": "object"}, "removed"),
+            "200": _json({"type": "object"}, "dropped"),
             "401": _UNAUTHORIZED,
-            "404": _error("no such entry"),
+            "404": _NO_DEAD_LETTER,
+            "503": _NO_BUS,
         },
     },
 }

@@ -82,7 +82,9 @@ def test_cross_origin_call_carries_the_cors_headers(cors_server: ServerProcess) 
     )
     assert response.json()["result"] == "x"
     assert response.headers["Access-Control-Allow-Origin"] == ALLOWED
-    assert response.headers["Access-Control-Expose-Headers"] == "X-Request-ID, Retry-After"
+    assert response.headers["Access-Control-Expose-Headers"] == (
+        "X-Request-ID, Retry-After, Idempotent-Replayed"
+    )
     assert response.headers["Vary"] == "Origin"
 
 

@@ -6,6 +6,7 @@ the default prefix ``sbusr`` (``SBUSR_BUS_PREFIX``)::
 
     sbusr:rpc                      stream of requests (consumer group ``sbusr``)
     sbusr:rpc:dead                 dead-letter stream
+    sbusr:rpc:dead:replays         counter of dead letters put back on sbusr:rpc (all instances)
     sbusr:done:<entry id>          short-lived record "this entry was answered"
     sbusr:peers                    sorted set of peers, member "<unit>:<client>", score epoch ms
     sbusr:peer:<unit>:<client>     stream of commands for one peer (flow.start)
@@ -13,13 +14,23 @@ the default prefix ``sbusr`` (``SBUSR_BUS_PREFIX``)::
                                    starts)
     sbusr:job:<job id>:<epoch ms>  lease of one occurrence of a scheduled job
     sbusr:lock:<name>              a kit.lock lock
+    sbusr:idempotency:<key>        claim, then stored response, of one ``Idempotency-Key``
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-__all__ = ["BusKeys", "DEFAULT_PREFIX", "FLOW_START", "FIELD_DATA", "FIELD_REPLY_TO", "FIELD_TYPE"]
+__all__ = [
+    "BusKeys",
+    "DEFAULT_PREFIX",
+    "FLOW_START",
+    "FIELD_DATA",
+    "FIELD_IDEMPOTENCY_KEY",
+    "FIELD_REPLAYED_FROM",
+    "FIELD_REPLY_TO",
+    "FIELD_TYPE",
+]
 
 #: The default key prefix (``SBUSR_BUS_PREFIX``).
 DEFAULT_PREFIX = "sbusr"
@@ -28,6 +39,10 @@ DEFAULT_PREFIX = "sbusr"
 FIELD_DATA = "data"
 FIELD_REPLY_TO = "reply_to"
 FIELD_TYPE = "type"
+#: Entry field (design.md, "Deadlines and idempotency"): the caller's idempotency key.
+FIELD_IDEMPOTENCY_KEY = "idempotency_key"
+#: Entry field of a replayed dead letter: the dead-letter entry id it was put back from.
+FIELD_REPLAYED_FROM = "replayed_from"
 
 #: ``type`` of a flow start entry on a peer's stream.
 FLOW_START = "flow.start"
@@ -59,6 +74,12 @@ class BusKeys:
     def dead(self) -> str:
         """The dead-letter stream, e.g. ``sbusr:rpc:dead``."""
         return self.prefix + ":rpc:dead"
+
+    @property
+    def dead_replays(self) -> str:
+        """The counter of dead letters replayed onto :attr:`requests`, e.g.
+        ``sbusr:rpc:dead:replays``."""
+        return self.prefix + ":rpc:dead:replays"
 
     def done(self, entry_id: str) -> str:
         """The "answered" record of a request entry, e.g. ``sbusr:done:1700000000000-0``."""
@@ -94,3 +115,8 @@ class BusKeys:
     def lock(self, name: str) -> str:
         """The key of the ``kit.lock`` lock ``name``, e.g. ``sbusr:lock:nightly``."""
         return f"{self.prefix}:lock:{name}"
+
+    def idempotency(self, key: str) -> str:
+        """The claim, then the stored response, of one idempotency key, e.g.
+        ``sbusr:idempotency:order-4711``."""
+        return f"{self.prefix}:idempotency:{key}"

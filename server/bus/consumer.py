@@ -45,6 +45,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import logging
 
 import redis.asyncio
@@ -61,10 +62,12 @@ from busclient import (
 from executor.pool import Pool
 from server.bus import scripts
 from server.bus.counters import BusCounters
+from server.bus.idempotent import answer_once
+from server.idempotency import Idempotency
 from server.jsonrpc import JsonRpcCore, Reply, error_reply
 from wire.deadline import FIELD_DEADLINE_MS, now_ms, parse_deadline_ms
 from wire.errors import InvalidRequest
-from wire.keys import FIELD_DATA, FIELD_REPLY_TO, BusKeys
+from wire.keys import FIELD_DATA, FIELD_IDEMPOTENCY_KEY, FIELD_REPLY_TO, BusKeys
 from wire.names import instance_id
 
 __all__ = ["BusConsumer", "Entry", "READ_BLOCK_MS", "MAX_READ", "DEAD_MAXLEN"]
@@ -94,9 +97,10 @@ class Entry:
         data: the JSON-RPC payload (bytes; empty when the field was missing: -32700).
         reply_to: the reply list key (bytes) or None.
         deadline: the ``deadline_ms`` field as sent (bytes) or None.
+        idempotency_key: the field ``idempotency_key`` (bytes) or None.
     """
 
-    __slots__ = ("entry_id", "data", "reply_to", "deadline")
+    __slots__ = ("entry_id", "data", "reply_to", "deadline", "idempotency_key")
 
     def __init__(self, entry_id: str, fields: dict[bytes, bytes] | None) -> None:
         fields = fields or {}
@@ -104,6 +108,7 @@ class Entry:
         self.data = fields.get(FIELD_DATA.encode(), b"")
         self.reply_to = fields.get(FIELD_REPLY_TO.encode()) or None
         self.deadline = fields.get(_FIELD_DEADLINE)
+        self.idempotency_key = fields.get(FIELD_IDEMPOTENCY_KEY.encode())
 
 
 class BusConsumer:
@@ -118,6 +123,8 @@ class BusConsumer:
         done_ttl_ms: life of the "answered" record of an entry, milliseconds.
         outage: the bus's shared outage tracker (one log line per outage).
         counters: the bus's counters; this consumer adds entries read and dead-lettered.
+        idempotency: the rules of the field ``idempotency_key`` (:mod:`server.bus.idempotent`);
+            None: the field is ignored.
 
     Start with :meth:`start`; stop with :meth:`stop_reading`, then :meth:`close`.
     """
@@ -132,8 +139,11 @@ class BusConsumer:
         done_ttl_ms: int,
         outage: Outage,
         counters: BusCounters,
+        idempotency: Idempotency | None = None,
     ) -> None:
         self.client = client
+        self.idempotency = idempotency
+        self.dead_maxlen = DEAD_MAXLEN  # approximate bound of the dead-letter stream, entries
         self.keys = keys
         self.pool = pool
         self.core = core
@@ -319,9 +329,11 @@ class BusConsumer:
                     round(missed_by_ms),
                 )
                 return None
-        return await self.core.handle(
-            entry.data, {"request_id": "bus:" + entry.entry_id}, deadline_ms
-        )
+        context = {"request_id": "bus:" + entry.entry_id}
+        run = functools.partial(self.core.handle, entry.data, context, deadline_ms)
+        if entry.idempotency_key is not None and self.idempotency is not None:
+            return await answer_once(self.idempotency, entry.idempotency_key, entry.data, run)
+        return await run()
 
     def answered_elsewhere(self, entry: Entry) -> None:
         """Ack ``entry`` without running it: its "answered" record exists (a reclaimed copy)."""
@@ -389,7 +401,7 @@ class BusConsumer:
         moved = await scripts.DEAD_LETTER.run(
             self.client,
             [self.keys.requests, self.keys.dead],
-            [self.keys.group, entry_id, reason, deliveries, DEAD_MAXLEN],
+            [self.keys.group, entry_id, reason, deliveries, self.dead_maxlen],
         )
         if moved:
             self.counters.entries_dead_lettered += 1

@@ -18,6 +18,8 @@ class BusCounters:
         entries_read: request entries read with ``XREADGROUP`` since start (a counter).
         entries_reclaimed: entries of other consumers claimed with ``XAUTOCLAIM`` (a counter).
         entries_dead_lettered: entries moved to the dead-letter stream (a counter).
+        dead_letters_replayed: dead letters this instance put back on the request stream
+            (``POST /api/deadletters/{entry id}/replay``; a counter).
         pending: entries of the group delivered and not acked yet, as ``XPENDING`` last told
             the upkeep (a gauge; 0 before the first look).
     """
@@ -25,4 +27,5 @@ class BusCounters:
     entries_read: int = 0
     entries_reclaimed: int = 0
     entries_dead_lettered: int = 0
+    dead_letters_replayed: int = 0
     pending: int = 0

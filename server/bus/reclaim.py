@@ -17,6 +17,8 @@ at least 50 ms), one step after the other:
   pending. Entries below it are delivered and acked in every group, so trimming never drops
   an entry that is pending or not yet delivered. (A producer-side ``XADD MAXLEN ~ N`` would:
   under a backlog it cuts entries nobody has read yet.)
+* **dead letters** -- the retention bound of ``sbusr:rpc:dead`` (count and age,
+  :meth:`server.bus.deadletters.DeadLetters.trim`).
 * **forget** -- consumers of the group with nothing pending and idle for more than
   :data:`STALE_CONSUMER_MS` (dead instances) are deleted (``XGROUP DELCONSUMER``).
 """
@@ -26,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import TYPE_CHECKING
 
 import redis.asyncio
 import redis.exceptions
@@ -34,6 +37,9 @@ from busclient import CONNECTION_ERRORS, Outage, as_text, cancel_and_wait
 from server.bus import scripts
 from server.bus.consumer import MAX_READ, BusConsumer, Entry
 from server.bus.counters import BusCounters
+
+if TYPE_CHECKING:
+    from server.bus.deadletters import DeadLetters
 
 __all__ = ["Maintenance", "STALE_CONSUMER_MS", "parse_id"]
 
@@ -61,6 +67,7 @@ class Maintenance:
         max_deliveries: deliveries of an entry before it is dead-lettered.
         outage: the bus's shared outage tracker.
         counters: the bus's counters; the upkeep adds entries reclaimed and sets pending.
+        deadletters: the dead-letter stream, trimmed every round; None: not trimmed here.
     """
 
     def __init__(
@@ -70,8 +77,10 @@ class Maintenance:
         max_deliveries: int,
         outage: Outage,
         counters: BusCounters,
+        deadletters: DeadLetters | None = None,
     ) -> None:
         self.consumer = consumer
+        self.deadletters = deadletters
         self.client: redis.asyncio.Redis = consumer.client
         self.keys = consumer.keys
         self.claim_idle_ms = claim_idle_ms
@@ -116,6 +125,8 @@ class Maintenance:
         if self.reclaiming:
             await self.reclaim()
         await self.trim()
+        if self.deadletters is not None:
+            await self.deadletters.trim()
         summary = await self.client.xpending(self.keys.requests, self.keys.group)
         self.counters.pending = int(summary["pending"])
         if time.monotonic() - self._forgot_at > FORGET_INTERVAL_S:

@@ -8,8 +8,10 @@ from busclient import REPLY_BLOCK_S, Outage, async_redis
 from executor.pool import Pool
 from server.bus.consumer import READ_BLOCK_MS, BusConsumer
 from server.bus.counters import BusCounters
+from server.bus.deadletters import DeadLetters
 from server.bus.flow import FlowStarter
 from server.bus.reclaim import Maintenance
+from server.idempotency import Idempotency, RedisIdempotencyStore
 from server.jsonrpc import JsonRpcCore
 from settings import Settings
 from wire.keys import BusKeys
@@ -41,6 +43,9 @@ class Bus:
     Attributes:
         counters: what the bus counts (:class:`~server.bus.counters.BusCounters`: entries
             read, reclaimed, dead-lettered, pending), read by ``GET /metrics``.
+        idempotency: the idempotency rules over this Redis (:mod:`server.idempotency`), for the
+            bus field ``idempotency_key`` and the HTTP header ``Idempotency-Key`` alike.
+        deadletters: the dead-letter stream (``/api/deadletters``, its retention bound).
 
     Nothing connects before :meth:`start`; an unreachable Redis is no error: the loops log
     once and retry with back-off while HTTP keeps serving.
@@ -55,6 +60,11 @@ class Bus:
         # retries=1: every command of the server is idempotent or safe to repeat (see async_redis)
         self.client = async_redis(self.url, READ_BLOCK_MS / 1000.0, retries=1)
         self.reader_client = async_redis(self.url, REPLY_BLOCK_S, retries=1)
+        self.idempotency = Idempotency.for_settings(
+            settings.idempotency_ttl_s,
+            settings.rpc_timeout_s,
+            RedisIdempotencyStore(self.client, self.keys),
+        )
         self.consumer = BusConsumer(
             self.client,
             self.keys,
@@ -64,6 +74,15 @@ class Bus:
             done_ttl_ms(settings),
             self.outage,
             self.counters,
+            self.idempotency,
+        )
+        self.consumer.dead_maxlen = settings.deadletter_max_entries
+        self.deadletters = DeadLetters(
+            self.client,
+            self.keys,
+            self.counters,
+            settings.deadletter_max_entries,
+            settings.deadletter_max_age_s,
         )
         self.maintenance = Maintenance(
             self.consumer,
@@ -71,6 +90,7 @@ class Bus:
             settings.max_deliveries,
             self.outage,
             self.counters,
+            self.deadletters,
         )
         self.flow_client = async_redis(self.url)  # no retries: a flow.start must not be sent twice
         self.flows = FlowStarter(

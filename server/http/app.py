@@ -17,8 +17,13 @@ other methods on ``/rpc``, ``/``         rpc.RpcHandler (405)         max_body_b
 ``GET|POST /api/jobs``                   jobs.JobsHandler             scheduler (None: off)
 ``GET|DELETE /api/jobs/{id}``            jobs.JobHandler              scheduler
 ``POST /api/jobs/{id}/pause|resume|run`` jobs.JobActionHandler        scheduler
+``GET /api/deadletters``                 deadletters (a)              deadletters (None: off)
+``GET|DELETE /api/deadletters/{id}``     deadletters (b)              deadletters
+``POST /api/deadletters/{id}/replay``    deadletters (c)              deadletters
 anything else                            base.NotFoundHandler         (JSON 404)
 =======================================  ===========================  =======================
+
+(a) ``DeadLettersHandler``, (b) ``DeadLetterHandler``, (c) ``DeadLetterActionHandler``.
 
 Every handler that requires the bearer token also gets ``auth_token``. ``POST /rpc`` and
 ``POST /`` are served below ``tornado.web``: :func:`make_router` sends them to
@@ -34,10 +39,17 @@ import tornado.routing
 import tornado.web
 
 from executor.pool import Pool
+from server.bus.deadletters import DeadLetters
 from server.bus.flow import FlowStarter
 from server.http.access_log import log_request, no_log
 from server.http.base import NotFoundHandler
 from server.http.cors import CorsPolicy
+from server.http.deadletters import (
+    ENTRY_ID_PATTERN,
+    DeadLetterActionHandler,
+    DeadLetterHandler,
+    DeadLettersHandler,
+)
 from server.http.docs import (
     BrowserRootHandler,
     BrowserRootMatcher,
@@ -46,10 +58,12 @@ from server.http.docs import (
     OpenRpcHandler,
 )
 from server.http.flow import FlowHandler
+from server.http.idempotent import HttpIdempotency
 from server.http.jobs import JOB_ID_PATTERN, JobActionHandler, JobHandler, JobsHandler
 from server.http.metrics import MetricsHandler
 from server.http.rpc import MATCHER, RpcEndpoint, RpcHandler
 from server.http.system import HealthHandler, ResetHandler, StatusHandler
+from server.idempotency import Idempotency
 from server.jsonrpc import JsonRpcCore
 from server.metrics import Metrics
 from server.openrpc_cache import OpenRpcCache
@@ -73,6 +87,9 @@ class Services:
         metrics: what ``/metrics`` shows.
         scheduler: the job scheduler, or None when it is off (job routes answer 503).
         flows: the bus's flow starter, or None when the bus is off (``/api/flow`` answers 503).
+        idempotency: the ``Idempotency-Key`` rules of ``POST /rpc`` (None: the header is
+            ignored).
+        deadletters: the bus's dead letters, or None when the bus is off (503).
     """
 
     pool: Pool
@@ -81,6 +98,8 @@ class Services:
     metrics: Metrics
     scheduler: JobScheduler | None
     flows: FlowStarter | None
+    idempotency: Idempotency | None = None
+    deadletters: DeadLetters | None = None
 
 
 def routes(settings: Settings, services: Services) -> list[Route]:
@@ -97,6 +116,7 @@ def routes(settings: Settings, services: Services) -> list[Route]:
     pool = services.pool
     rpc = {"max_body_bytes": settings.max_body_bytes, "auth_token": token}
     jobs = {"scheduler": services.scheduler, "auth_token": token}
+    dead = {"deadletters": services.deadletters, "auth_token": token}
     return [
         (r"/rpc", RpcHandler, rpc),
         (r"/", RpcHandler, rpc),
@@ -111,6 +131,9 @@ def routes(settings: Settings, services: Services) -> list[Route]:
         (r"/api/jobs", JobsHandler, jobs),
         (rf"/api/jobs/{JOB_ID_PATTERN}", JobHandler, jobs),
         (rf"/api/jobs/{JOB_ID_PATTERN}/(pause|resume|run)", JobActionHandler, jobs),
+        (r"/api/deadletters", DeadLettersHandler, dead),
+        (rf"/api/deadletters/{ENTRY_ID_PATTERN}", DeadLetterHandler, dead),
+        (rf"/api/deadletters/{ENTRY_ID_PATTERN}/replay", DeadLetterActionHandler, dead),
     ]
 
 
@@ -152,6 +175,7 @@ def make_router(settings: Settings, services: Services) -> tornado.routing.RuleR
         auth_token=settings.auth_token,
         cors=application.settings["cors"],
         access_log=settings.access_log,
+        idempotency=HttpIdempotency(services.idempotency) if services.idempotency else None,
     )
     return tornado.routing.RuleRouter(
         [

@@ -35,7 +35,7 @@ __all__ = [
 ALLOWED_REQUEST_HEADERS = "Content-Type, Authorization, X-Request-ID, X-Timeout-Ms, Idempotency-Key"
 
 #: Response headers a cross-origin page may read (``Access-Control-Expose-Headers``).
-EXPOSED_HEADERS = "X-Request-ID, Retry-After"
+EXPOSED_HEADERS = "X-Request-ID, Retry-After, Idempotent-Replayed"
 
 #: How long a browser may keep a preflight's answer, seconds (``Access-Control-Max-Age``).
 MAX_AGE_S = 600

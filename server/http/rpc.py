@@ -23,6 +23,10 @@ body over ``max_body_bytes``                          413 JSON (the body is read
                                                       connection closed)
 a bad ``X-Timeout-Ms`` (not a number of ms >= 0)      400 JSON (after the body)
 a bug of ours                                         500 JSON, logged with the stack
+``Idempotency-Key``: a repeat, a reused key, a bad    the stored response with
+key, the store unreachable                            ``Idempotent-Replayed: true``, 422,
+                                                      400, 503 JSON
+                                                      (:mod:`server.http.idempotent`)
 ====================================================  ====================================
 
 ``X-Timeout-Ms`` gives the payload a deadline, counted from the arrival of the request's
@@ -46,6 +50,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from email.utils import formatdate
 from http import HTTPStatus
 from typing import Any
@@ -66,6 +71,7 @@ from server.http.access_log import log_access
 from server.http.base import REQUEST_ID_HEADER, BaseHandler, bearer_refusal, request_id_of
 from server.http.cors import CorsPolicy, is_preflight
 from server.http.errors import RETRY_AFTER_S, RestError, error_body
+from server.http.idempotent import IDEMPOTENCY_KEY_HEADER, HttpIdempotency
 from server.jsonrpc import JsonRpcCore
 from wire.deadline import TIMEOUT_HEADER, deadline_from_timeout_ms, now_ms
 
@@ -82,7 +88,7 @@ _SERVER = "TornadoServer/" + tornado.version
 _RETRY_AFTER = str(RETRY_AFTER_S)
 _STATUS_LINES = {
     status: ResponseStartLine("HTTP/1.1", status, HTTPStatus(status).phrase)
-    for status in (200, 204, 400, 401, 413, 500, 503)
+    for status in (200, 204, 400, 401, 413, 422, 500, 503)
 }
 
 
@@ -124,6 +130,7 @@ class RpcEndpoint(tornado.routing.Router):
         auth_token: the bearer token the server requires, or None.
         cors: who may call across origins.
         access_log: write the access log line of each request.
+        idempotency: answers the requests with ``Idempotency-Key``; None: the header is ignored.
     """
 
     def __init__(
@@ -134,8 +141,10 @@ class RpcEndpoint(tornado.routing.Router):
         auth_token: str | None,
         cors: CorsPolicy,
         access_log: bool,
+        idempotency: HttpIdempotency | None = None,
     ) -> None:
         self.core = core
+        self.idempotency = idempotency
         self.max_body_bytes = max_body_bytes
         self.auth_token = auth_token
         self.cors = cors
@@ -164,6 +173,8 @@ class RpcDelegate(HTTPMessageDelegate):
         self.refusal: RestError | None = None
         self.task: asyncio.Task[None] | None = None
         self.deadline_ms: float | None = None
+        #: told ``(status, body)`` of the response before it is written (idempotency)
+        self.on_response: Callable[[int, bytes | None], None] | None = None
 
     def headers_received(
         self, start_line: RequestStartLine | ResponseStartLine, headers: HTTPHeaders
@@ -212,7 +223,12 @@ class RpcDelegate(HTTPMessageDelegate):
         chunks = self.chunks
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         self.chunks = []
-        self.task = asyncio.get_running_loop().create_task(self._answer(body))
+        idempotency = self.endpoint.idempotency
+        if idempotency is not None and IDEMPOTENCY_KEY_HEADER in self.request.headers:
+            answering = idempotency.answer(self, body)
+        else:
+            answering = self._answer(body)
+        self.task = asyncio.get_running_loop().create_task(answering)
         connection = self.request.connection
         if isinstance(connection, HTTP1Connection):
             connection.set_close_callback(self._on_client_left)
@@ -263,6 +279,8 @@ class RpcDelegate(HTTPMessageDelegate):
         extra: list[tuple[str, str]] | None = None,
     ) -> None:
         """Write the whole response: the headers of the module doc, then ``body``."""
+        if self.on_response is not None:
+            self.on_response(status, body)
         endpoint = self.endpoint
         request = self.request
         now_s = time.time()
