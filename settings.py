@@ -151,6 +151,8 @@ class Settings:
             instances changed, milliseconds (``SBUSR_SCHEDULER_POLL_MS``), default 1000.
         cors_origins: browser origins allowed to call across origins (``SBUSR_CORS_ORIGINS``,
             comma-separated ``scheme://host[:port]``, or ``*`` for any); empty: none.
+        tracing: make OpenTelemetry spans of the calls (``SBUSR_TRACING``), default off; the
+            exporter comes from the standard ``OTEL_*`` variables (``server.tracing``).
     """
 
     host: str = "127.0.0.1"
@@ -182,6 +184,7 @@ class Settings:
     jobs_table: str = "sbusr_jobs"
     scheduler_poll_ms: int = 1000
     cors_origins: tuple[str, ...] = ()
+    tracing: bool = False
 
     def replace(self, **changes: Any) -> Settings:
         """Return a copy with ``changes`` applied (command-line options use this)."""
@@ -228,6 +231,7 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "jobs_table": ("JOBS_TABLE", _table_name),
     "scheduler_poll_ms": ("SCHEDULER_POLL_MS", _positive_int),
     "cors_origins": ("CORS_ORIGINS", _origins),
+    "tracing": ("TRACING", _parse_bool),
 }
 
 

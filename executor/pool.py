@@ -52,13 +52,13 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from executor import framing
 from executor.process import Spawner, WorkerProcess
 from wire.errors import CallTimeout, InvalidParams, JsonRpcError, ServerBusy, WorkerDied
 
-__all__ = ["Call", "CallObserver", "OnDone", "Pool", "ReloadFailed"]
+__all__ = ["Call", "CallObserver", "CallTracer", "OnDone", "Pool", "ReloadFailed"]
 
 logger = logging.getLogger(__name__)
 
@@ -79,9 +79,9 @@ RECYCLE_JITTER = 0.1
 #: payload is the error object as JSON bytes.
 OnDone = Callable[[bool, bytes], None]
 
-#: ``observer(method, ok, payload, elapsed_s)``: told of every answered call (metrics);
-#: elapsed_s runs from submit to the answer.
-CallObserver = Callable[[str, bool, bytes, float], None]
+#: ``observer(method, ok, payload, elapsed_s, context)``: told of every answered call
+#: (metrics); elapsed_s runs from submit to the answer; context is the call's (or None).
+CallObserver = Callable[[str, bool, bytes, float, "dict[str, Any] | None"], None]
 
 _STARTING, _READY, _DRAINING, _DEAD = "starting", "ready", "draining", "dead"
 
@@ -103,6 +103,23 @@ class ReloadFailed(Exception):
         )
 
 
+class CallTracer(Protocol):
+    """Told where each call is on its way, to record it as spans (``server.tracing``).
+
+    Each method runs on the event loop's thread, synchronously, inside the pool's own code:
+    it must not raise and must be quick.
+    """
+
+    def submitted(self, calls: list[Call]) -> None:
+        """``calls`` were queued (from the submitter's context); may set ``call.trace``."""
+
+    def sent(self, call: Call, worker_pid: int, generation: int) -> None:
+        """``call`` leaves the queue for a worker; it may replace ``call.context`` (a copy)."""
+
+    def answered(self, call: Call, ok: bool, payload: bytes) -> None:
+        """``call`` was answered (see :data:`OnDone` for ``ok`` and ``payload``)."""
+
+
 class Call:
     """One call on its way through the pool.
 
@@ -113,6 +130,8 @@ class Call:
         timeout_s: time limit in seconds, both for waiting in the queue (from submit) and for
             running (from the moment it is sent to a worker).
         context: small dict for the worker's log lines (e.g. ``{"request_id": ...}``) or None.
+
+    ``trace`` belongs to the pool's :class:`CallTracer` (None while tracing is off).
     """
 
     __slots__ = (
@@ -124,6 +143,7 @@ class Call:
         "sent_at",
         "submitted_at",
         "timeout_s",
+        "trace",
         "worker",
     )
     _ids = itertools.count(1)
@@ -145,6 +165,7 @@ class Call:
         self.submitted_at = 0.0
         self.sent_at = 0.0
         self.worker: _Worker | None = None  # where it runs; None while queued or once answered
+        self.trace: Any = None
 
 
 class _Worker:
@@ -243,6 +264,8 @@ class Pool:
 
     Attributes:
         observer: a :data:`CallObserver` told of every answered call, or None.
+        tracer: a :class:`CallTracer` told of every call's queueing, sending and answer, or
+            None (tracing off).
         reload_stats: ``{"ok": int, "failed": int, "seconds": float}``: reloads after the
             first start, by outcome, and their total duration in seconds.
         start_stats: ``{"count": int, "seconds": float, "last_s": float}``: worker starts
@@ -292,6 +315,7 @@ class Pool:
         self._spawner: Spawner | None = None
         self._watch_timer: asyncio.TimerHandle | None = None
         self.observer: CallObserver | None = None
+        self.tracer: CallTracer | None = None
         self.reload_stats: dict[str, Any] = {"ok": 0, "failed": 0, "seconds": 0.0}
         self.start_stats: dict[str, Any] = {"count": 0, "seconds": 0.0, "last_s": 0.0}
         #: ``async def hook() -> None`` run after each successful reload (e.g. the scheduler's
@@ -412,6 +436,8 @@ class Pool:
         now = time.monotonic()
         for call in calls:
             call.submitted_at = now
+        if self.tracer is not None:
+            self.tracer.submitted(calls)
         self._queue.extend(calls)
         self._in_flight += len(calls)
         self._dispatch()  # at once: each call's time starts when it arrives, not with a crowd
@@ -760,6 +786,9 @@ class Pool:
             if not count:
                 continue
             calls = [queue.popleft() for _ in range(count)]
+            if self.tracer is not None:
+                for call in calls:
+                    self.tracer.sent(call, worker.pid, worker.generation)
             frame = self._frame(calls)  # takes out (and answers) a call that cannot be framed
             if not calls:
                 continue
@@ -1031,9 +1060,12 @@ class Pool:
     def _deliver(self, call: Call, ok: bool, payload: bytes) -> None:
         if self.observer is not None:
             try:
-                self.observer(call.method, ok, payload, time.monotonic() - call.submitted_at)
+                elapsed_s = time.monotonic() - call.submitted_at
+                self.observer(call.method, ok, payload, elapsed_s, call.context)
             except Exception:
                 logger.exception("the call observer failed on %s", call.method)
+        if self.tracer is not None:
+            self.tracer.answered(call, ok, payload)
         try:
             call.on_done(ok, payload)
         except Exception:

@@ -185,7 +185,8 @@ class JsonRpcCore:
 
         Args:
             payload: the JSON text, as received.
-            context: facts for the workers' log lines, e.g. ``{"request_id": "..."}``.
+            context: facts for the workers' log lines and the metrics, e.g.
+                ``{"request_id": "...", "transport": "http"}``.
 
         Returns:
             A :class:`Reply`: the response text (one object, or an array for a batch) or None.
@@ -286,7 +287,7 @@ class JsonRpcCore:
             if request.id_json is not None:
                 request.response = _error_response(request.id_json, _METHOD_NOT_FOUND)
             if self.observer is not None:
-                self.observer(method, False, _METHOD_NOT_FOUND, 0.0)
+                self.observer(method, False, _METHOD_NOT_FOUND, 0.0, context)
         if calls:
             pending.count = len(calls)
             if not self.sink.submit(calls):
@@ -297,10 +298,12 @@ class JsonRpcCore:
                     )
                 if self.observer is not None:
                     for call in calls:
-                        self.observer(call.method, False, busy, 0.0)
+                        self.observer(call.method, False, busy, 0.0, context)
                 return True
         if server_side:
-            await asyncio.gather(*(self._run_server_method(request) for request in server_side))
+            await asyncio.gather(
+                *(self._run_server_method(request, context) for request in server_side)
+            )
         if calls:
             await pending.future
         return False
@@ -312,7 +315,7 @@ class JsonRpcCore:
         """The -32003 response with id null, for a refused payload of notifications only."""
         return _error_response(_NULL_ID, self._busy_error())
 
-    async def _run_server_method(self, request: _Request) -> None:
+    async def _run_server_method(self, request: _Request, context: dict[str, Any] | None) -> None:
         method = self.server_methods[request.method]
         started = time.monotonic()
         try:
@@ -323,7 +326,8 @@ class JsonRpcCore:
             logger.exception("server method %s failed", request.method)
             response, ok = InternalError(data={"type": type(exc).__name__}).to_json(), False
         if self.observer is not None:
-            self.observer(request.method, ok, response, time.monotonic() - started)
+            elapsed_s = time.monotonic() - started
+            self.observer(request.method, ok, response, elapsed_s, context)
         if request.id_json is not None:
             request.response = (_result_response if ok else _error_response)(
                 request.id_json, response

@@ -19,7 +19,16 @@ from __future__ import annotations
 
 import dataclasses
 
-__all__ = ["BusKeys", "DEFAULT_PREFIX", "FLOW_START", "FIELD_DATA", "FIELD_REPLY_TO", "FIELD_TYPE"]
+__all__ = [
+    "BusKeys",
+    "DEFAULT_PREFIX",
+    "FLOW_START",
+    "FIELD_DATA",
+    "FIELD_REPLY_TO",
+    "FIELD_TRACEPARENT",
+    "FIELD_TRACESTATE",
+    "FIELD_TYPE",
+]
 
 #: The default key prefix (``SBUSR_BUS_PREFIX``).
 DEFAULT_PREFIX = "sbusr"
@@ -28,6 +37,9 @@ DEFAULT_PREFIX = "sbusr"
 FIELD_DATA = "data"
 FIELD_REPLY_TO = "reply_to"
 FIELD_TYPE = "type"
+#: Optional request entry fields: the caller's W3C trace context (traced with SBUSR_TRACING).
+FIELD_TRACEPARENT = "traceparent"
+FIELD_TRACESTATE = "tracestate"
 
 #: ``type`` of a flow start entry on a peer's stream.
 FLOW_START = "flow.start"

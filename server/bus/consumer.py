@@ -52,6 +52,7 @@ from busclient import (
     stream_entries,
 )
 from executor.pool import Pool
+from server import tracing
 from server.bus import scripts
 from server.bus.counters import BusCounters
 from server.jsonrpc import JsonRpcCore
@@ -82,15 +83,17 @@ class Entry:
         entry_id: the stream entry id, e.g. ``"1700000000000-0"``.
         data: the JSON-RPC payload (bytes; empty when the field was missing: -32700).
         reply_to: the reply list key (bytes) or None.
+        fields: every field of the entry (tracing reads ``traceparent`` and ``tracestate``).
     """
 
-    __slots__ = ("entry_id", "data", "reply_to")
+    __slots__ = ("entry_id", "data", "reply_to", "fields")
 
     def __init__(self, entry_id: str, fields: dict[bytes, bytes] | None) -> None:
         fields = fields or {}
         self.entry_id = entry_id
         self.data = fields.get(FIELD_DATA.encode(), b"")
         self.reply_to = fields.get(FIELD_REPLY_TO.encode()) or None
+        self.fields = fields
 
 
 class BusConsumer:
@@ -273,7 +276,13 @@ class BusConsumer:
         """Run the entry's payload and queue its answer; a busy pool makes it wait, pending."""
         self._unsubmitted -= 1  # handle() submits to the pool before its first suspension
         try:
-            reply = await self.core.handle(entry.data, {"request_id": "bus:" + entry.entry_id})
+            context = {"request_id": "bus:" + entry.entry_id, "transport": "bus"}
+            answer = self.core.handle(entry.data, context)
+            if tracing.active is not None:
+                answer = tracing.active.bus_entry(
+                    self.keys.requests, entry.entry_id, entry.fields, answer
+                )
+            reply = await answer
         except (
             Exception
         ):  # a bug of ours: leave the entry pending; it is reclaimed, then dead-lettered

@@ -56,6 +56,7 @@ from tornado.httputil import (
     ResponseStartLine,
 )
 
+from server import tracing
 from server.http.access_log import log_access
 from server.http.base import REQUEST_ID_HEADER, BaseHandler, bearer_refusal, request_id_of
 from server.http.cors import CorsPolicy, is_preflight
@@ -196,7 +197,13 @@ class RpcDelegate(HTTPMessageDelegate):
         chunks = self.chunks
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         self.chunks = []
-        self.task = asyncio.get_running_loop().create_task(self._answer(body))
+        answer = self._answer(body)
+        if tracing.active is not None:
+            request = self.request
+            answer = tracing.active.http_request(
+                "POST", request.path, request.headers, request._start_time, self.request_id, answer
+            )
+        self.task = asyncio.get_running_loop().create_task(answer)
 
     def on_connection_close(self) -> None:
         """The client left before the body was complete: nothing to answer."""
@@ -205,7 +212,8 @@ class RpcDelegate(HTTPMessageDelegate):
     async def _answer(self, body: bytes) -> None:
         """Run the payload through the core and write its response (the module doc's table)."""
         try:
-            reply = await self.endpoint.core.handle(body, {"request_id": self.request_id})
+            context = {"request_id": self.request_id, "transport": "http"}
+            reply = await self.endpoint.core.handle(body, context)
         except Exception:  # a bug of ours: a JSON 500, logged with the stack
             logger.exception("POST %s failed", self.request.path)
             self._respond(500, error_body(500, "Internal Server Error"))
