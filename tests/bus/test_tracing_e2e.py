@@ -25,10 +25,13 @@ TRACEPARENT = f"00-{TRACE_ID}-{CALLER_SPAN_ID}-01"
 
 #: a method that calls a service with kit.http and answers the headers the service saw
 FETCH = """
+import logging
+
 from kit import requests
 
 
 def headers(url):
+    logging.getLogger(__name__).info("fetching %s", url)
     return requests.get(url).json()
 """
 
@@ -64,7 +67,7 @@ def test_http_queue_and_worker_spans_carry_the_incoming_trace_id(
     echo_service: ScriptedServer,
 ) -> None:
     (methods_dir / "trace_fetch.py").write_text(FETCH)
-    server = start_server(env=receiver.environment())
+    server = start_server(env={**receiver.environment(), "SBUSR_LOG_FORMAT": "json"})
     url = echo_service.url("/echo")
     request = {"jsonrpc": "2.0", "method": "trace_fetch.headers", "params": [url], "id": 1}
     response = server.post(request, headers={"traceparent": TRACEPARENT})
@@ -89,8 +92,12 @@ def test_http_queue_and_worker_spans_carry_the_incoming_trace_id(
     assert call.attributes["sbusr.outcome"] == "result"
     assert call.attributes["sbusr.worker.pid"] in worker_pids
     assert call.attributes["sbusr.pool.generation"] == 1
-    # the service the method called got the call span's trace context
-    assert seen["traceparent"] == f"00-{TRACE_ID}-{call.span_id}-01"
+    # the service the method called got the call span's trace context, the method's log too
+    call_traceparent = f"00-{TRACE_ID}-{call.span_id}-01"
+    assert seen["traceparent"] == call_traceparent
+    lines = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
+    (fetching,) = [line for line in lines if line["message"].startswith("fetching")]
+    assert fetching["traceparent"] == call_traceparent
 
 
 def test_bus_entry_spans_carry_the_entry_traceparent(
