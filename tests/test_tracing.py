@@ -20,7 +20,7 @@ from executor.pool import Pool
 from server import tracing
 from server.jsonrpc import JsonRpcCore
 from server.spans import QUEUE_WAIT_SPAN, CallSpans
-from tests.support import PROJECT_DIR
+from tests.support import PROJECT_DIR, StartServer
 
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
 CALLER_SPAN_ID = "b7ad6b7169203331"
@@ -177,3 +177,9 @@ def test_tracing_off_imports_nothing_of_the_tracing_sdk() -> None:
         [sys.executable, "-c", script], cwd=PROJECT_DIR, capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_server_refuses_to_start_with_an_unknown_exporter(start_server: StartServer) -> None:
+    server = start_server(env={"SBUSR_TRACING": "1", "OTEL_TRACES_EXPORTER": "zipkin"}, wait=False)
+    assert server.process.wait(30) == 2
+    assert "OTEL_TRACES_EXPORTER='zipkin': unknown exporter 'zipkin'" in server.log()
