@@ -8,14 +8,13 @@ the method carries the call span's ``traceparent`` to the service it calls.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import redis
 
-from tests.kit.conftest import ScriptedServer
+from tests.kit.conftest import ScriptedServer, scripted_server
 from tests.otlp_receiver import KIND_CONSUMER, KIND_SERVER, OtlpReceiver, ReceivedSpan
 from tests.support import ServerProcess
 
@@ -46,14 +45,8 @@ def receiver() -> Iterator[OtlpReceiver]:
 @pytest.fixture
 def echo_service() -> Iterator[ScriptedServer]:
     """A local HTTP server whose ``/echo`` answers the request headers as JSON."""
-    service = ScriptedServer()
-    thread = threading.Thread(target=service.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.daemon = True
-    thread.start()
-    yield service
-    service.stopping.set()
-    service.shutdown()
-    service.server_close()
+    with scripted_server() as service:
+        yield service
 
 
 def named(spans: list[ReceivedSpan], name: str) -> list[ReceivedSpan]:
