@@ -4,7 +4,8 @@ Imported only when tracing is on (:func:`server.tracing.configure`). Every span 
 the server process, on its event loop; the workers import nothing of OpenTelemetry. A
 call's trace::
 
-    POST /rpc  (SERVER, one per HTTP request)       process sbusr:rpc  (CONSUMER, per entry)
+    POST /rpc  (SERVER, one per HTTP request)    or  process sbusr:rpc  (CONSUMER, per entry)
+                                                 or  job <id>  (one per scheduled run)
       sbusr.queue_wait  (submit -> sent to a worker)
       <method>          (sent to a worker -> answered: the call in the worker)
 
@@ -25,9 +26,10 @@ Attributes (OpenTelemetry's RPC conventions where they fit):
 ``sbusr.worker.pid``                  the worker process that ran the call
 ``sbusr.pool.generation``             the generation of that worker
 ``sbusr.request_id``                  the request id (HTTP) or ``bus:<entry id>``
+``sbusr.job.id``, ``sbusr.job.run_time``  the job and its occurrence (job runs)
 ====================================  ==================================================
 
-A call submitted with no span current (a scheduled job, the server's own ``rpc.*`` calls)
+A call submitted with no span current (the server's own ``rpc.*`` calls to its workers)
 gets no spans.
 """
 
@@ -64,6 +66,8 @@ OUTCOME = "sbusr.outcome"
 WORKER_PID = "sbusr.worker.pid"
 POOL_GENERATION = "sbusr.pool.generation"
 REQUEST_ID = "sbusr.request_id"
+JOB_ID = "sbusr.job.id"
+JOB_RUN_TIME = "sbusr.job.run_time"
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 
@@ -188,6 +192,25 @@ class CallSpans:
                 "messaging.message.id": entry_id,
                 REQUEST_ID: "bus:" + entry_id,
             },
+        )
+        with trace.use_span(span, end_on_exit=True):
+            return await answer
+
+    async def job_run(self, job_id: str, run_time: str, answer: Awaitable[_T]) -> _T:
+        """Await ``answer`` inside the span of one scheduled job run (a new trace).
+
+        Args:
+            job_id: the job's id.
+            run_time: the occurrence's run time, ISO 8601.
+            answer: the run (its call is submitted under the span).
+
+        Returns:
+            What ``answer`` returns; its exceptions pass through (recorded on the span).
+        """
+        span = self.tracer.start_span(
+            f"job {job_id}",
+            context=otel_context.Context(),  # a root: no caller's trace to continue
+            attributes={JOB_ID: job_id, JOB_RUN_TIME: run_time},
         )
         with trace.use_span(span, end_on_exit=True):
             return await answer

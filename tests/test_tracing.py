@@ -146,6 +146,24 @@ async def test_bus_entry_span_continues_the_entry_traceparent(
     assert parent_id(echo) == entry.context.span_id
 
 
+async def test_a_job_run_starts_a_trace_of_its_own(
+    pool: Pool, spans: CallSpans, exporter: InMemorySpanExporter
+) -> None:
+    run = pool.run("trace_probe.seen", [], 10, {"transport": "job"})
+    ok, payload = await spans.job_run("tick", "2026-01-01T00:00:00+00:00", run)
+    assert ok
+    finished = exporter.get_finished_spans()
+    (job,) = named(finished, "job tick")
+    (call,) = named(finished, "trace_probe.seen")
+    assert job.parent is None
+    assert job.attributes is not None and job.attributes["sbusr.job.id"] == "tick"
+    assert call.context.trace_id == job.context.trace_id
+    assert parent_id(call) == job.context.span_id
+    trace_id = f"{job.context.trace_id:032x}"
+    version_trace_span = json.loads(payload)["traceparent"].rsplit("-", 1)[0]  # flags aside
+    assert version_trace_span == f"00-{trace_id}-{call.context.span_id:016x}"
+
+
 async def test_a_call_without_a_current_span_gets_no_spans(
     pool: Pool, exporter: InMemorySpanExporter
 ) -> None:

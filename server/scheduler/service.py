@@ -41,6 +41,7 @@ from busclient import async_redis
 from executor.pool import Pool
 from kit.db import get_engine
 from kit.jobs import JOB_CONTEXT_ID, JOB_CONTEXT_RUN_TIME, build_trigger
+from server import tracing
 from server.scheduler import state as job_state
 from server.scheduler.lease import LocalLease, RedisLease, lease_ttl_ms
 from settings import Settings
@@ -309,9 +310,10 @@ class JobScheduler:
         }
         started_at = time.perf_counter()
         try:
-            ok, payload = await self.pool.run(
-                spec["method"], spec.get("params"), timeout_s, context
-            )
+            run = self.pool.run(spec["method"], spec.get("params"), timeout_s, context)
+            if tracing.active is not None:
+                run = tracing.active.job_run(job_id, run_time.isoformat(), run)
+            ok, payload = await run
         except JsonRpcError as error:  # ServerBusy: the queue is full
             ok, payload = False, error.to_json()
         elapsed_ms = (time.perf_counter() - started_at) * 1000.0

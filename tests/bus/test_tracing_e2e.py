@@ -115,3 +115,23 @@ def test_bus_entry_spans_carry_the_entry_traceparent(
     assert (entry.trace_id, entry.parent_span_id) == (TRACE_ID, CALLER_SPAN_ID)
     assert entry.attributes["messaging.message.id"]
     assert (call.trace_id, call.parent_span_id) == (TRACE_ID, entry.span_id)
+
+
+def test_a_scheduled_run_is_a_trace_of_its_own(
+    start_server: Callable[..., ServerProcess], receiver: OtlpReceiver
+) -> None:
+    server = start_server(env=receiver.environment())
+    spec = {"id": "traced", "method": "echo", "params": ["tick"], "interval_s": 3600}
+    assert server.http.post("/api/jobs", json=spec).status_code == 201
+    assert server.http.post("/api/jobs/traced/run").status_code == 202
+
+    def complete(spans: list[ReceivedSpan]) -> bool:
+        return bool(named(spans, "job traced")) and bool(named(spans, "echo"))
+
+    spans = receiver.wait_for_spans(complete)
+    (job,) = named(spans, "job traced")
+    (call,) = named(spans, "echo")
+    assert job.parent_span_id == ""
+    assert job.attributes["sbusr.job.id"] == "traced"
+    assert (call.trace_id, call.parent_span_id) == (job.trace_id, job.span_id)
+    assert call.attributes["sbusr.outcome"] == "result"
