@@ -96,6 +96,9 @@ MAX_METHOD_LABELS = 1000
 
 UNKNOWN_METHOD = "(unknown)"
 OTHER_METHOD = "(other)"
+#: A call's context (``Call.context``): facts such as ``{"transport": "http"}``, or None.
+Context = dict[str, Any] | None
+
 #: The transport label of a call whose context names none.
 NO_TRANSPORT = "(none)"
 
@@ -207,12 +210,7 @@ class CallMetrics(Collector):
         return stats
 
     def observe(
-        self,
-        method: str,
-        ok: bool,
-        payload: bytes,
-        elapsed_s: float,
-        context: dict[str, Any] | None = None,
+        self, method: str, ok: bool, payload: bytes, elapsed_s: float, context: Context = None
     ) -> None:
         """Count one answered call.
 
@@ -238,12 +236,7 @@ class CallMetrics(Collector):
         stats.sum_s += elapsed_s
 
     def observe_pool_call(
-        self,
-        method: str,
-        ok: bool,
-        payload: bytes,
-        elapsed_s: float,
-        context: dict[str, Any] | None = None,
+        self, method: str, ok: bool, payload: bytes, elapsed_s: float, context: Context = None
     ) -> None:
         """:meth:`observe` for ``Pool.observer``: skips the server's own ``rpc.*`` calls.
 
