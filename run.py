@@ -19,8 +19,17 @@ import settings as settings_module
 from server import __version__
 
 #: Fields a record may carry besides the standard ones: the request id of a call (also on
-#: the workers' records) and the access log's facts.
-EXTRA_FIELDS = ("request_id", "http_method", "path", "status", "duration_ms", "rpc_methods")
+#: the workers' records), the access log's facts, and the W3C trace context of the call
+#: (workers' records, with tracing on).
+EXTRA_FIELDS = (
+    "request_id",
+    "http_method",
+    "path",
+    "status",
+    "duration_ms",
+    "rpc_methods",
+    "traceparent",
+)
 
 
 class TextFormatter(logging.Formatter):

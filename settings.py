@@ -157,6 +157,8 @@ class Settings:
             (``SBUSR_DEADLETTER_MAX_ENTRIES``), default 10000; older ones are trimmed.
         deadletter_max_age_s: dead letters older than this are trimmed, seconds
             (``SBUSR_DEADLETTER_MAX_AGE_S``), default 604800 (7 days).
+        tracing: make OpenTelemetry spans of the calls (``SBUSR_TRACING``), default off; the
+            exporter comes from the standard ``OTEL_*`` variables (``server.tracing``).
     """
 
     host: str = "127.0.0.1"
@@ -191,6 +193,7 @@ class Settings:
     idempotency_ttl_s: int = 86400
     deadletter_max_entries: int = 10000
     deadletter_max_age_s: int = 7 * 86400
+    tracing: bool = False
 
     def replace(self, **changes: Any) -> Settings:
         """Return a copy with ``changes`` applied (command-line options use this)."""
@@ -240,6 +243,7 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "idempotency_ttl_s": ("IDEMPOTENCY_TTL_S", _positive_int),
     "deadletter_max_entries": ("DEADLETTER_MAX_ENTRIES", _positive_int),
     "deadletter_max_age_s": ("DEADLETTER_MAX_AGE_S", _positive_int),
+    "tracing": ("TRACING", _parse_bool),
 }
 
 

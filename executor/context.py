@@ -13,13 +13,18 @@ from __future__ import annotations
 import contextvars
 from typing import Any
 
-__all__ = ["ONE_AT_A_TIME_ATTRIBUTE", "call_context"]
+__all__ = ["ONE_AT_A_TIME_ATTRIBUTE", "TRACE_CONTEXT_KEYS", "call_context"]
 
-#: Facts about the call being run (e.g. ``{"request_id": "..."}``, or ``{"job_id",
-#: "job_run_time"}`` for a scheduled job), for log records and :func:`kit.current_job`.
+#: Facts about the call being run (e.g. ``{"request_id": "...", "transport": "http"}``, or
+#: ``{"job_id", "job_run_time", "transport": "job"}`` for a scheduled job), for log records and
+#: :func:`kit.current_job`; with tracing on, also the W3C ``traceparent`` (and ``tracestate``)
+#: of the call's span, which :mod:`kit.http` clients pass on.
 call_context: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "sbusr_call_context", default=None
 )
 
 #: set (True) by :func:`kit.one_at_a_time` on a method whose calls must not overlap in a worker
 ONE_AT_A_TIME_ATTRIBUTE = "__sbusr_one_at_a_time__"
+
+#: The keys of the call context that hold the W3C trace context (also the HTTP header names).
+TRACE_CONTEXT_KEYS = ("traceparent", "tracestate")

@@ -55,7 +55,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from executor import framing
 from executor.process import Spawner, WorkerProcess
@@ -68,7 +68,7 @@ from wire.errors import (
     WorkerDied,
 )
 
-__all__ = ["Call", "CallObserver", "OnDone", "Pool", "ReloadFailed"]
+__all__ = ["Call", "CallObserver", "CallTracer", "OnDone", "Pool", "ReloadFailed"]
 
 logger = logging.getLogger(__name__)
 
@@ -89,9 +89,9 @@ RECYCLE_JITTER = 0.1
 #: payload is the error object as JSON bytes.
 OnDone = Callable[[bool, bytes], None]
 
-#: ``observer(method, ok, payload, elapsed_s)``: told of every answered call (metrics);
-#: elapsed_s runs from submit to the answer.
-CallObserver = Callable[[str, bool, bytes, float], None]
+#: ``observer(method, ok, payload, elapsed_s, context)``: told of every answered call
+#: (metrics); elapsed_s runs from submit to the answer; context is the call's (or None).
+CallObserver = Callable[[str, bool, bytes, float, "dict[str, Any] | None"], None]
 
 _STARTING, _READY, _DRAINING, _DEAD = "starting", "ready", "draining", "dead"
 
@@ -113,6 +113,23 @@ class ReloadFailed(Exception):
         )
 
 
+class CallTracer(Protocol):
+    """Told where each call is on its way, to record it as spans (``server.tracing``).
+
+    Each method runs on the event loop's thread, synchronously, inside the pool's own code:
+    it must not raise and must be quick.
+    """
+
+    def submitted(self, calls: list[Call]) -> None:
+        """``calls`` were queued (from the submitter's context); may set ``call.trace``."""
+
+    def sent(self, call: Call, worker_pid: int, generation: int) -> None:
+        """``call`` leaves the queue for a worker; it may replace ``call.context`` (a copy)."""
+
+    def answered(self, call: Call, ok: bool, payload: bytes) -> None:
+        """``call`` was answered (see :data:`OnDone` for ``ok`` and ``payload``)."""
+
+
 class Call:
     """One call on its way through the pool.
 
@@ -127,6 +144,8 @@ class Call:
             waiting at its deadline is answered -32004 and never runs; a running call's limit
             is the lesser of ``timeout_s`` and the time left. It reaches the method as
             ``context["deadline_ms"]`` (:func:`kit.deadline_ms`).
+
+    ``trace`` belongs to the pool's :class:`CallTracer` (None while tracing is off).
     """
 
     __slots__ = (
@@ -142,6 +161,7 @@ class Call:
         "sent_at",
         "submitted_at",
         "timeout_s",
+        "trace",
         "worker",
     )
     _ids = itertools.count(1)
@@ -170,6 +190,7 @@ class Call:
         self.submitted_at = 0.0
         self.sent_at = 0.0
         self.worker: _Worker | None = None  # where it runs; None while queued or once answered
+        self.trace: Any = None
 
 
 class _Worker:
@@ -268,6 +289,8 @@ class Pool:
 
     Attributes:
         observer: a :data:`CallObserver` told of every answered call, or None.
+        tracer: a :class:`CallTracer` told of every call's queueing, sending and answer, or
+            None (tracing off).
         reload_stats: ``{"ok": int, "failed": int, "seconds": float}``: reloads after the
             first start, by outcome, and their total duration in seconds.
         start_stats: ``{"count": int, "seconds": float, "last_s": float}``: worker starts
@@ -319,6 +342,7 @@ class Pool:
         self._spawner: Spawner | None = None
         self._watch_timer: asyncio.TimerHandle | None = None
         self.observer: CallObserver | None = None
+        self.tracer: CallTracer | None = None
         self.reload_stats: dict[str, Any] = {"ok": 0, "failed": 0, "seconds": 0.0}
         self.start_stats: dict[str, Any] = {"count": 0, "seconds": 0.0, "last_s": 0.0}
         #: ``async def hook() -> None`` run after each successful reload (e.g. the scheduler's
@@ -445,6 +469,8 @@ class Pool:
             if call.deadline_ms is not None:
                 call.deadline_s = call.deadline_ms / 1000.0 + clock_offset_s
                 heapq.heappush(queued_deadlines, (call.deadline_s, call.call_id, call))
+        if self.tracer is not None:
+            self.tracer.submitted(calls)
         self._queue.extend(calls)
         if len(queued_deadlines) > max(1024, 4 * len(self._queue)):
             self._compact_queued_deadlines()
@@ -854,6 +880,9 @@ class Pool:
                 call.queued = False
             if self._queued_deadlines:
                 calls = self._started_in_time(calls, now)
+            if self.tracer is not None:
+                for call in calls:
+                    self.tracer.sent(call, worker.pid, worker.generation)
             frame = self._frame(calls)  # takes out (and answers) a call that cannot be framed
             if not calls:
                 continue
@@ -1161,9 +1190,12 @@ class Pool:
     def _deliver(self, call: Call, ok: bool, payload: bytes) -> None:
         if self.observer is not None:
             try:
-                self.observer(call.method, ok, payload, time.monotonic() - call.submitted_at)
+                elapsed_s = time.monotonic() - call.submitted_at
+                self.observer(call.method, ok, payload, elapsed_s, call.context)
             except Exception:
                 logger.exception("the call observer failed on %s", call.method)
+        if self.tracer is not None:
+            self.tracer.answered(call, ok, payload)
         try:
             call.on_done(ok, payload)
         except Exception:

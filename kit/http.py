@@ -42,6 +42,7 @@ from typing import Any, cast
 import httpx
 import tenacity
 
+from executor.context import TRACE_CONTEXT_KEYS, call_context
 from kit._process_cache import ProcessCache
 from kit.deadline import time_left_s
 from kit.errors import RetryError
@@ -59,6 +60,7 @@ __all__ = [
     "aiorequests",
     "close_all",
     "is_retryable_status",
+    "pass_trace_context",
     "requests",
     "retry_after_s",
     "split_retry_options",
@@ -418,6 +420,22 @@ class _Call:
         return exhausted
 
 
+def pass_trace_context(request: httpx.Request) -> None:
+    """Add the running call's W3C ``traceparent`` and ``tracestate`` headers to ``request``.
+
+    With tracing on (``SBUSR_TRACING=1``) the server gives each call the trace context of its
+    span; a request made during the call carries it, so the called service's spans join the
+    call's trace. Headers the request already has are kept. Outside a traced call: nothing.
+    """
+    context = call_context.get()
+    if context and TRACE_CONTEXT_KEYS[0] in context:
+        headers = request.headers
+        for name in TRACE_CONTEXT_KEYS:
+            value = context.get(name)
+            if value and name not in headers:
+                headers[name] = value
+
+
 class Client(httpx.Client):
     """A synchronous httpx client that retries failed calls.
 
@@ -448,6 +466,7 @@ class Client(httpx.Client):
 
     def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
         """Send ``request`` with retries; see the class docstring for results and errors."""
+        pass_trace_context(request)
         call = _Call(request, self.retry_policy)
         send_once = super().send
 
@@ -481,6 +500,7 @@ class AsyncClient(httpx.AsyncClient):
 
     async def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
         """Send ``request`` with retries; see ``Client`` for results and errors."""
+        pass_trace_context(request)
         call = _Call(request, self.retry_policy)
         send_once = super().send
 

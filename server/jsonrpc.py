@@ -211,7 +211,8 @@ class JsonRpcCore:
 
         Args:
             payload: the JSON text, as received.
-            context: facts for the workers' log lines, e.g. ``{"request_id": "..."}``.
+            context: facts for the workers' log lines and the metrics, e.g.
+                ``{"request_id": "...", "transport": "http"}``.
             deadline_ms: the caller's deadline for the whole payload, Unix epoch milliseconds,
                 or None. Already passed: every request is answered -32004 (data
                 ``{"missed_by_ms"}``) and nothing runs; else see :class:`executor.pool.Call`.
@@ -308,7 +309,7 @@ class JsonRpcCore:
         if deadline_ms is not None:
             missed_by_ms = now_ms() - deadline_ms
             if missed_by_ms >= 0:
-                self._answer_missed(requests, missed_by_ms)
+                self._answer_missed(requests, missed_by_ms, context)
                 return False
         calls: list[Call] = []
         server_side: list[_Request] = []
@@ -335,7 +336,7 @@ class JsonRpcCore:
             if request.id_json is not None:
                 request.response = _error_response(request.id_json, _METHOD_NOT_FOUND)
             if self.observer is not None:
-                self.observer(method, False, _METHOD_NOT_FOUND, 0.0)
+                self.observer(method, False, _METHOD_NOT_FOUND, 0.0, context)
         if calls:
             pending.count = len(calls)
             if not self.sink.submit(calls):
@@ -346,10 +347,12 @@ class JsonRpcCore:
                     )
                 if self.observer is not None:
                     for call in calls:
-                        self.observer(call.method, False, busy, 0.0)
+                        self.observer(call.method, False, busy, 0.0, context)
                 return True
         if server_side:
-            await asyncio.gather(*(self._run_server_method(request) for request in server_side))
+            await asyncio.gather(
+                *(self._run_server_method(request, context) for request in server_side)
+            )
         if calls:
             try:
                 await pending.future
@@ -358,14 +361,16 @@ class JsonRpcCore:
                 raise
         return False
 
-    def _answer_missed(self, requests: list[_Request], missed_by_ms: float) -> None:
+    def _answer_missed(
+        self, requests: list[_Request], missed_by_ms: float, context: dict[str, Any] | None
+    ) -> None:
         """Answer every request -32004: its caller's deadline passed before it could start."""
         error = DeadlinePassed(data={"missed_by_ms": round(missed_by_ms)}).to_json()
         for request in requests:
             if request.id_json is not None:
                 request.response = _error_response(request.id_json, error)
             if self.observer is not None:
-                self.observer(request.method, False, error, 0.0)
+                self.observer(request.method, False, error, 0.0, context)
         logger.info(
             "deadline passed %d ms before arrival; requests not run: %s",
             round(missed_by_ms),
@@ -379,7 +384,7 @@ class JsonRpcCore:
         """The -32003 response with id null, for a refused payload of notifications only."""
         return _error_response(_NULL_ID, self._busy_error())
 
-    async def _run_server_method(self, request: _Request) -> None:
+    async def _run_server_method(self, request: _Request, context: dict[str, Any] | None) -> None:
         method = self.server_methods[request.method]
         started = time.monotonic()
         try:
@@ -390,7 +395,8 @@ class JsonRpcCore:
             logger.exception("server method %s failed", request.method)
             response, ok = InternalError(data={"type": type(exc).__name__}).to_json(), False
         if self.observer is not None:
-            self.observer(request.method, ok, response, time.monotonic() - started)
+            elapsed_s = time.monotonic() - started
+            self.observer(request.method, ok, response, elapsed_s, context)
         if request.id_json is not None:
             request.response = (_result_response if ok else _error_response)(
                 request.id_json, response

@@ -22,6 +22,7 @@ import tornado.httpserver
 import tornado.netutil
 
 from executor.pool import Pool, ReloadFailed
+from server import tracing
 from server.bus import Bus
 from server.http.app import Services, make_router
 from server.idempotency import memory_idempotency
@@ -30,6 +31,7 @@ from server.metrics import CallMetrics, Metrics
 from server.openrpc_cache import OpenRpcCache
 from server.reloader import watch_methods
 from server.scheduler.service import JobScheduler
+from server.tracing import TracingError
 from settings import Settings
 
 __all__ = ["BUS_CLOSE_TIMEOUT_S", "serve"]
@@ -170,8 +172,14 @@ async def serve(
 
     Returns:
         The process exit code: 0 after a graceful stop, 1 when the methods fail to import or
-        the job database cannot be used.
+        the job database cannot be used, 2 when ``OTEL_TRACES_EXPORTER`` is unknown (with
+        ``SBUSR_TRACING=1``).
     """
+    try:
+        tracer = tracing.configure(settings.tracing)
+    except TracingError as exc:
+        logger.error("%s", exc)
+        return 2
     pool = Pool(
         settings.methods_dir,
         settings.pool_processes,
@@ -184,6 +192,7 @@ async def serve(
     calls = CallMetrics()
     if settings.metrics:
         pool.observer = calls.observe_pool_call
+    pool.tracer = tracer
     documents = OpenRpcCache(pool)
     core = JsonRpcCore(
         pool,
@@ -194,6 +203,7 @@ async def serve(
     )
     try:
         async with contextlib.AsyncExitStack() as closing, contextlib.AsyncExitStack() as stopping:
+            closing.push_async_callback(tracing.shutdown)  # the last to close: every span ended
             stopping.push_async_callback(pool.shutdown, settings.shutdown_grace_s)
             started = await _start_pool(settings, pool)
             if reload:
@@ -220,7 +230,12 @@ async def serve(
                     pool=pool,
                     core=core,
                     documents=documents,
-                    metrics=Metrics(pool, calls, bus.counters if bus is not None else None),
+                    metrics=Metrics(
+                        pool,
+                        calls,
+                        bus.counters if bus is not None else None,
+                        jobs.run_counts if jobs is not None else None,
+                    ),
                     scheduler=jobs,
                     flows=bus.flows if bus is not None else None,
                     idempotency=bus.idempotency

@@ -6,9 +6,10 @@ in a registry of its own:
 ==========================================  =========  ======================================
 name                                        type       labels / meaning
 ==========================================  =========  ======================================
-sbusr_calls_total                           counter    method, outcome (``result`` or the
+sbusr_calls_total                           counter    method, transport (``http``, ``bus``,
+                                                       ``job``), outcome (``result`` or the
                                                        error code, e.g. ``-32601``)
-sbusr_call_duration_seconds                 histogram  method; from submit to answer
+sbusr_call_duration_seconds                 histogram  method, transport; submit to answer
 sbusr_calls_in_flight                       gauge      submitted, not answered yet
 sbusr_queue_depth                           gauge      calls waiting for a worker
 sbusr_queue_maxsize                         gauge      the queue's limit
@@ -20,18 +21,26 @@ sbusr_reload_duration_seconds               summary    reloads, ok or failed
 sbusr_worker_calls_running                  gauge      calls sent to workers, not answered yet
 sbusr_worker_capacity                       gauge      calls the workers may run at once
 sbusr_worker_start_duration_seconds         summary    worker starts (spawn until ready)
+sbusr_worker_resident_memory_bytes          gauge      resident memory of all live workers
+sbusr_worker_resident_memory_max_bytes      gauge      resident memory of the largest worker
 sbusr_bus_entries_read_total                counter    bus entries read (XREADGROUP)
 sbusr_bus_entries_reclaimed_total           counter    bus entries claimed (XAUTOCLAIM)
 sbusr_bus_entries_dead_lettered_total       counter    bus entries moved to the dead letters
 sbusr_bus_pending_entries                   gauge      entries delivered, not acked yet
 sbusr_bus_dead_letters_replayed_total       counter    dead letters put back on the request stream
+sbusr_scheduler_runs_total                  counter    outcome: ok, failed (job runs)
+sbusr_build_info                            gauge      version, python; always 1
 process_*, python_*                         various    the server process (prometheus_client)
 ==========================================  =========  ======================================
 
 The call metrics are fed by :class:`CallMetrics` (an observer the pool and the JSON-RPC
 core call once per answered call; plain integer counts, turned into metric families at
 scrape time); the pool gauges and the bus counters (:class:`BusCountersView`) are read at scrape
-time. The bus metrics stay 0 while the bus is off.
+time. The bus metrics stay 0 while the bus is off, the scheduler's while it is off.
+The worker memory is read from ``/proc/<pid>/statm`` at scrape time (0 where there is no
+``/proc``). A call's transport comes from its context (``context["transport"]``, set by the
+HTTP handler, the bus consumer and the scheduler); a call without one is counted as
+``(none)``.
 Label cardinality is bounded: a call answered -32601 (no such method) is counted under
 the method label ``(unknown)``, and past :data:`MAX_METHOD_LABELS` distinct names further
 names are counted under ``(other)``.
@@ -42,20 +51,24 @@ from __future__ import annotations
 import bisect
 import itertools
 import logging
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Protocol
+import os
+import platform
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
     HistogramMetricFamily,
+    InfoMetricFamily,
     Metric,
     SummaryMetricFamily,
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 
+from server import __version__
 from wire.codec import decode_strict
 from wire.errors import MethodNotFound
 from wire.names import is_reserved
@@ -66,9 +79,12 @@ if TYPE_CHECKING:
 __all__ = [
     "CONTENT_TYPE",
     "MAX_METHOD_LABELS",
+    "NO_TRANSPORT",
+    "outcome_of_error",
     "BusCountersView",
     "CallMetrics",
     "Metrics",
+    "resident_memory_bytes",
 ]
 
 logger = logging.getLogger(__name__)
@@ -81,6 +97,11 @@ MAX_METHOD_LABELS = 1000
 
 UNKNOWN_METHOD = "(unknown)"
 OTHER_METHOD = "(other)"
+#: A call's context (``Call.context``): facts such as ``{"transport": "http"}``, or None.
+Context = dict[str, Any] | None
+
+#: The transport label of a call whose context names none.
+NO_TRANSPORT = "(none)"
 
 #: Latency buckets, seconds: from 1 ms (a trivial call) to 60 s (past the default limit).
 LATENCY_BUCKETS_S = (
@@ -105,6 +126,8 @@ LATENCY_BUCKETS_S = (
 _BUCKET_BOUNDS = [repr(bound) for bound in LATENCY_BUCKETS_S] + ["+Inf"]
 
 _METHOD_NOT_FOUND = str(MethodNotFound.code)
+
+_PAGE_SIZE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
 
 class BusCountersView(Protocol):
@@ -134,7 +157,7 @@ class BusCountersView(Protocol):
     def dead_letters_replayed(self) -> int: ...
 
 
-def _outcome_of_error(payload: bytes) -> str:
+def outcome_of_error(payload: bytes) -> str:
     """The error code of an error object's JSON as text, e.g. ``"-32601"``.
 
     Errors are encoded ``{"code":<n>,...}`` (or ``{"code": <n>, ...}``): the code is read
@@ -152,7 +175,8 @@ def _outcome_of_error(payload: bytes) -> str:
 
 
 class _MethodStats:
-    """Counts of one method label: answers by outcome, latency buckets (not cumulative)."""
+    """Counts of one (method, transport) pair: answers by outcome, latency buckets (not
+    cumulative)."""
 
     __slots__ = ("outcomes", "buckets", "sum_s")
 
@@ -173,20 +197,26 @@ class CallMetrics(Collector):
     """
 
     def __init__(self) -> None:
-        self._by_method: dict[str, _MethodStats] = {}
+        self._by_method: dict[tuple[str, str], _MethodStats] = {}
+        self._methods: set[str] = set()
 
-    def _stats(self, method: str) -> _MethodStats:
-        if len(self._by_method) >= MAX_METHOD_LABELS and method not in (
-            UNKNOWN_METHOD,
-            OTHER_METHOD,
+    def _stats(self, method: str, transport: str) -> _MethodStats:
+        if (
+            len(self._methods) >= MAX_METHOD_LABELS
+            and method not in self._methods
+            and method not in (UNKNOWN_METHOD, OTHER_METHOD)
         ):
-            return self._stats(OTHER_METHOD)
-        stats = self._by_method.get(method)
+            method = OTHER_METHOD
+        self._methods.add(method)
+        key = (method, transport)
+        stats = self._by_method.get(key)
         if stats is None:
-            stats = self._by_method[method] = _MethodStats()
+            stats = self._by_method[key] = _MethodStats()
         return stats
 
-    def observe(self, method: str, ok: bool, payload: bytes, elapsed_s: float) -> None:
+    def observe(
+        self, method: str, ok: bool, payload: bytes, elapsed_s: float, context: Context = None
+    ) -> None:
         """Count one answered call.
 
         Args:
@@ -194,46 +224,52 @@ class CallMetrics(Collector):
             ok: True for a result, False for an error object.
             payload: the result's or the error object's JSON bytes (only read for errors).
             elapsed_s: from submit to answer, seconds.
+            context: the call's context; its ``"transport"`` (``http``, ``bus``, ``job``) is
+                the transport label, :data:`NO_TRANSPORT` without one.
         """
         if ok:
             outcome = "result"
         else:
-            outcome = _outcome_of_error(payload)
+            outcome = outcome_of_error(payload)
             if outcome == _METHOD_NOT_FOUND:
                 method = UNKNOWN_METHOD
-        stats = self._by_method.get(method) or self._stats(method)
+        transport = (context.get("transport") if context else None) or NO_TRANSPORT
+        stats = self._by_method.get((method, transport)) or self._stats(method, transport)
         outcomes = stats.outcomes
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
         stats.buckets[bisect.bisect_left(LATENCY_BUCKETS_S, elapsed_s)] += 1
         stats.sum_s += elapsed_s
 
-    def observe_pool_call(self, method: str, ok: bool, payload: bytes, elapsed_s: float) -> None:
+    def observe_pool_call(
+        self, method: str, ok: bool, payload: bytes, elapsed_s: float, context: Context = None
+    ) -> None:
         """:meth:`observe` for ``Pool.observer``: skips the server's own ``rpc.*`` calls.
 
         Those run in a worker on the server's behalf (e.g. building the OpenRPC document);
         the JSON-RPC core counts the caller's ``rpc.*`` call itself.
         """
         if not is_reserved(method):
-            self.observe(method, ok, payload, elapsed_s)
+            self.observe(method, ok, payload, elapsed_s, context)
 
     def collect(self) -> Iterator[Metric]:
         """The two families, built from the counts at scrape time."""
         calls = CounterMetricFamily(
             "sbusr_calls",
-            "JSON-RPC calls answered, by method and outcome (result, or the error code).",
-            labels=["method", "outcome"],
+            "JSON-RPC calls answered, by method, transport (http, bus, job) and outcome "
+            "(result, or the error code).",
+            labels=["method", "transport", "outcome"],
         )
         latency = HistogramMetricFamily(
             "sbusr_call_duration_seconds",
-            "Time from submit to answer of a call, by method.",
-            labels=["method"],
+            "Time from submit to answer of a call, by method and transport.",
+            labels=["method", "transport"],
         )
         bounds = _BUCKET_BOUNDS
-        for method, stats in sorted(self._by_method.items()):
+        for (method, transport), stats in sorted(self._by_method.items()):
             for outcome, count in sorted(stats.outcomes.items()):
-                calls.add_metric([method, outcome], count)
+                calls.add_metric([method, transport, outcome], count)
             latency.add_metric(
-                [method],
+                [method, transport],
                 list(zip(bounds, itertools.accumulate(stats.buckets), strict=False)),
                 sum_value=stats.sum_s,
             )
@@ -324,6 +360,29 @@ class _PoolCollector(Collector):
             count_value=stats["ok"] + stats["failed"],
             sum_value=stats["seconds"],
         )
+        memory = [resident_memory_bytes(worker["pid"]) for worker in status["workers"]]
+        yield GaugeMetricFamily(
+            "sbusr_worker_resident_memory_bytes",
+            "Resident memory of all live worker processes, bytes.",
+            value=sum(memory),
+        )
+        yield GaugeMetricFamily(
+            "sbusr_worker_resident_memory_max_bytes",
+            "Resident memory of the largest live worker process, bytes.",
+            value=max(memory, default=0),
+        )
+
+
+def resident_memory_bytes(pid: int) -> int:
+    """Resident memory of process ``pid``, bytes, from ``/proc/<pid>/statm``.
+
+    Returns 0 when it cannot be read (the process is gone, or no ``/proc``: not Linux).
+    """
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * _PAGE_SIZE_BYTES
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 class _BusCollector(Collector):
@@ -363,6 +422,35 @@ class _BusCollector(Collector):
         )
 
 
+class _SchedulerCollector(Collector):
+    """Reads the scheduler's run counts at scrape time; zeros when the scheduler is off."""
+
+    def __init__(self, runs: Mapping[str, int] | None) -> None:
+        self.runs = runs
+
+    def collect(self) -> Iterator[Metric]:
+        runs = self.runs or {}
+        family = CounterMetricFamily(
+            "sbusr_scheduler_runs",
+            "Scheduled job runs, by outcome (ok, failed: an error answer, -32001 included).",
+            labels=["outcome"],
+        )
+        for outcome in ("ok", "failed"):
+            family.add_metric([outcome], runs.get(outcome, 0))
+        yield family
+
+
+class _BuildCollector(Collector):
+    """``sbusr_build_info``: the server's version and the Python it runs on."""
+
+    def collect(self) -> Iterator[Metric]:
+        yield InfoMetricFamily(
+            "sbusr_build",
+            "The sbusr version and the Python version of this server; always 1.",
+            value={"version": __version__, "python": platform.python_version()},
+        )
+
+
 class Metrics:
     """Everything ``GET /metrics`` shows, in a registry of this server's own.
 
@@ -371,13 +459,19 @@ class Metrics:
         calls: the call counts (fed by the pool's and the core's observers; left unfed when
             ``SBUSR_METRICS=0``, then the call families are empty).
         bus_counters: the bus's counters, read at scrape time; None when the bus is off.
+        scheduler_runs: the scheduler's run counts by outcome (``JobScheduler.run_counts``:
+            ``{"ok": int, "failed": int}``), read at scrape time; None when it is off.
 
     Also shows ``process_*`` and ``python_*`` (prometheus_client's process, platform and GC
     collectors).
     """
 
     def __init__(
-        self, pool: Pool, calls: CallMetrics, bus_counters: BusCountersView | None
+        self,
+        pool: Pool,
+        calls: CallMetrics,
+        bus_counters: BusCountersView | None,
+        scheduler_runs: Mapping[str, int] | None = None,
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         ProcessCollector(registry=self.registry)
@@ -387,6 +481,8 @@ class Metrics:
         self.registry.register(calls)
         self.registry.register(_PoolCollector(pool))
         self.registry.register(_BusCollector(bus_counters))
+        self.registry.register(_SchedulerCollector(scheduler_runs))
+        self.registry.register(_BuildCollector())
 
     def render(self) -> bytes:
         """The text exposition of every metric (Content-Type :data:`CONTENT_TYPE`)."""

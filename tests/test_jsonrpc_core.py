@@ -84,7 +84,9 @@ async def buggy(params: Any) -> Any:
 
 @pytest.fixture
 def core(sink: FakeSink, observed: list[Observed]) -> JsonRpcCore:
-    def observer(method: str, ok: bool, payload: bytes, elapsed_s: float) -> None:
+    def observer(
+        method: str, ok: bool, payload: bytes, elapsed_s: float, context: dict[str, Any] | None
+    ) -> None:
         observed.append((method, ok, json.loads(payload)))
 
     return JsonRpcCore(

@@ -8,7 +8,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 import server.metrics as metrics
-from server.metrics import CallMetrics, _outcome_of_error
+from server.metrics import CallMetrics, outcome_of_error
 from tests.support import ServerProcess, StartServer, wait_for
 
 #: One sample: (name, sorted (label, value) pairs).
@@ -27,8 +27,11 @@ def scrape(server: ServerProcess) -> dict[SampleKey, float]:
     return samples
 
 
-def calls(samples: dict[SampleKey, float], method: str, outcome: str) -> float:
-    return samples.get(("sbusr_calls_total", (("method", method), ("outcome", outcome))), 0.0)
+def calls(
+    samples: dict[SampleKey, float], method: str, outcome: str, transport: str = "http"
+) -> float:
+    labels = (("method", method), ("outcome", outcome), ("transport", transport))
+    return samples.get(("sbusr_calls_total", labels), 0.0)
 
 
 def test_call_counts_follow_results_and_errors(shared_server: ServerProcess) -> None:
@@ -47,7 +50,7 @@ def test_call_counts_follow_results_and_errors(shared_server: ServerProcess) -> 
     assert calls(after, "greetings.refuse", "4004") - calls(before, "greetings.refuse", "4004") == 1
     assert calls(after, "(unknown)", "-32601") - calls(before, "(unknown)", "-32601") == 2
     assert not any(labels and ("method", "no_such_method") in labels for _, labels in after)
-    count = ("sbusr_call_duration_seconds_count", (("method", "echo"),))
+    count = ("sbusr_call_duration_seconds_count", (("method", "echo"), ("transport", "http")))
     assert after[count] - before.get(count, 0.0) == 3
 
 
@@ -112,10 +115,10 @@ def test_metrics_off_counts_no_calls(start_server: StartServer) -> None:
 
 
 def test_outcome_is_read_from_both_error_encodings() -> None:
-    assert _outcome_of_error(b'{"code":-32601,"message":"Method not found"}') == "-32601"
-    assert _outcome_of_error(b'{"code": -32001, "message": "Call timed out"}') == "-32001"
-    assert _outcome_of_error(b'{"message": "x", "code": 7}') == "7"
-    assert _outcome_of_error(b"garbage") == "invalid"
+    assert outcome_of_error(b'{"code":-32601,"message":"Method not found"}') == "-32601"
+    assert outcome_of_error(b'{"code": -32001, "message": "Call timed out"}') == "-32001"
+    assert outcome_of_error(b'{"message": "x", "code": 7}') == "7"
+    assert outcome_of_error(b"garbage") == "invalid"
 
 
 def test_method_labels_are_capped(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -123,8 +126,13 @@ def test_method_labels_are_capped(monkeypatch: pytest.MonkeyPatch) -> None:
     observer = CallMetrics()
     for name in ("cap.a", "cap.b", "cap.c", "cap.d"):
         observer.observe(name, True, b"1", 0.001)
-    assert set(observer._by_method) == {"cap.a", "cap.b", metrics.OTHER_METHOD}
-    assert observer._by_method[metrics.OTHER_METHOD].outcomes == {"result": 2}
+    none = metrics.NO_TRANSPORT
+    assert set(observer._by_method) == {
+        ("cap.a", none),
+        ("cap.b", none),
+        (metrics.OTHER_METHOD, none),
+    }
+    assert observer._by_method[(metrics.OTHER_METHOD, none)].outcomes == {"result": 2}
 
 
 def test_latency_buckets_are_cumulative() -> None:
@@ -147,5 +155,5 @@ def test_latency_buckets_are_cumulative() -> None:
     sums = [sample.value for sample in latency.samples if sample.name.endswith("_sum")]
     assert sums == [0.0005 + 0.001 + 0.003 + 100.0]
     assert [(s.labels, s.value) for s in calls.samples] == [
-        ({"method": "hist.m", "outcome": "result"}, 4)
+        ({"method": "hist.m", "transport": metrics.NO_TRANSPORT, "outcome": "result"}, 4)
     ]

@@ -29,6 +29,8 @@ __all__ = [
     "FIELD_IDEMPOTENCY_KEY",
     "FIELD_REPLAYED_FROM",
     "FIELD_REPLY_TO",
+    "FIELD_TRACEPARENT",
+    "FIELD_TRACESTATE",
     "FIELD_TYPE",
 ]
 
@@ -43,6 +45,9 @@ FIELD_TYPE = "type"
 FIELD_IDEMPOTENCY_KEY = "idempotency_key"
 #: Entry field of a replayed dead letter: the dead-letter entry id it was put back from.
 FIELD_REPLAYED_FROM = "replayed_from"
+#: Optional request entry fields: the caller's W3C trace context (traced with SBUSR_TRACING).
+FIELD_TRACEPARENT = "traceparent"
+FIELD_TRACESTATE = "tracestate"
 
 #: ``type`` of a flow start entry on a peer's stream.
 FLOW_START = "flow.start"

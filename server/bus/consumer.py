@@ -60,6 +60,7 @@ from busclient import (
     stream_entries,
 )
 from executor.pool import Pool
+from server import tracing
 from server.bus import scripts
 from server.bus.counters import BusCounters
 from server.bus.idempotent import answer_once
@@ -98,9 +99,10 @@ class Entry:
         reply_to: the reply list key (bytes) or None.
         deadline: the ``deadline_ms`` field as sent (bytes) or None.
         idempotency_key: the field ``idempotency_key`` (bytes) or None.
+        fields: every field of the entry (tracing reads ``traceparent`` and ``tracestate``).
     """
 
-    __slots__ = ("entry_id", "data", "reply_to", "deadline", "idempotency_key")
+    __slots__ = ("entry_id", "data", "reply_to", "deadline", "idempotency_key", "fields")
 
     def __init__(self, entry_id: str, fields: dict[bytes, bytes] | None) -> None:
         fields = fields or {}
@@ -109,6 +111,7 @@ class Entry:
         self.reply_to = fields.get(FIELD_REPLY_TO.encode()) or None
         self.deadline = fields.get(_FIELD_DEADLINE)
         self.idempotency_key = fields.get(FIELD_IDEMPOTENCY_KEY.encode())
+        self.fields = fields
 
 
 class BusConsumer:
@@ -296,7 +299,12 @@ class BusConsumer:
         """Run the entry's payload and queue its answer; a busy pool makes it wait, pending."""
         self._unsubmitted -= 1  # handle() submits to the pool before its first suspension
         try:
-            reply = await self._handle(entry)
+            answer = self._handle(entry)
+            if tracing.active is not None:
+                answer = tracing.active.bus_entry(
+                    self.keys.requests, entry.entry_id, entry.fields, answer
+                )
+            reply = await answer
         except (
             Exception
         ):  # a bug of ours: leave the entry pending; it is reclaimed, then dead-lettered
@@ -329,7 +337,7 @@ class BusConsumer:
                     round(missed_by_ms),
                 )
                 return None
-        context = {"request_id": "bus:" + entry.entry_id}
+        context = {"request_id": "bus:" + entry.entry_id, "transport": "bus"}
         run = functools.partial(self.core.handle, entry.data, context, deadline_ms)
         if entry.idempotency_key is not None and self.idempotency is not None:
             return await answer_once(self.idempotency, entry.idempotency_key, entry.data, run)

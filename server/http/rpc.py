@@ -67,6 +67,7 @@ from tornado.httputil import (
     ResponseStartLine,
 )
 
+from server import tracing
 from server.http.access_log import log_access
 from server.http.base import REQUEST_ID_HEADER, BaseHandler, bearer_refusal, request_id_of
 from server.http.cors import CorsPolicy, is_preflight
@@ -225,10 +226,15 @@ class RpcDelegate(HTTPMessageDelegate):
         self.chunks = []
         idempotency = self.endpoint.idempotency
         if idempotency is not None and IDEMPOTENCY_KEY_HEADER in self.request.headers:
-            answering = idempotency.answer(self, body)
+            answer = idempotency.answer(self, body)
         else:
-            answering = self._answer(body)
-        self.task = asyncio.get_running_loop().create_task(answering)
+            answer = self._answer(body)
+        if tracing.active is not None:
+            request = self.request
+            answer = tracing.active.http_request(
+                "POST", request.path, request.headers, request._start_time, self.request_id, answer
+            )
+        self.task = asyncio.get_running_loop().create_task(answer)
         connection = self.request.connection
         if isinstance(connection, HTTP1Connection):
             connection.set_close_callback(self._on_client_left)
@@ -251,9 +257,8 @@ class RpcDelegate(HTTPMessageDelegate):
     async def _answer(self, body: bytes) -> None:
         """Run the payload through the core and write its response (the module doc's table)."""
         try:
-            reply = await self.endpoint.core.handle(
-                body, {"request_id": self.request_id}, self.deadline_ms
-            )
+            context = {"request_id": self.request_id, "transport": "http"}
+            reply = await self.endpoint.core.handle(body, context, self.deadline_ms)
         except Exception:  # a bug of ours: a JSON 500, logged with the stack
             logger.exception("POST %s failed", self.request.path)
             self._respond(500, error_body(500, "Internal Server Error"))

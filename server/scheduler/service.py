@@ -41,6 +41,7 @@ from busclient import async_redis
 from executor.pool import Pool
 from kit.db import get_engine
 from kit.jobs import JOB_CONTEXT_ID, JOB_CONTEXT_RUN_TIME, build_trigger
+from server import tracing
 from server.scheduler import state as job_state
 from server.scheduler.lease import LocalLease, RedisLease, lease_ttl_ms
 from settings import Settings
@@ -167,6 +168,8 @@ class JobScheduler:
         self.scheduler: AsyncIOScheduler | None = None
         self.lease: LocalLease | RedisLease = LocalLease()
         self._tasks: set[asyncio.Task[None]] = set()
+        #: runs by outcome (``ok``, ``failed``), for ``sbusr_scheduler_runs_total``
+        self.run_counts: dict[str, int] = {"ok": 0, "failed": 0}
         self._poll_task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ life
@@ -300,15 +303,21 @@ class JobScheduler:
             logger.info("job %s is paused; run time %s skipped", job_id, run_time.isoformat())
             self._pause_quietly(job_id)
             return
-        context = {JOB_CONTEXT_ID: job_id, JOB_CONTEXT_RUN_TIME: run_time.isoformat()}
+        context = {
+            JOB_CONTEXT_ID: job_id,
+            JOB_CONTEXT_RUN_TIME: run_time.isoformat(),
+            "transport": "job",
+        }
         started_at = time.perf_counter()
         try:
-            ok, payload = await self.pool.run(
-                spec["method"], spec.get("params"), timeout_s, context
-            )
+            run = self.pool.run(spec["method"], spec.get("params"), timeout_s, context)
+            if tracing.active is not None:
+                run = tracing.active.job_run(job_id, run_time.isoformat(), run)
+            ok, payload = await run
         except JsonRpcError as error:  # ServerBusy: the queue is full
             ok, payload = False, error.to_json()
         elapsed_ms = (time.perf_counter() - started_at) * 1000.0
+        self.run_counts["ok" if ok else "failed"] += 1
         pause = not ok and spec.get("pause_on_error", False)
 
         def finish(current: job_state.JobState) -> job_state.JobState:

@@ -8,6 +8,7 @@ cannot be reached makes its tests FAIL with the reason.
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
 import threading
@@ -120,8 +121,9 @@ class ScriptedServer(ThreadingHTTPServer):
             return self.hits[urlsplit(url).path]
 
 
-@pytest.fixture(scope="session")
-def http_server() -> Iterator[ScriptedServer]:
+@contextlib.contextmanager
+def scripted_server() -> Iterator[ScriptedServer]:
+    """A :class:`ScriptedServer` serving in a thread of its own until the block ends."""
     server = ScriptedServer()
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
     thread.daemon = True
@@ -130,6 +132,12 @@ def http_server() -> Iterator[ScriptedServer]:
     server.stopping.set()
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture(scope="session")
+def http_server() -> Iterator[ScriptedServer]:
+    with scripted_server() as server:
+        yield server
 
 
 def _unique_name(prefix: str) -> str:
