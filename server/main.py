@@ -27,6 +27,7 @@ from server.http.app import Services, make_router
 from server.jsonrpc import JsonRpcCore
 from server.metrics import CallMetrics, Metrics
 from server.openrpc_cache import OpenRpcCache
+from server.readiness import Readiness
 from server.reloader import watch_methods
 from server.scheduler.service import JobScheduler
 from settings import Settings
@@ -222,6 +223,7 @@ async def serve(
                     metrics=Metrics(pool, calls, bus.counters if bus is not None else None),
                     scheduler=jobs,
                     flows=bus.flows if bus is not None else None,
+                    readiness=Readiness(pool, bus.client if bus is not None else None),
                 )
                 server, port = _listen(settings, services)
                 closing.push_async_callback(_close_http, server)

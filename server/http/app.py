@@ -9,6 +9,7 @@ other methods on ``/rpc``, ``/``         rpc.RpcHandler (405)         max_body_b
 ``GET|POST /sys/reset``                  system.ResetHandler          pool
 ``GET /sys/status``                      system.StatusHandler         pool
 ``GET /health_check`` (no token)         system.HealthHandler         pool
+``GET /ready`` (no token)                system.ReadyHandler          readiness
 ``GET /openrpc.json``                    docs.OpenRpcHandler          documents
 ``GET /openapi.json``                    docs.OpenApiHandler          (none)
 ``GET /docs`` (no token)                 docs.DocsHandler             (none)
@@ -49,10 +50,11 @@ from server.http.flow import FlowHandler
 from server.http.jobs import JOB_ID_PATTERN, JobActionHandler, JobHandler, JobsHandler
 from server.http.metrics import MetricsHandler
 from server.http.rpc import MATCHER, RpcEndpoint, RpcHandler
-from server.http.system import HealthHandler, ResetHandler, StatusHandler
+from server.http.system import HealthHandler, ReadyHandler, ResetHandler, StatusHandler
 from server.jsonrpc import JsonRpcCore
 from server.metrics import Metrics
 from server.openrpc_cache import OpenRpcCache
+from server.readiness import Readiness
 from server.scheduler.service import JobScheduler
 from settings import Settings
 
@@ -73,6 +75,7 @@ class Services:
         metrics: what ``/metrics`` shows.
         scheduler: the job scheduler, or None when it is off (job routes answer 503).
         flows: the bus's flow starter, or None when the bus is off (``/api/flow`` answers 503).
+        readiness: the checks of ``/ready``; None: the pool alone (no bus check).
     """
 
     pool: Pool
@@ -81,6 +84,7 @@ class Services:
     metrics: Metrics
     scheduler: JobScheduler | None
     flows: FlowStarter | None
+    readiness: Readiness | None = None
 
 
 def routes(settings: Settings, services: Services) -> list[Route]:
@@ -111,6 +115,7 @@ def routes(settings: Settings, services: Services) -> list[Route]:
         (r"/api/jobs", JobsHandler, jobs),
         (rf"/api/jobs/{JOB_ID_PATTERN}", JobHandler, jobs),
         (rf"/api/jobs/{JOB_ID_PATTERN}/(pause|resume|run)", JobActionHandler, jobs),
+        (r"/ready", ReadyHandler, {"readiness": services.readiness or Readiness(pool)}),
     ]
 
 
