@@ -125,6 +125,14 @@ def main(argv: list[str] | None = None) -> int:
     if arguments.no_web_server and not settings.redis_url:
         logging.getLogger("sbusr").error("-W needs the message bus: set SBUSR_REDIS_URL or --redis")
         return 2
+    from server.startup_checks import StartupRefused, check_startup, warn_unknown_variables
+
+    warn_unknown_variables()
+    try:
+        check_startup(settings, web=not arguments.no_web_server)
+    except StartupRefused as exc:
+        logging.getLogger("sbusr").error("cannot start: %s", exc)
+        return 2
     if settings.use_uvloop:
         try:
             import uvloop

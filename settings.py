@@ -12,15 +12,17 @@ variable and the value, e.g. ``SBUSR_PORT='http': expected an integer``.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from executor.cpus import available_cpus
 from wire.redact import MASK, redact_url
 
-__all__ = ["Settings", "SettingsError", "load", "ENV_PREFIX"]
+__all__ = ["Settings", "SettingsError", "load", "ENV_PREFIX", "unknown_variables"]
 
 ENV_PREFIX = "SBUSR_"
 PROJECT_DIR = Path(__file__).resolve().parent
@@ -39,29 +41,43 @@ def _parse_bool(text: str) -> bool:
     raise ValueError("expected 1/0, true/false, yes/no or on/off")
 
 
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError("expected an integer") from None
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError("expected a number") from None
+
+
 def _positive_int(text: str) -> int:
-    value = int(text)
+    value = _integer(text)
     if value < 1:
         raise ValueError("expected an integer >= 1")
     return value
 
 
 def _non_negative_int(text: str) -> int:
-    value = int(text)
+    value = _integer(text)
     if value < 0:
         raise ValueError("expected an integer >= 0")
     return value
 
 
 def _positive_float(text: str) -> float:
-    value = float(text)
+    value = _number(text)
     if not value > 0:
         raise ValueError("expected a number > 0")
     return value
 
 
 def _port(text: str) -> int:
-    value = int(text)
+    value = _integer(text)
     if not 0 <= value <= 65535:
         raise ValueError("expected a port number 0-65535")
     return value
@@ -115,7 +131,8 @@ class Settings:
         port: TCP port of the HTTP server (``SBUSR_PORT``), default 8080; 0 picks a free one.
         methods_dir: folder of the user's ``methods`` package (``SBUSR_METHODS_DIR``).
         pool_processes: worker processes per generation (``SBUSR_POOL_PROCESSES``), default
-            the CPU count.
+            the CPUs this process may use: its CPU affinity capped by its cgroup CPU quota
+            (:func:`executor.cpus.available_cpus`).
         pool_maxtasksperchild: calls a worker serves before it is replaced
             (``SBUSR_POOL_MAXTASKSPERCHILD``), default 1000; 0 means never.
         queue_maxsize: calls that may wait for a free worker (``SBUSR_QUEUE_MAXSIZE``);
@@ -151,12 +168,15 @@ class Settings:
             instances changed, milliseconds (``SBUSR_SCHEDULER_POLL_MS``), default 1000.
         cors_origins: browser origins allowed to call across origins (``SBUSR_CORS_ORIGINS``,
             comma-separated ``scheme://host[:port]``, or ``*`` for any); empty: none.
+        allow_unauthenticated: serve a non-loopback address without ``auth_token``
+            (``SBUSR_ALLOW_UNAUTHENTICATED``), default off: such a start is refused
+            (protected mode).
     """
 
     host: str = "127.0.0.1"
     port: int = 8080
     methods_dir: Path = PROJECT_DIR / "methods"
-    pool_processes: int = dataclasses.field(default_factory=lambda: os.cpu_count() or 1)
+    pool_processes: int = dataclasses.field(default_factory=available_cpus)
     pool_maxtasksperchild: int = 1000
     queue_maxsize: int = 1000
     worker_concurrency: int = 256
@@ -182,6 +202,7 @@ class Settings:
     jobs_table: str = "sbusr_jobs"
     scheduler_poll_ms: int = 1000
     cors_origins: tuple[str, ...] = ()
+    allow_unauthenticated: bool = False
 
     def replace(self, **changes: Any) -> Settings:
         """Return a copy with ``changes`` applied (command-line options use this)."""
@@ -228,7 +249,11 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "jobs_table": ("JOBS_TABLE", _table_name),
     "scheduler_poll_ms": ("SCHEDULER_POLL_MS", _positive_int),
     "cors_origins": ("CORS_ORIGINS", _origins),
+    "allow_unauthenticated": ("ALLOW_UNAUTHENTICATED", _parse_bool),
 }
+
+#: Prefixes of ``SBUSR_*`` variables that are not settings of the server (test and bench tools).
+_FOREIGN_PREFIXES = ("SBUSR_TEST_", "SBUSR_BENCH_")
 
 
 def environment_variable(setting: str) -> str:
@@ -262,3 +287,28 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
             shown = MASK if name == "auth_token" else repr(text)
             raise SettingsError(f"{variable}={shown}: {exc}") from None
     return Settings(**values)
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[tuple[str, str | None]]:
+    """Find ``SBUSR_*`` variables that name no setting (a typo is otherwise silently ignored).
+
+    Args:
+        environ: the environment to read; ``os.environ`` when None.
+
+    Returns:
+        ``[(variable, closest known variable or None), ...]`` sorted by variable, e.g.
+        ``[("SBUSR_POOL_PROCESS", "SBUSR_POOL_PROCESSES")]`` (closest by
+        :func:`difflib.get_close_matches`). Variables of the test and bench tools
+        (``SBUSR_TEST_*``, ``SBUSR_BENCH_*``) are not reported.
+    """
+    environ = os.environ if environ is None else environ
+    known = [suffix for suffix, _ in _ENVIRONMENT.values()]
+    unknown = []
+    for variable in sorted(environ):
+        suffix = variable.removeprefix(ENV_PREFIX)
+        if suffix == variable or suffix in known or variable.startswith(_FOREIGN_PREFIXES):
+            continue
+        # compared without the prefix, which every name shares
+        close = difflib.get_close_matches(suffix, known, n=1, cutoff=0.6)
+        unknown.append((variable, ENV_PREFIX + close[0] if close else None))
+    return unknown

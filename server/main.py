@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -30,6 +29,7 @@ from server.openrpc_cache import OpenRpcCache
 from server.readiness import Readiness
 from server.reloader import watch_methods
 from server.scheduler.service import JobScheduler
+from server.startup_checks import is_loopback
 from settings import Settings
 
 __all__ = ["BUS_CLOSE_TIMEOUT_S", "serve"]
@@ -43,15 +43,6 @@ BUS_CLOSE_TIMEOUT_S = 5.0
 
 class _NotServing(Exception):
     """A part could not start (already logged); :func:`serve` exits 1."""
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 async def _start_pool(settings: Settings, pool: Pool) -> dict[str, Any]:
@@ -109,10 +100,10 @@ def _listen(settings: Settings, services: Services) -> tuple[tornado.httpserver.
     Raises:
         OSError: the address cannot be bound.
     """
-    if not settings.auth_token and not _is_loopback(settings.host):
+    if not settings.auth_token and not is_loopback(settings.host):
         logger.warning(
-            "listening on %s without SBUSR_AUTH_TOKEN: anyone who reaches this "
-            "address can call every method",
+            "listening on %s without SBUSR_AUTH_TOKEN (SBUSR_ALLOW_UNAUTHENTICATED): anyone "
+            "who reaches this address can call every method",
             settings.host,
         )
     server = tornado.httpserver.HTTPServer(
