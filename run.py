@@ -20,19 +20,35 @@ from server import __version__
 
 #: Fields a record may carry besides the standard ones: the request id of a call (also on
 #: the workers' records) and the access log's facts.
-EXTRA_FIELDS = ("request_id", "http_method", "path", "status", "duration_ms", "rpc_methods")
+EXTRA_FIELDS = (
+    "request_id",
+    "http_method",
+    "path",
+    "status",
+    "duration_ms",
+    "rpc_methods",
+    "rpc_method",
+    "call_id",
+)
 
 
 class TextFormatter(logging.Formatter):
-    """``time level logger[pid] message``, then ``request_id=...`` when the record has one."""
+    """``time level logger[pid] message``, then ``request_id=...`` when the record has one.
+
+    The request id ends the record's first line (a message of many lines, or a traceback,
+    follows it), so grepping an id finds the line that opens every record of the request.
+    """
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s[%(process)d] %(message)s")
 
-    def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+        line = super().formatMessage(record)
         request_id = getattr(record, "request_id", None)
-        return line if request_id is None else f"{line} request_id={request_id}"
+        if request_id is None:
+            return line
+        first, newline, rest = line.partition("\n")
+        return f"{first} request_id={request_id}{newline}{rest}"
 
 
 class JsonFormatter(logging.Formatter):

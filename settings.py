@@ -168,6 +168,9 @@ class Settings:
             instances changed, milliseconds (``SBUSR_SCHEDULER_POLL_MS``), default 1000.
         cors_origins: browser origins allowed to call across origins (``SBUSR_CORS_ORIGINS``,
             comma-separated ``scheme://host[:port]``, or ``*`` for any); empty: none.
+        expose_errors: a method's exception text goes to the caller in ``error.data.message``
+            (``SBUSR_EXPOSE_ERRORS``), default on; off, the text is replaced by a pointer to
+            the server's log record (the request id); ``error.data.type`` stays.
         allow_unauthenticated: serve a non-loopback address without ``auth_token``
             (``SBUSR_ALLOW_UNAUTHENTICATED``), default off: such a start is refused
             (protected mode).
@@ -202,6 +205,7 @@ class Settings:
     jobs_table: str = "sbusr_jobs"
     scheduler_poll_ms: int = 1000
     cors_origins: tuple[str, ...] = ()
+    expose_errors: bool = True
     allow_unauthenticated: bool = False
 
     def replace(self, **changes: Any) -> Settings:
@@ -249,6 +253,7 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "jobs_table": ("JOBS_TABLE", _table_name),
     "scheduler_poll_ms": ("SCHEDULER_POLL_MS", _positive_int),
     "cors_origins": ("CORS_ORIGINS", _origins),
+    "expose_errors": ("EXPOSE_ERRORS", _parse_bool),
     "allow_unauthenticated": ("ALLOW_UNAUTHENTICATED", _parse_bool),
 }
 

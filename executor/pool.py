@@ -238,6 +238,8 @@ class Pool:
         log_level: level of the workers' root logger (a :mod:`logging` number).
         worker_concurrency: most calls one worker runs at once (1: one at a time).
         use_template: fork workers from a template process (False: a new interpreter each).
+        expose_errors: workers put a method's exception text into ``error.data.message``;
+            False: a pointer to its log record (``SBUSR_EXPOSE_ERRORS``).
 
     Use from the event loop's thread only.
 
@@ -260,6 +262,7 @@ class Pool:
         log_level: int = logging.INFO,
         worker_concurrency: int = 1,
         use_template: bool = True,
+        expose_errors: bool = True,
     ) -> None:
         self.methods_dir = Path(methods_dir)
         self.processes = processes
@@ -269,6 +272,7 @@ class Pool:
         self.log_level = log_level
         self.worker_concurrency = max(1, worker_concurrency)
         self.use_template = use_template
+        self.expose_errors = expose_errors
         self.generation = 0
         self.started_at = time.monotonic()
         self.restarts: collections.Counter[str] = collections.Counter()
@@ -582,6 +586,7 @@ class Pool:
             "1" if self.debug else "0",
             str(self.log_level),
             str(self.worker_concurrency),
+            "1" if self.expose_errors else "0",
         ]
         worker.process = WorkerProcess(
             self._spawner,

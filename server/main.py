@@ -171,6 +171,7 @@ async def serve(
         debug=settings.debug,
         log_level=log_level,
         worker_concurrency=settings.worker_concurrency,
+        expose_errors=settings.expose_errors,
     )
     calls = CallMetrics()
     if settings.metrics:
