@@ -909,7 +909,8 @@ class Pool:
         """The worker process ended: answer what ran there -32002, replace the worker."""
         if worker not in self._live:
             return
-        expected = worker.state is _DRAINING or worker.stuck or self._closing
+        killed = worker.state is _DEAD  # the pool killed it (e.g. a refused generation)
+        expected = worker.state is _DRAINING or worker.stuck or self._closing or killed
         was_ready = worker.ready.done()
         worker.state = _DEAD  # from here on, nothing is dispatched to it
         self._live.discard(worker)
@@ -941,6 +942,13 @@ class Pool:
             )
         elif not expected:
             logger.error("worker %d died: %s", worker.pid, facts)
+        elif killed:
+            logger.info(
+                "worker %d of generation %d stopped by the pool: %s",
+                worker.pid,
+                worker.generation,
+                facts,
+            )
         if not was_ready:
             self._spawn_failures += 1
         old = worker.replaces
