@@ -6,38 +6,25 @@ checks the exit code, the line and that no traceback was printed (design.md, "Se
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support import PROJECT_DIR, SHIPPED_METHODS, StartServer, free_port
+from tests.support import SHIPPED_METHODS, StartServer, free_port, run_to_the_end
 
 
 def run_server(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     """Run ``run.py`` with the tests' defaults plus ``env``; it must stop by itself."""
-    environment = {key: value for key, value in os.environ.items() if not key.startswith("SBUSR_")}
-    environment.update(
-        {
-            "SBUSR_METHODS_DIR": str(SHIPPED_METHODS),
-            "SBUSR_PORT": str(free_port()),
-            "SBUSR_POOL_PROCESSES": "1",
-            "SBUSR_SCHEDULER": "0",
-        }
-    )
-    environment.update(env)
-    return subprocess.run(
-        [sys.executable, str(PROJECT_DIR / "run.py"), *args],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=PROJECT_DIR,
-    )
+    defaults = {
+        "SBUSR_METHODS_DIR": str(SHIPPED_METHODS),
+        "SBUSR_PORT": str(free_port()),
+        "SBUSR_POOL_PROCESSES": "1",
+        "SBUSR_SCHEDULER": "0",
+    }
+    return run_to_the_end(*args, env={**defaults, **env})
 
 
 def assert_refused(result: subprocess.CompletedProcess[str], *expected: str) -> str:
