@@ -29,7 +29,7 @@ from server.openrpc_cache import OpenRpcCache
 from server.readiness import Readiness
 from server.reloader import watch_methods
 from server.scheduler.service import JobScheduler
-from server.startup_checks import is_loopback
+from server.startup_checks import StartupRefused, is_loopback, listen_refusal
 from settings import Settings
 
 __all__ = ["BUS_CLOSE_TIMEOUT_S", "serve"]
@@ -98,7 +98,7 @@ def _listen(settings: Settings, services: Services) -> tuple[tornado.httpserver.
     """Serve HTTP on ``settings.host``/``port``; returns the server and the port bound.
 
     Raises:
-        OSError: the address cannot be bound.
+        StartupRefused: the address cannot be bound (taken since the start-up checks).
     """
     if not settings.auth_token and not is_loopback(settings.host):
         logger.warning(
@@ -109,7 +109,10 @@ def _listen(settings: Settings, services: Services) -> tuple[tornado.httpserver.
     server = tornado.httpserver.HTTPServer(
         make_router(settings, services), max_body_size=settings.max_body_bytes + (1 << 20)
     )
-    sockets = tornado.netutil.bind_sockets(settings.port, address=settings.host)
+    try:
+        sockets = tornado.netutil.bind_sockets(settings.port, address=settings.host)
+    except OSError as exc:
+        raise listen_refusal(settings.host, settings.port, exc) from None
     server.add_sockets(sockets)
     port: int = sockets[0].getsockname()[1]
     return server, port
@@ -161,7 +164,7 @@ async def serve(
 
     Returns:
         The process exit code: 0 after a graceful stop, 1 when the methods fail to import or
-        the job database cannot be used.
+        the job database cannot be used, 2 when the HTTP address cannot be bound.
     """
     pool = Pool(
         settings.methods_dir,
@@ -236,5 +239,8 @@ async def serve(
             logger.info("stopping: %d calls in flight", pool.in_flight)
     except _NotServing:
         return 1
+    except StartupRefused as exc:  # what started before was stopped on the way out
+        logger.error("cannot start: %s", exc)
+        return 2
     logger.info("stopped")
     return 0

@@ -33,7 +33,13 @@ import tornado.netutil
 from settings import Settings, environment_variable, unknown_variables
 from wire.redact import MASK, redact_url
 
-__all__ = ["StartupRefused", "check_startup", "is_loopback", "warn_unknown_variables"]
+__all__ = [
+    "StartupRefused",
+    "check_startup",
+    "is_loopback",
+    "listen_refusal",
+    "warn_unknown_variables",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -144,19 +150,29 @@ def check_protected_mode(settings: Settings) -> None:
     )
 
 
+def listen_refusal(host: str, port: int, exc: OSError) -> StartupRefused:
+    """The refusal to show when ``host``:``port`` cannot be bound (``exc``, from the bind).
+
+    Returns:
+        A :class:`StartupRefused` naming ``SBUSR_HOST`` (no such address) or ``SBUSR_PORT``
+        (in use, not allowed).
+    """
+    if isinstance(exc, socket.gaierror):
+        return _refuse("host", host, f"not an address of this machine: {exc}")
+    problem = exc.strerror or str(exc)
+    return _refuse("port", port, f"cannot listen on {host}:{port}: {problem}")
+
+
 def check_port(host: str, port: int) -> None:
     """The HTTP address can be bound now (the socket is closed again at once).
 
     Raises:
-        StartupRefused: naming ``SBUSR_PORT`` (in use) or ``SBUSR_HOST`` (no such address).
+        StartupRefused: see :func:`listen_refusal`.
     """
     try:
         sockets = tornado.netutil.bind_sockets(port, address=host)
-    except socket.gaierror as exc:
-        raise _refuse("host", host, f"not an address of this machine: {exc}") from None
     except OSError as exc:
-        problem = exc.strerror or str(exc)
-        raise _refuse("port", port, f"cannot listen on {host}:{port}: {problem}") from None
+        raise listen_refusal(host, port, exc) from None
     for bound in sockets:
         bound.close()
 

@@ -144,3 +144,23 @@ def test_an_unknown_variable_is_warned_about_with_the_closest_name(
     assert "unknown variable SBUSR_POOL_PROCESS ignored: did you mean SBUSR_POOL_PROCESSES?" in log
     assert "unknown variable SBUSR_ZZZ_QQQ ignored: no setting has this name" in log
     assert len(server.status()["workers"]) == 2  # the typo did not set 4 workers
+
+
+# Tornado's bind_sockets leaves the socket whose bind failed to the garbage collector.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_port_taken_after_the_checks_still_exits_2_without_traceback(
+    port_in_use: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    import asyncio
+    import gc
+
+    import settings
+    from server.main import serve
+
+    loaded = settings.Settings(
+        port=port_in_use, methods_dir=SHIPPED_METHODS, pool_processes=1, scheduler=False
+    )
+    assert asyncio.run(serve(loaded)) == 2
+    assert f"cannot start: SBUSR_PORT={port_in_use}: cannot listen on 127.0.0.1" in caplog.text
+    caplog.clear()  # the records hold the error, whose context holds that socket
+    gc.collect()  # its warning comes now, under this test's filter
