@@ -9,6 +9,7 @@ ready, e.g. while Redis is unreachable; an orchestrator then sends it no traffic
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import redis.asyncio
@@ -17,6 +18,8 @@ import redis.exceptions
 from executor.pool import Pool
 
 __all__ = ["PING_TIMEOUT_S", "Readiness"]
+
+logger = logging.getLogger(__name__)
 
 #: How long a ``PING`` to the bus's Redis may take before the bus counts as not ready, seconds.
 PING_TIMEOUT_S = 1.0
@@ -32,6 +35,9 @@ class Readiness:
         pool: the process pool whose current generation must serve.
         bus_client: the bus's Redis client, or None when the bus is off (no bus check).
         ping_timeout_s: bound of the Redis ``PING``, seconds.
+
+    A change of the outcome is logged once (probes ask every few seconds): WARNING with what
+    is not ready, INFO when ready again.
     """
 
     def __init__(
@@ -43,6 +49,7 @@ class Readiness:
         self.pool = pool
         self.bus_client = bus_client
         self.ping_timeout_s = ping_timeout_s
+        self._last_problems: list[str] = []
 
     def workers_problem(self) -> str | None:
         """None when a worker of the current generation is ready; else what is missing."""
@@ -85,9 +92,19 @@ class Readiness:
             "bus": "off" if self.bus_client is None else (bus or OK),
         }
         not_ready = [name for name, problem in (("workers", workers), ("bus", bus)) if problem]
+        self._log_change([f"{name}: {checks[name]}" for name in not_ready])
         return {
             "ready": not not_ready,
             "generation": self.pool.generation,
             "checks": checks,
             "not_ready": not_ready,
         }
+
+    def _log_change(self, problems: list[str]) -> None:
+        if problems == self._last_problems:
+            return
+        if problems:
+            logger.warning("not ready: %s", "; ".join(problems))
+        else:
+            logger.info("ready")
+        self._last_problems = problems

@@ -46,3 +46,14 @@ def test_ready_without_the_bus_checks_the_workers_only(
     response = server.http.get("/ready")
     assert response.status_code == 200, response.text
     assert response.json()["checks"] == {"workers": "ok", "bus": "off"}
+
+
+def test_not_ready_is_logged_once_however_often_probed(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    server = start_server(
+        env={"SBUSR_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0", "SBUSR_SCHEDULER": "0"}
+    )
+    for _ in range(3):
+        assert server.http.get("/ready").status_code == 503
+    assert server.log().count("not ready: bus: Redis cannot be reached") == 1
