@@ -143,8 +143,9 @@ class Settings:
         rpc_timeout_s: time limit of one call in seconds (``SBUSR_RPC_TIMEOUT``), default 30.
         redis_url: Redis URL of the message bus (``SBUSR_REDIS_URL``); None: bus off.
         database_url: SQLAlchemy URL of the default database (``SBUSR_DATABASE_URL``).
-        auth_token: bearer token required on every route but /health_check
-            (``SBUSR_AUTH_TOKEN``); None: no auth.
+        auth_token: bearer token required on every route but the probes (/health_check,
+            /ready) and /docs (``SBUSR_AUTH_TOKEN``); None: no auth, and then only a loopback
+            ``host`` may be bound unless ``allow_unauthenticated`` (protected mode).
         flow_ack_timeout_s: how long /api/flow waits for a peer's ack, seconds.
         notify_ttl_ms: life of a bus reply list after the reply is pushed, milliseconds.
         debug: put tracebacks into ``error.data`` (``SBUSR_DEBUG``).
