@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime
 import json
 import logging
 import sys
@@ -19,8 +20,8 @@ import settings as settings_module
 from server import __version__
 
 #: Fields a record may carry besides the standard ones: the request id of a call (also on
-#: the workers' records), the access log's facts, and the W3C trace context of the call
-#: (workers' records, with tracing on).
+#: the workers' records), the access log's facts, the method and call id of a method's error
+#: record, and the W3C trace context of the call (workers' records, with tracing on).
 EXTRA_FIELDS = (
     "request_id",
     "http_method",
@@ -29,28 +30,52 @@ EXTRA_FIELDS = (
     "duration_ms",
     "rpc_methods",
     "traceparent",
+    "rpc_method",
+    "call_id",
 )
 
 
 class TextFormatter(logging.Formatter):
-    """``time level logger[pid] message``, then ``request_id=...`` when the record has one."""
+    """``time level logger[pid] message``, then ``request_id=...`` when the record has one.
+
+    The request id ends the record's first line (a message of many lines, or a traceback,
+    follows it), so grepping an id finds the line that opens every record of the request.
+    """
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s[%(process)d] %(message)s")
 
-    def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+        line = super().formatMessage(record)
         request_id = getattr(record, "request_id", None)
-        return line if request_id is None else f"{line} request_id={request_id}"
+        if request_id is None:
+            return line
+        first, newline, rest = line.partition("\n")
+        return f"{first} request_id={request_id}{newline}{rest}"
+
+
+#: Loggers of libraries that talk a lot (APScheduler: "Looking for jobs to run" every poll, a
+#: line per job run): held at WARNING unless ``-vv`` asks for everything.
+CHATTY_LOGGERS = ("apscheduler",)
+
+
+def iso_time_ms(created_s: float) -> str:
+    """ISO 8601 local time with milliseconds and offset, e.g. ``2026-12-04T17:06:15.273+00:00``.
+
+    Args:
+        created_s: seconds since the epoch (``LogRecord.created``).
+    """
+    moment = datetime.datetime.fromtimestamp(created_s).astimezone()
+    return moment.isoformat(timespec="milliseconds")
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per log line: time, level, logger, process, message (and exception),
-    plus the :data:`EXTRA_FIELDS` the record has."""
+    """One JSON object per log line: time (ISO 8601, milliseconds), level, logger, process,
+    message (and exception), plus the :data:`EXTRA_FIELDS` the record has."""
 
     def format(self, record: logging.LogRecord) -> str:
         line = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "time": iso_time_ms(record.created),
             "level": record.levelname,
             "logger": record.name,
             "pid": record.process,
@@ -66,8 +91,14 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False)
 
 
-def setup_logging(level: int, log_format: str) -> None:
-    """Send every log record of this process (and of the workers) to stderr."""
+def setup_logging(level: int, log_format: str, chatty: bool = False) -> None:
+    """Send every log record of this process (and of the workers) to stderr.
+
+    Args:
+        level: the root level (a :mod:`logging` number).
+        log_format: ``text`` or ``json``.
+        chatty: let the :data:`CHATTY_LOGGERS` log at ``level`` too; False: WARNING and up.
+    """
     handler = logging.StreamHandler(sys.stderr)
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
@@ -76,6 +107,8 @@ def setup_logging(level: int, log_format: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.NOTSET if chatty else logging.WARNING)
 
 
 def parse_arguments(argv: list[str]) -> argparse.Namespace:
@@ -84,7 +117,13 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
         prog="run.py", description="sbusr: a JSON-RPC 2.0 method server."
     )
     parser.add_argument("-V", "--version", action="version", version="sbusr " + __version__)
-    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="log at DEBUG level; -vv also lets APScheduler log below WARNING",
+    )
     parser.add_argument(
         "-W",
         "--no-web-server",
@@ -135,9 +174,17 @@ def main(argv: list[str] | None = None) -> int:
     }
     settings = settings.replace(**changes)
     level = logging.DEBUG if arguments.verbose else logging.INFO
-    setup_logging(level, settings.log_format)
+    setup_logging(level, settings.log_format, chatty=arguments.verbose >= 2)
     if arguments.no_web_server and not settings.redis_url:
         logging.getLogger("sbusr").error("-W needs the message bus: set SBUSR_REDIS_URL or --redis")
+        return 2
+    from server.startup_checks import StartupRefused, check_startup, warn_unknown_variables
+
+    warn_unknown_variables()
+    try:
+        check_startup(settings, web=not arguments.no_web_server)
+    except StartupRefused as exc:
+        logging.getLogger("sbusr").error("cannot start: %s", exc)
         return 2
     if settings.use_uvloop:
         try:

@@ -12,15 +12,17 @@ variable and the value, e.g. ``SBUSR_PORT='http': expected an integer``.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from executor.cpus import available_cpus
 from wire.redact import MASK, redact_url
 
-__all__ = ["Settings", "SettingsError", "load", "ENV_PREFIX"]
+__all__ = ["Settings", "SettingsError", "load", "ENV_PREFIX", "unknown_variables"]
 
 ENV_PREFIX = "SBUSR_"
 PROJECT_DIR = Path(__file__).resolve().parent
@@ -39,29 +41,43 @@ def _parse_bool(text: str) -> bool:
     raise ValueError("expected 1/0, true/false, yes/no or on/off")
 
 
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError("expected an integer") from None
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError("expected a number") from None
+
+
 def _positive_int(text: str) -> int:
-    value = int(text)
+    value = _integer(text)
     if value < 1:
         raise ValueError("expected an integer >= 1")
     return value
 
 
 def _non_negative_int(text: str) -> int:
-    value = int(text)
+    value = _integer(text)
     if value < 0:
         raise ValueError("expected an integer >= 0")
     return value
 
 
 def _positive_float(text: str) -> float:
-    value = float(text)
+    value = _number(text)
     if not value > 0:
         raise ValueError("expected a number > 0")
     return value
 
 
 def _port(text: str) -> int:
-    value = int(text)
+    value = _integer(text)
     if not 0 <= value <= 65535:
         raise ValueError("expected a port number 0-65535")
     return value
@@ -115,7 +131,8 @@ class Settings:
         port: TCP port of the HTTP server (``SBUSR_PORT``), default 8080; 0 picks a free one.
         methods_dir: folder of the user's ``methods`` package (``SBUSR_METHODS_DIR``).
         pool_processes: worker processes per generation (``SBUSR_POOL_PROCESSES``), default
-            the CPU count.
+            the CPUs this process may use: its CPU affinity capped by its cgroup CPU quota
+            (:func:`executor.cpus.available_cpus`).
         pool_maxtasksperchild: calls a worker serves before it is replaced
             (``SBUSR_POOL_MAXTASKSPERCHILD``), default 1000; 0 means never.
         queue_maxsize: calls that may wait for a free worker (``SBUSR_QUEUE_MAXSIZE``);
@@ -126,8 +143,9 @@ class Settings:
         rpc_timeout_s: time limit of one call in seconds (``SBUSR_RPC_TIMEOUT``), default 30.
         redis_url: Redis URL of the message bus (``SBUSR_REDIS_URL``); None: bus off.
         database_url: SQLAlchemy URL of the default database (``SBUSR_DATABASE_URL``).
-        auth_token: bearer token required on every route but /health_check
-            (``SBUSR_AUTH_TOKEN``); None: no auth.
+        auth_token: bearer token required on every route but the probes (/health_check,
+            /ready) and /docs (``SBUSR_AUTH_TOKEN``); None: no auth, and then only a loopback
+            ``host`` may be bound unless ``allow_unauthenticated`` (protected mode).
         flow_ack_timeout_s: how long /api/flow waits for a peer's ack, seconds.
         notify_ttl_ms: life of a bus reply list after the reply is pushed, milliseconds.
         debug: put tracebacks into ``error.data`` (``SBUSR_DEBUG``).
@@ -159,12 +177,18 @@ class Settings:
             (``SBUSR_DEADLETTER_MAX_AGE_S``), default 604800 (7 days).
         tracing: make OpenTelemetry spans of the calls (``SBUSR_TRACING``), default off; the
             exporter comes from the standard ``OTEL_*`` variables (``server.tracing``).
+        expose_errors: a method's exception text goes to the caller in ``error.data.message``
+            (``SBUSR_EXPOSE_ERRORS``), default on; off, the text is replaced by a pointer to
+            the server's log record (the request id); ``error.data.type`` stays.
+        allow_unauthenticated: serve a non-loopback address without ``auth_token``
+            (``SBUSR_ALLOW_UNAUTHENTICATED``), default off: such a start is refused
+            (protected mode).
     """
 
     host: str = "127.0.0.1"
     port: int = 8080
     methods_dir: Path = PROJECT_DIR / "methods"
-    pool_processes: int = dataclasses.field(default_factory=lambda: os.cpu_count() or 1)
+    pool_processes: int = dataclasses.field(default_factory=available_cpus)
     pool_maxtasksperchild: int = 1000
     queue_maxsize: int = 1000
     worker_concurrency: int = 256
@@ -194,6 +218,8 @@ class Settings:
     deadletter_max_entries: int = 10000
     deadletter_max_age_s: int = 7 * 86400
     tracing: bool = False
+    expose_errors: bool = True
+    allow_unauthenticated: bool = False
 
     def replace(self, **changes: Any) -> Settings:
         """Return a copy with ``changes`` applied (command-line options use this)."""
@@ -244,7 +270,12 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "deadletter_max_entries": ("DEADLETTER_MAX_ENTRIES", _positive_int),
     "deadletter_max_age_s": ("DEADLETTER_MAX_AGE_S", _positive_int),
     "tracing": ("TRACING", _parse_bool),
+    "expose_errors": ("EXPOSE_ERRORS", _parse_bool),
+    "allow_unauthenticated": ("ALLOW_UNAUTHENTICATED", _parse_bool),
 }
+
+#: Prefixes of ``SBUSR_*`` variables that are not settings of the server (test and bench tools).
+_FOREIGN_PREFIXES = ("SBUSR_TEST_", "SBUSR_BENCH_")
 
 
 def environment_variable(setting: str) -> str:
@@ -278,3 +309,28 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
             shown = MASK if name == "auth_token" else repr(text)
             raise SettingsError(f"{variable}={shown}: {exc}") from None
     return Settings(**values)
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[tuple[str, str | None]]:
+    """Find ``SBUSR_*`` variables that name no setting (a typo is otherwise silently ignored).
+
+    Args:
+        environ: the environment to read; ``os.environ`` when None.
+
+    Returns:
+        ``[(variable, closest known variable or None), ...]`` sorted by variable, e.g.
+        ``[("SBUSR_POOL_PROCESS", "SBUSR_POOL_PROCESSES")]`` (closest by
+        :func:`difflib.get_close_matches`). Variables of the test and bench tools
+        (``SBUSR_TEST_*``, ``SBUSR_BENCH_*``) are not reported.
+    """
+    environ = os.environ if environ is None else environ
+    known = [suffix for suffix, _ in _ENVIRONMENT.values()]
+    unknown = []
+    for variable in sorted(environ):
+        suffix = variable.removeprefix(ENV_PREFIX)
+        if suffix == variable or suffix in known or variable.startswith(_FOREIGN_PREFIXES):
+            continue
+        # compared without the prefix, which every name shares
+        close = difflib.get_close_matches(suffix, known, n=1, cutoff=0.6)
+        unknown.append((variable, ENV_PREFIX + close[0] if close else None))
+    return unknown

@@ -284,6 +284,8 @@ class Pool:
         log_level: level of the workers' root logger (a :mod:`logging` number).
         worker_concurrency: most calls one worker runs at once (1: one at a time).
         use_template: fork workers from a template process (False: a new interpreter each).
+        expose_errors: workers put a method's exception text into ``error.data.message``;
+            False: a pointer to its log record (``SBUSR_EXPOSE_ERRORS``).
 
     Use from the event loop's thread only.
 
@@ -308,6 +310,7 @@ class Pool:
         log_level: int = logging.INFO,
         worker_concurrency: int = 1,
         use_template: bool = True,
+        expose_errors: bool = True,
     ) -> None:
         self.methods_dir = Path(methods_dir)
         self.processes = processes
@@ -317,6 +320,7 @@ class Pool:
         self.log_level = log_level
         self.worker_concurrency = max(1, worker_concurrency)
         self.use_template = use_template
+        self.expose_errors = expose_errors
         self.generation = 0
         self.started_at = time.monotonic()
         self.restarts: collections.Counter[str] = collections.Counter()
@@ -698,6 +702,7 @@ class Pool:
             "1" if self.debug else "0",
             str(self.log_level),
             str(self.worker_concurrency),
+            "1" if self.expose_errors else "0",
         ]
         worker.process = WorkerProcess(
             self._spawner,
@@ -1051,7 +1056,8 @@ class Pool:
         """The worker process ended: answer what ran there -32002, replace the worker."""
         if worker not in self._live:
             return
-        expected = worker.state is _DRAINING or worker.stuck or self._closing
+        killed = worker.state is _DEAD  # the pool killed it (e.g. a refused generation)
+        expected = worker.state is _DRAINING or worker.stuck or self._closing or killed
         was_ready = worker.ready.done()
         worker.state = _DEAD  # from here on, nothing is dispatched to it
         self._live.discard(worker)
@@ -1083,6 +1089,13 @@ class Pool:
             )
         elif not expected:
             logger.error("worker %d died: %s", worker.pid, facts)
+        elif killed:
+            logger.info(
+                "worker %d of generation %d stopped by the pool: %s",
+                worker.pid,
+                worker.generation,
+                facts,
+            )
         if not was_ready:
             self._spawn_failures += 1
         old = worker.replaces

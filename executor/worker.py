@@ -1,7 +1,8 @@
 """A worker process: imports the methods package and runs the calls the server sends, side by side.
 
 Started by the pool (forked from its template process, :mod:`executor.zygote`, or as
-``python -m executor.worker IN_FD OUT_FD METHODS_DIR DEBUG LOG_LEVEL CONCURRENCY``). It reads
+``python -m executor.worker IN_FD OUT_FD METHODS_DIR DEBUG LOG_LEVEL CONCURRENCY
+EXPOSE_ERRORS``). It reads
 frames from IN_FD and writes one RESULT or ERROR frame per call to OUT_FD, in the order the
 calls finish (format: :mod:`executor.framing`).
 
@@ -44,7 +45,6 @@ import queue
 import signal
 import sys
 import threading
-import traceback
 import types
 from collections.abc import Callable
 from pathlib import Path
@@ -54,6 +54,7 @@ from executor import framing, params
 from executor.context import ONE_AT_A_TIME_ATTRIBUTE, call_context
 from executor.encoding import encode
 from executor.internal import INTERNAL_METHODS, load_internal_methods
+from executor.method_errors import current_call_id, error_data, log_raised, log_refused
 from executor.resolve import PACKAGE, resolve
 from wire.errors import CallTimeout, InternalError, JsonRpcError, MethodNotFound, MethodRaised
 
@@ -255,15 +256,20 @@ class Runner:
         debug: add the traceback to ``error.data`` of methods that raise.
         loop: the worker's event loop; a plain function that returns an awaitable has it
             awaited there.
+        expose_errors: ``error.data.message`` of a method that raises is the exception's
+            text; False: a pointer to its log record (:mod:`executor.method_errors`).
 
     Every ``run*`` method returns ``(framing.RESULT, result JSON)`` or
     ``(framing.ERROR, error object JSON)`` and raises nothing but ``BaseException``\\ s that
     are not ``Exception``\\ s (e.g. ``SystemExit``, ``CancelledError``).
     """
 
-    def __init__(self, debug: bool, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, debug: bool, loop: asyncio.AbstractEventLoop, expose_errors: bool = True
+    ) -> None:
         self.debug = debug
         self.loop = loop
+        self.expose_errors = expose_errors
         self._methods: dict[str, _Method] = {}
 
     def method(self, name: str) -> _Method:
@@ -288,11 +294,8 @@ class Runner:
             )
 
     def _raised(self, method_name: str, exc: Exception) -> MethodRaised:
-        data: dict[str, Any] = {"type": type(exc).__name__, "message": str(exc)}
-        if self.debug:
-            data["traceback"] = traceback.format_exc()
-        logger.debug("method %s raised %s", method_name, data["type"], exc_info=True)
-        return MethodRaised(data=data)
+        log_raised(method_name, exc)
+        return MethodRaised(data=error_data(exc, self.debug, self.expose_errors))
 
     def _prepare(self, method: _Method, call_params: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
         if method.hints is not None:
@@ -310,7 +313,8 @@ class Runner:
         """Call the function; map a binding TypeError to -32602, any other error to -32000."""
         try:
             return method.function(*args, **kwargs)
-        except JsonRpcError:
+        except JsonRpcError as error:
+            log_refused(name, error)
             raise
         except TypeError as exc:
             failure = params.binding_failure(exc) if method.direct else None
@@ -332,7 +336,8 @@ class Runner:
             if type(result) not in _PLAIN_RESULTS and inspect.isawaitable(result):
                 try:
                     result = asyncio.run_coroutine_threadsafe(_awaited(result), self.loop).result()
-                except JsonRpcError:
+                except JsonRpcError as error:
+                    log_refused(name, error)
                     raise
                 except Exception as exc:
                     raise self._raised(name, exc) from None
@@ -349,7 +354,8 @@ class Runner:
             if type(result) not in _PLAIN_RESULTS and inspect.isawaitable(result):
                 try:
                     result = await result
-                except JsonRpcError:
+                except JsonRpcError as error:
+                    log_refused(name, error)
                     raise
                 except Exception as exc:
                     raise self._raised(name, exc) from None
@@ -567,6 +573,7 @@ class _Service:
         self, call_id: int, name: str, call_params: Any, context: dict[str, Any] | None
     ) -> None:
         call_context.set(context)
+        current_call_id.set(call_id)
         try:
             kind, payload = self.runner.run(name, call_params)
         except SystemExit as exc:  # the method ended its process: like os._exit
@@ -588,6 +595,7 @@ class _Service:
         context: dict[str, Any] | None,
     ) -> None:
         call_context.set(context)
+        current_call_id.set(call_id)
         try:
             if not method.one_at_a_time:
                 kind, payload = await self.runner.run_async(method, name, call_params)
@@ -671,16 +679,19 @@ def _new_loop() -> asyncio.AbstractEventLoop:
 
 
 def main(argv: list[str]) -> int:
-    """Entry point: ``argv`` is ``[IN_FD, OUT_FD, METHODS_DIR, DEBUG, LOG_LEVEL, CONCURRENCY]``.
+    """Entry point: ``argv`` is ``[IN_FD, OUT_FD, METHODS_DIR, DEBUG, LOG_LEVEL, CONCURRENCY,
+    EXPOSE_ERRORS]``.
 
-    DEBUG is "1" or "0"; LOG_LEVEL a number of :mod:`logging`; CONCURRENCY the most calls run
-    at once (threads for plain functions). Returns the exit code (0 after end of input).
+    DEBUG and EXPOSE_ERRORS are "1" or "0" (EXPOSE_ERRORS absent: "1"); LOG_LEVEL a number of
+    :mod:`logging`; CONCURRENCY the most calls run at once (threads for plain functions).
+    Returns the exit code (0 after end of input).
     """
     in_fd, out_fd = int(argv[0]), int(argv[1])
     methods_dir = Path(argv[2])
     debug = argv[3] == "1"
     log_level = int(argv[4])
     concurrency = int(argv[5]) if len(argv) > 5 else 1
+    expose_errors = argv[6] != "0" if len(argv) > 6 else True
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.dup2(2, 1)  # print() goes to stderr, never into the pipe
     sys.stdout = sys.stderr
@@ -695,7 +706,7 @@ def main(argv: list[str]) -> int:
     errors = import_methods(methods_dir)
     ready = {"pid": os.getpid(), "errors": errors, "code": fingerprint}
     channel.send(framing.pack_event(framing.READY, 0, json.dumps(ready).encode()))
-    service = _Service(in_fd, channel, Runner(debug, loop), max(1, concurrency))
+    service = _Service(in_fd, channel, Runner(debug, loop, expose_errors), max(1, concurrency))
     service.start()
     try:
         loop.run_until_complete(service.done)

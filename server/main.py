@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -29,8 +28,10 @@ from server.idempotency import memory_idempotency
 from server.jsonrpc import JsonRpcCore
 from server.metrics import CallMetrics, Metrics
 from server.openrpc_cache import OpenRpcCache
+from server.readiness import Readiness
 from server.reloader import watch_methods
 from server.scheduler.service import JobScheduler
+from server.startup_checks import StartupRefused, is_loopback, listen_refusal
 from server.tracing import TracingError
 from settings import Settings
 
@@ -45,15 +46,6 @@ BUS_CLOSE_TIMEOUT_S = 5.0
 
 class _NotServing(Exception):
     """A part could not start (already logged); :func:`serve` exits 1."""
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 async def _start_pool(settings: Settings, pool: Pool) -> dict[str, Any]:
@@ -109,18 +101,21 @@ def _listen(settings: Settings, services: Services) -> tuple[tornado.httpserver.
     """Serve HTTP on ``settings.host``/``port``; returns the server and the port bound.
 
     Raises:
-        OSError: the address cannot be bound.
+        StartupRefused: the address cannot be bound (taken since the start-up checks).
     """
-    if not settings.auth_token and not _is_loopback(settings.host):
+    if not settings.auth_token and not is_loopback(settings.host):
         logger.warning(
-            "listening on %s without SBUSR_AUTH_TOKEN: anyone who reaches this "
-            "address can call every method",
+            "listening on %s without SBUSR_AUTH_TOKEN (SBUSR_ALLOW_UNAUTHENTICATED): anyone "
+            "who reaches this address can call every method",
             settings.host,
         )
     server = tornado.httpserver.HTTPServer(
         make_router(settings, services), max_body_size=settings.max_body_bytes + (1 << 20)
     )
-    sockets = tornado.netutil.bind_sockets(settings.port, address=settings.host)
+    try:
+        sockets = tornado.netutil.bind_sockets(settings.port, address=settings.host)
+    except OSError as exc:
+        raise listen_refusal(settings.host, settings.port, exc) from None
     server.add_sockets(sockets)
     port: int = sockets[0].getsockname()[1]
     return server, port
@@ -172,8 +167,8 @@ async def serve(
 
     Returns:
         The process exit code: 0 after a graceful stop, 1 when the methods fail to import or
-        the job database cannot be used, 2 when ``OTEL_TRACES_EXPORTER`` is unknown (with
-        ``SBUSR_TRACING=1``).
+        the job database cannot be used, 2 when the HTTP address cannot be bound or
+        ``OTEL_TRACES_EXPORTER`` is unknown (with ``SBUSR_TRACING=1``).
     """
     try:
         tracer = tracing.configure(settings.tracing)
@@ -188,6 +183,7 @@ async def serve(
         debug=settings.debug,
         log_level=log_level,
         worker_concurrency=settings.worker_concurrency,
+        expose_errors=settings.expose_errors,
     )
     calls = CallMetrics()
     if settings.metrics:
@@ -242,6 +238,7 @@ async def serve(
                     if bus is not None
                     else memory_idempotency(settings),
                     deadletters=bus.deadletters if bus is not None else None,
+                    readiness=Readiness(pool, bus.client if bus is not None else None),
                 )
                 server, port = _listen(settings, services)
                 closing.push_async_callback(_close_http, server)
@@ -262,5 +259,8 @@ async def serve(
             logger.info("stopping: %d calls in flight", pool.in_flight)
     except _NotServing:
         return 1
+    except StartupRefused as exc:  # what started before was stopped on the way out
+        logger.error("cannot start: %s", exc)
+        return 2
     logger.info("stopped")
     return 0

@@ -30,6 +30,7 @@ __all__ = [
     "ServerProcess",
     "StartServer",
     "free_port",
+    "run_to_the_end",
     "in_background",
     "wait_for",
     "copy_methods",
@@ -48,6 +49,25 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def run_to_the_end(
+    *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python run.py *args`` until it exits (at most 60 s); its output captured as text.
+
+    The environment is this process's without any ``SBUSR_*`` variable, plus ``env``.
+    """
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("SBUSR_")}
+    environment.update(env or {})
+    return subprocess.run(
+        [sys.executable, str(PROJECT_DIR / "run.py"), *args],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=PROJECT_DIR,
+    )
 
 
 def in_background(function: Callable[..., Any], *args: Any) -> concurrent.futures.Future[Any]:

@@ -3,25 +3,13 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
-from tests.support import PROJECT_DIR
+from tests.support import run_to_the_end
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    import os
-
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("SBUSR_")}
-    environment.update(env or {})
-    return subprocess.run(
-        [sys.executable, str(PROJECT_DIR / "run.py"), *args],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=PROJECT_DIR,
-    )
+    return run_to_the_end(*args, env=env)
 
 
 def test_version() -> None:

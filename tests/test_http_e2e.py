@@ -137,8 +137,8 @@ def test_bearer_token(start_server: StartServer) -> None:
     assert "t0ken" not in server.log()
 
 
-def test_open_bind_without_token_warns(start_server: StartServer) -> None:
-    server = start_server(env={"SBUSR_HOST": "0.0.0.0"})
+def test_open_bind_allowed_without_token_warns(start_server: StartServer) -> None:
+    server = start_server(env={"SBUSR_HOST": "0.0.0.0", "SBUSR_ALLOW_UNAUTHENTICATED": "1"})
     assert server.call("echo", ["x"])["result"] == "x"
     assert "without SBUSR_AUTH_TOKEN" in server.log()
 

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 import settings
+from executor.cpus import available_cpus
 
 
 def test_defaults_follow_the_contract() -> None:
     loaded = settings.load({})
     assert (loaded.host, loaded.port) == ("127.0.0.1", 8080)
-    assert loaded.pool_processes == (os.cpu_count() or 1)
+    assert loaded.pool_processes == available_cpus()
     assert loaded.pool_maxtasksperchild == 1000
     assert loaded.queue_maxsize == 1000
     assert loaded.rpc_timeout_s == 30
@@ -100,3 +100,23 @@ def test_passwords_in_urls_never_show_in_repr() -> None:
         "redis://:***@127.0.0.1:6379/1" in shown
         and "mysql+pymysql://root:***@127.0.0.1/test" in shown
     )
+
+
+def test_unknown_variables_name_the_closest_setting() -> None:
+    environ = {
+        "SBUSR_POOL_PROCESS": "4",
+        "SBUSR_PORT": "80",
+        "SBUSR_TEST_REDIS_URL": "redis://x",
+        "SBUSR_BENCH_CELERY_URL": "redis://y",
+        "SBUSR_QQQ": "1",
+        "PATH": "/bin",
+    }
+    assert settings.unknown_variables(environ) == [
+        ("SBUSR_POOL_PROCESS", "SBUSR_POOL_PROCESSES"),
+        ("SBUSR_QQQ", None),
+    ]
+
+
+def test_a_non_integer_names_what_was_expected() -> None:
+    with pytest.raises(settings.SettingsError, match=r"^SBUSR_PORT='abc': expected an integer$"):
+        settings.load({"SBUSR_PORT": "abc"})

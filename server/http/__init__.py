@@ -5,7 +5,7 @@
     server.http.errors      RestError and the one mapping from domain errors to HTTP statuses
     server.http.access_log  one log line per request (logger ``sbusr.access``)
     server.http.rpc         POST /rpc (alias POST /): JSON-RPC over HTTP
-    server.http.system      /sys/reset, /sys/status, /health_check
+    server.http.system      /sys/reset, /sys/status, /health_check, /ready
     server.http.docs        /openrpc.json and the /docs page
     server.http.metrics     /metrics
     server.http.flow        POST /api/flow

@@ -9,6 +9,7 @@ other methods on ``/rpc``, ``/``         rpc.RpcHandler (405)         max_body_b
 ``GET|POST /sys/reset``                  system.ResetHandler          pool
 ``GET /sys/status``                      system.StatusHandler         pool
 ``GET /health_check`` (no token)         system.HealthHandler         pool
+``GET /ready`` (no token)                system.ReadyHandler          readiness
 ``GET /openrpc.json``                    docs.OpenRpcHandler          documents
 ``GET /openapi.json``                    docs.OpenApiHandler          (none)
 ``GET /docs`` (no token)                 docs.DocsHandler             (none)
@@ -62,11 +63,12 @@ from server.http.idempotent import HttpIdempotency
 from server.http.jobs import JOB_ID_PATTERN, JobActionHandler, JobHandler, JobsHandler
 from server.http.metrics import MetricsHandler
 from server.http.rpc import MATCHER, RpcEndpoint, RpcHandler
-from server.http.system import HealthHandler, ResetHandler, StatusHandler
+from server.http.system import HealthHandler, ReadyHandler, ResetHandler, StatusHandler
 from server.idempotency import Idempotency
 from server.jsonrpc import JsonRpcCore
 from server.metrics import Metrics
 from server.openrpc_cache import OpenRpcCache
+from server.readiness import Readiness
 from server.scheduler.service import JobScheduler
 from settings import Settings
 
@@ -90,6 +92,7 @@ class Services:
         idempotency: the ``Idempotency-Key`` rules of ``POST /rpc`` (None: the header is
             ignored).
         deadletters: the bus's dead letters, or None when the bus is off (503).
+        readiness: the checks of ``/ready``; None: the pool alone (no bus check).
     """
 
     pool: Pool
@@ -100,6 +103,7 @@ class Services:
     flows: FlowStarter | None
     idempotency: Idempotency | None = None
     deadletters: DeadLetters | None = None
+    readiness: Readiness | None = None
 
 
 def routes(settings: Settings, services: Services) -> list[Route]:
@@ -134,6 +138,7 @@ def routes(settings: Settings, services: Services) -> list[Route]:
         (r"/api/deadletters", DeadLettersHandler, dead),
         (rf"/api/deadletters/{ENTRY_ID_PATTERN}", DeadLetterHandler, dead),
         (rf"/api/deadletters/{ENTRY_ID_PATTERN}/replay", DeadLetterActionHandler, dead),
+        (r"/ready", ReadyHandler, {"readiness": services.readiness or Readiness(pool)}),
     ]
 
 

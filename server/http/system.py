@@ -1,4 +1,4 @@
-"""System routes: ``/sys/reset`` (hot reload), ``/sys/status``, ``/health_check``."""
+"""System routes: ``/sys/reset`` (hot reload), ``/sys/status``, ``/health_check``, ``/ready``."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import logging
 
 from executor.pool import Pool, ReloadFailed
 from server.http.base import BaseHandler
+from server.readiness import Readiness
 
-__all__ = ["HealthHandler", "ResetHandler", "StatusHandler"]
+__all__ = ["HealthHandler", "ReadyHandler", "ResetHandler", "StatusHandler"]
 
 logger = logging.getLogger(__name__)
 
@@ -72,3 +73,28 @@ class HealthHandler(BaseHandler):
     def get(self) -> None:
         """Answer that the server lives, and its generation."""
         self.write_json({"status": "ok", "generation": self.pool.generation})
+
+
+class ReadyHandler(BaseHandler):
+    """``GET /ready`` (readiness probe): may this instance take traffic? Never needs a token.
+
+    200 ``{"status": "ready", ...}`` when a generation of workers serves and, with the bus on,
+    Redis answers; else 503 ``{"status": "not ready", "not_ready": ["workers"|"bus", ...],
+    "checks": {"workers": str, "bus": str}, "generation": int}`` naming what is not ready
+    (see :meth:`server.readiness.Readiness.check`).
+
+    Handler kwargs: ``readiness``.
+    """
+
+    requires_auth = False
+
+    def initialize(self, readiness: Readiness) -> None:
+        """Take the route kwargs (see the class doc)."""
+        self.readiness = readiness
+
+    async def get(self) -> None:
+        """Run the checks; answer 200 or 503."""
+        outcome = await self.readiness.check()
+        ready = outcome.pop("ready")
+        status = {"status": "ready" if ready else "not ready", **outcome}
+        self.write_json(status, 200 if ready else 503)
