@@ -17,14 +17,16 @@ from pathlib import Path
 
 import settings as settings_module
 from server import __version__
+from server.log_text import EscapingFormatter
 
 #: Fields a record may carry besides the standard ones: the request id of a call (also on
 #: the workers' records) and the access log's facts.
 EXTRA_FIELDS = ("request_id", "http_method", "path", "status", "duration_ms", "rpc_methods")
 
 
-class TextFormatter(logging.Formatter):
-    """``time level logger[pid] message``, then ``request_id=...`` when the record has one."""
+class TextFormatter(EscapingFormatter):
+    """``time level logger[pid] message``, then ``request_id=...`` when the record has one;
+    control characters in the message escaped (:mod:`server.log_text`)."""
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s[%(process)d] %(message)s")
