@@ -126,8 +126,8 @@ class Settings:
         rpc_timeout_s: time limit of one call in seconds (``SBUSR_RPC_TIMEOUT``), default 30.
         redis_url: Redis URL of the message bus (``SBUSR_REDIS_URL``); None: bus off.
         database_url: SQLAlchemy URL of the default database (``SBUSR_DATABASE_URL``).
-        auth_token: bearer token required on every route but /health_check
-            (``SBUSR_AUTH_TOKEN``); None: no auth.
+        auth_token: bearer token required on every route but the probes (/health_check,
+            /ready) and the /docs page (``SBUSR_AUTH_TOKEN``); None: no auth.
         flow_ack_timeout_s: how long /api/flow waits for a peer's ack, seconds.
         notify_ttl_ms: life of a bus reply list after the reply is pushed, milliseconds.
         debug: put tracebacks into ``error.data`` (``SBUSR_DEBUG``).
@@ -151,6 +151,19 @@ class Settings:
             instances changed, milliseconds (``SBUSR_SCHEDULER_POLL_MS``), default 1000.
         cors_origins: browser origins allowed to call across origins (``SBUSR_CORS_ORIGINS``,
             comma-separated ``scheme://host[:port]``, or ``*`` for any); empty: none.
+        header_timeout_s: a new HTTP connection's first request headers must be complete
+            within this, seconds (``SBUSR_HEADER_TIMEOUT_S``), default 10.
+        keepalive_timeout_s: an idle HTTP connection waits this long for its next request,
+            seconds (``SBUSR_KEEPALIVE_TIMEOUT_S``), default 5.
+        body_timeout_s: an HTTP request body must be complete within this, seconds
+            (``SBUSR_BODY_TIMEOUT_S``), default 30.
+        write_timeout_s: an HTTP connection whose unsent response makes no progress this
+            long is closed, seconds (``SBUSR_WRITE_TIMEOUT_S``), default 30.
+        max_unsent_bytes: an HTTP connection whose unsent response is over this and stalled
+            is closed at once, bytes (``SBUSR_MAX_UNSENT_BYTES``), default 1 MiB.
+        max_connections: open HTTP connections at most (``SBUSR_MAX_CONNECTIONS``); None:
+            derived from the descriptor limit at start
+            (:func:`server.http.connections.default_max_connections`).
     """
 
     host: str = "127.0.0.1"
@@ -182,6 +195,12 @@ class Settings:
     jobs_table: str = "sbusr_jobs"
     scheduler_poll_ms: int = 1000
     cors_origins: tuple[str, ...] = ()
+    header_timeout_s: float = 10.0
+    keepalive_timeout_s: float = 5.0
+    body_timeout_s: float = 30.0
+    write_timeout_s: float = 30.0
+    max_unsent_bytes: int = 1024 * 1024
+    max_connections: int | None = None
 
     def replace(self, **changes: Any) -> Settings:
         """Return a copy with ``changes`` applied (command-line options use this)."""
@@ -228,6 +247,12 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "jobs_table": ("JOBS_TABLE", _table_name),
     "scheduler_poll_ms": ("SCHEDULER_POLL_MS", _positive_int),
     "cors_origins": ("CORS_ORIGINS", _origins),
+    "header_timeout_s": ("HEADER_TIMEOUT_S", _positive_float),
+    "keepalive_timeout_s": ("KEEPALIVE_TIMEOUT_S", _positive_float),
+    "body_timeout_s": ("BODY_TIMEOUT_S", _positive_float),
+    "write_timeout_s": ("WRITE_TIMEOUT_S", _positive_float),
+    "max_unsent_bytes": ("MAX_UNSENT_BYTES", _positive_int),
+    "max_connections": ("MAX_CONNECTIONS", _positive_int),
 }
 
 

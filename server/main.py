@@ -24,6 +24,7 @@ import tornado.netutil
 from executor.pool import Pool, ReloadFailed
 from server.bus import Bus
 from server.http.app import Services, make_router
+from server.http.connections import GuardedHTTPServer, connection_limits
 from server.jsonrpc import JsonRpcCore
 from server.metrics import CallMetrics, Metrics
 from server.openrpc_cache import OpenRpcCache
@@ -114,8 +115,11 @@ def _listen(settings: Settings, services: Services) -> tuple[tornado.httpserver.
             "address can call every method",
             settings.host,
         )
-    server = tornado.httpserver.HTTPServer(
-        make_router(settings, services), max_body_size=settings.max_body_bytes + (1 << 20)
+    server = GuardedHTTPServer(
+        make_router(settings, services),
+        limits=connection_limits(settings),
+        auth_token=settings.auth_token,
+        access_log=settings.access_log,
     )
     sockets = tornado.netutil.bind_sockets(settings.port, address=settings.host)
     server.add_sockets(sockets)
