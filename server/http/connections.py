@@ -36,6 +36,7 @@ import copy
 import dataclasses
 import errno
 import logging
+import re
 import resource
 import socket
 import time
@@ -96,7 +97,8 @@ _UNLIMITED_DESCRIPTORS = 65536
 _NO_TORNADO_BODY_LIMIT = 1 << 62
 
 _SERVER = "TornadoServer/" + tornado.version
-_REASONS = {401: "Unauthorized", 413: "Content Too Large"}
+_REASONS = {400: "Bad Request", 401: "Unauthorized", 413: "Content Too Large"}
+_DIGITS = re.compile(r"[0-9]{1,18}\Z")
 
 
 def descriptor_limit() -> int:
@@ -450,22 +452,39 @@ class _GuardDelegate(HTTPMessageDelegate):
     def headers_received(
         self, start_line: RequestStartLine | ResponseStartLine, headers: HTTPHeaders
     ) -> Awaitable[None] | None:
-        """Mark the connection busy; refuse a declared body over the limit, else pass on."""
+        """Mark the connection busy; refuse a body whose framing is broken or whose declared
+        length is over the limit; else pass on."""
         if self.state is not None:
             self.state.busy = True
         self.started_s = time.time()
         if isinstance(start_line, RequestStartLine):
             self.start_line = start_line
         self.headers = headers
-        length = headers.get("Content-Length", "")
-        declared = int(length) if length.isdigit() else 0
+        framing_error = _framing_error(headers)
+        if framing_error is not None:
+            self._refuse_and_close(RestError(400, framing_error), 1 << 16)
+            return None
+        declared = int(headers.get("Content-Length", "0").partition(",")[0].strip() or "0")
         if declared > self.server.limits.max_body_bytes:
-            self.discarding = self.answered = self.inner_released = True
-            if isinstance(self.request_conn, HTTP1Connection):
-                stream = self.request_conn.detach()
-                self.server.linger(stream, self._response_bytes(close=True), declared)
+            self._refuse_and_close(self._too_large(), declared)
             return None
         return self.inner.headers_received(start_line, headers)
+
+    def _refuse_and_close(self, refusal: RestError, body_bytes: int) -> None:
+        """Answer ``refusal`` on the detached stream, drop up to ``body_bytes`` of the body
+        (:meth:`GuardedHTTPServer.linger`), close."""
+        self.discarding = self.answered = self.inner_released = True
+        if isinstance(self.request_conn, HTTP1Connection):
+            stream = self.request_conn.detach()
+            self.server.linger(stream, self._response_bytes(refusal, close=True), body_bytes)
+
+    def _too_large(self) -> RestError:
+        """The 413 of this request, or the 401 of a caller without the token."""
+        request_headers = self.headers if self.headers is not None else HTTPHeaders()
+        limit = self.server.limits.max_body_bytes
+        return bearer_refusal(
+            self.server.auth_token, request_headers.get("Authorization")
+        ) or RestError(413, f"request body over {limit} bytes")
 
     def data_received(self, chunk: bytes) -> Awaitable[None] | None:
         """Pass a body chunk on while the body is under the limit; past it, drop it."""
@@ -482,7 +501,7 @@ class _GuardDelegate(HTTPMessageDelegate):
         """The body is complete: answer 413 if it was over the limit, else pass on."""
         if self.discarding:
             if not self.answered:
-                self._answer_413(close=False)
+                self._answer(self._too_large())
             return
         self.inner.finish()
 
@@ -495,20 +514,17 @@ class _GuardDelegate(HTTPMessageDelegate):
             self.inner_released = True
             self.inner.on_connection_close()
 
-    def _answer_413(self, close: bool) -> None:
+    def _answer(self, refusal: RestError) -> None:
         self.answered = True
-        start_line, headers, body = self._response(close)
+        start_line, headers, body = self._response(refusal, close=False)
         self.request_conn.write_headers(start_line, headers, body)
         self.request_conn.finish()
 
-    def _response(self, close: bool) -> tuple[ResponseStartLine, HTTPHeaders, bytes]:
-        """The refusal's status line, headers and JSON body (413, or 401 for a caller without
-        the token); writes its access log line."""
+    def _response(
+        self, refusal: RestError, close: bool
+    ) -> tuple[ResponseStartLine, HTTPHeaders, bytes]:
+        """The refusal's status line, headers and JSON body; writes its access log line."""
         request_headers = self.headers if self.headers is not None else HTTPHeaders()
-        limit = self.server.limits.max_body_bytes
-        refusal = bearer_refusal(
-            self.server.auth_token, request_headers.get("Authorization")
-        ) or RestError(413, f"request body over {limit} bytes")
         status = refusal.status_code
         body = error_body(status, refusal.message, refusal.details)
         request_id = request_id_from_headers(request_headers)
@@ -535,9 +551,31 @@ class _GuardDelegate(HTTPMessageDelegate):
         start_line = ResponseStartLine("HTTP/1.1", status, _REASONS[status])
         return start_line, headers, body
 
-    def _response_bytes(self, close: bool) -> bytes:
+    def _response_bytes(self, refusal: RestError, close: bool) -> bytes:
         """The whole response of :meth:`_response` as bytes, for a detached stream."""
-        start_line, headers, body = self._response(close)
+        start_line, headers, body = self._response(refusal, close)
         lines = [f"{start_line.version} {start_line.code} {start_line.reason}"]
         lines.extend(f"{name}: {value}" for name, value in headers.get_all())
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def _framing_error(headers: HTTPHeaders) -> str | None:
+    """Why the body framing of a request is broken (RFC 9112 §6), or None when it is sound.
+
+    Tornado would answer these with a bare 400 without a body; the server answers them with
+    the JSON error body instead: a ``Content-Length`` that is not a number (or lists unequal
+    numbers), ``Transfer-Encoding`` with ``Content-Length``, or another transfer coding than
+    ``chunked``.
+    """
+    length = headers.get("Content-Length")
+    if length is not None:
+        values = {piece.strip() for piece in length.split(",")}
+        if len(values) != 1 or not _DIGITS.match(next(iter(values))):
+            return f"Content-Length {length!r} is not one number of bytes"
+    coding = headers.get("Transfer-Encoding")
+    if coding is not None:
+        if length is not None:
+            return "a request may not have both Transfer-Encoding and Content-Length"
+        if coding.lower() != "chunked":
+            return f"Transfer-Encoding {coding!r} is not supported: use chunked"
+    return None
