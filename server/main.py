@@ -25,6 +25,7 @@ from executor.pool import Pool, ReloadFailed
 from server.bus import Bus
 from server.http.app import Services, make_router
 from server.http.connections import GuardedHTTPServer, connection_limits
+from server.http.cors import CorsPolicy
 from server.jsonrpc import JsonRpcCore
 from server.metrics import CallMetrics, Metrics
 from server.openrpc_cache import OpenRpcCache
@@ -119,6 +120,7 @@ def _listen(settings: Settings, services: Services) -> tuple[tornado.httpserver.
         make_router(settings, services),
         limits=connection_limits(settings),
         auth_token=settings.auth_token,
+        cors=CorsPolicy(settings.cors_origins),
         access_log=settings.access_log,
     )
     sockets = tornado.netutil.bind_sockets(settings.port, address=settings.host)

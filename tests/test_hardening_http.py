@@ -70,6 +70,7 @@ def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]
             "SBUSR_HEADER_TIMEOUT_S": "1",
             "SBUSR_KEEPALIVE_TIMEOUT_S": "1",
             "SBUSR_BODY_TIMEOUT_S": "1",
+            "SBUSR_CORS_ORIGINS": "https://app.example",
         },
     )
     yield process
@@ -102,7 +103,7 @@ def test_an_idle_keep_alive_connection_is_closed(limited: ServerProcess) -> None
 
 def test_a_body_that_never_ends_is_cut_off(limited: ServerProcess) -> None:
     with socket.create_connection(("127.0.0.1", limited.port)) as connection:
-        connection.sendall(request(b"")[:-2] + b"Content-Length: 100\r\n\r\n{")
+        connection.sendall(b"POST /rpc HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
         assert closed_within(connection, 10.0)
 
 
@@ -227,9 +228,10 @@ def assert_json_413(status: int, body: bytes) -> None:
 def test_a_body_just_over_the_limit_is_413(limited: ServerProcess) -> None:
     wire = Wire(limited.port)
     try:
-        wire.send(request(b"[" + b" " * LIMIT + b"]"))
-        status, _, body = wire.response()
+        wire.send(request(b"[" + b" " * LIMIT + b"]", extra=b"Origin: https://app.example\r\n"))
+        status, headers, body = wire.response()
         assert_json_413(status, body)
+        assert headers["access-control-allow-origin"] == "https://app.example"
     finally:
         wire.close()
 

@@ -60,6 +60,7 @@ from tornado.ioloop import IOLoop, PeriodicCallback
 
 from server.http.access_log import log_access
 from server.http.base import REQUEST_ID_HEADER, bearer_refusal, request_id_from_headers
+from server.http.cors import CorsPolicy
 from server.http.errors import RestError, error_body
 from settings import Settings
 
@@ -244,8 +245,8 @@ class _Acceptor:
 class GuardedHTTPServer(tornado.httpserver.HTTPServer):
     """Tornado's HTTP server with the limits of :class:`ConnectionLimits` (the module doc).
 
-    Built as ``GuardedHTTPServer(router, limits=..., auth_token=..., access_log=...)``; any
-    other keyword
+    Built as ``GuardedHTTPServer(router, limits=..., auth_token=..., cors=...,
+    access_log=...)``; any other keyword
     goes to :class:`tornado.httpserver.HTTPServer` (the time-outs and the body size are set
     from ``limits``).
 
@@ -261,12 +262,13 @@ class GuardedHTTPServer(tornado.httpserver.HTTPServer):
         *,
         limits: ConnectionLimits,
         auth_token: str | None = None,
+        cors: CorsPolicy | None = None,
         access_log: bool = True,
         **kwargs: Any,
     ) -> None:
         """Take the router, the limits, the bearer token the server requires (a caller
-        without it is answered 401 rather than 413) and whether these answers get an access
-        log line."""
+        without it is answered 401 rather than 413), who may call across origins (the CORS
+        headers of these answers) and whether these answers get an access log line."""
         super().initialize(
             request_callback,
             idle_connection_timeout=limits.keepalive_timeout_s,
@@ -276,6 +278,7 @@ class GuardedHTTPServer(tornado.httpserver.HTTPServer):
         )
         self.limits = limits
         self.auth_token = auth_token
+        self.cors = cors or CorsPolicy(())
         self.access_log = access_log
         self._first_request_params = copy.copy(self.conn_params)
         self._first_request_params.header_timeout = limits.header_timeout_s
@@ -537,6 +540,10 @@ class _GuardDelegate(HTTPMessageDelegate):
         headers["Content-Length"] = str(len(body))
         for name, value in refusal.headers.items():
             headers[name] = value
+        cors = self.server.cors
+        if cors.enabled:
+            for name, value in cors.response_headers(request_headers.get("Origin")):
+                headers[name] = value
         if close:
             headers["Connection"] = "close"
         if self.server.access_log and self.start_line is not None:
