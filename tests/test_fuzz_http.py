@@ -15,7 +15,6 @@ import json
 import re
 import socket
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support import SHIPPED_METHODS, ServerProcess
+from tests.test_hardening_http import rss_kib
 
 MAX_BODY_BYTES = 65536
 EXAMPLES = 150
@@ -182,14 +182,6 @@ def check_reply(target: tuple[str, str], status: int, headers: dict[str, str], b
     elif status >= 400:
         assert set(value) == {"error"} and value["error"]["code"] == status, value
         assert isinstance(value["error"]["message"], str)
-
-
-def rss_kib(pid: int) -> int:
-    """Resident memory of a process, KiB."""
-    text = Path(f"/proc/{pid}/status").read_text()
-    match = re.search(r"VmRSS:\s+(\d+) kB", text)
-    assert match is not None
-    return int(match.group(1))
 
 
 def test_hostile_requests_get_documented_json_replies(server: ServerProcess) -> None:
