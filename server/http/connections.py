@@ -21,6 +21,7 @@ connection ceiling                       at ``max_connections``, a new connectio
 accept errors (EMFILE, ENFILE, ...)      the listening socket is left alone for a growing
                                          delay instead of failing on every loop turn
 body over ``max_body_bytes``             413 JSON in every case (see :class:`_GuardDelegate`)
+broken body framing                      400 JSON, where Tornado answers a bare 400
 =======================================  =====================================================
 
 Tornado reads a connection's next request only once the response before it is written to
@@ -246,14 +247,14 @@ class GuardedHTTPServer(tornado.httpserver.HTTPServer):
     """Tornado's HTTP server with the limits of :class:`ConnectionLimits` (the module doc).
 
     Built as ``GuardedHTTPServer(router, limits=..., auth_token=..., cors=...,
-    access_log=...)``; any other keyword
-    goes to :class:`tornado.httpserver.HTTPServer` (the time-outs and the body size are set
-    from ``limits``).
+    access_log=...)``; any other keyword goes to :class:`tornado.httpserver.HTTPServer` (the
+    time-outs and the body size are set from ``limits``).
 
     Attributes:
         limits: the limits in force.
         refusals: connections closed at once at the ceiling (a count since start).
-        evictions: idle connections closed to make room for a new one.
+        evictions: idle connections closed to make room for a new one (since start).
+        open_connections: connections open now.
     """
 
     def initialize(  # type: ignore[override]
@@ -284,7 +285,6 @@ class GuardedHTTPServer(tornado.httpserver.HTTPServer):
         self._first_request_params.header_timeout = limits.header_timeout_s
         self._states: dict[object, _ConnectionState] = {}
         self._lingering: set[tornado.iostream.IOStream] = set()
-        self._acceptors: list[_Acceptor] = []
         self._refusal_reporter = _Reporter(
             "refused %d connections at the ceiling of %d (SBUSR_MAX_CONNECTIONS)"
         )
@@ -313,7 +313,6 @@ class GuardedHTTPServer(tornado.httpserver.HTTPServer):
         """Accept connections on ``sockets`` (see :class:`_Acceptor`); start the sweep."""
         for sock in sockets:
             acceptor = _Acceptor(sock, self._on_connection)
-            self._acceptors.append(acceptor)
             self._sockets[sock.fileno()] = sock
             self._handlers[sock.fileno()] = acceptor.remove
         if not self._sweeper.is_running():
@@ -375,6 +374,7 @@ class GuardedHTTPServer(tornado.httpserver.HTTPServer):
         limits = self.limits
         for state in list(self._states.values()):
             stream = state.stream
+            # IOStream's own byte counters: queued by write() and handed to the socket
             unsent = stream._total_write_index - stream._total_write_done_index
             written = stream._total_write_done_index
             if unsent == 0 or written != state.written_bytes or state.stalled_since_s is None:
@@ -414,7 +414,7 @@ class GuardedHTTPServer(tornado.httpserver.HTTPServer):
                 )
                 body_bytes -= len(chunk)
         except (tornado.iostream.StreamClosedError, TimeoutError, OSError):
-            pass
+            pass  # the client left, or the body time-out passed: closed either way
         finally:
             stream.close()
 
