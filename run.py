@@ -18,6 +18,7 @@ from pathlib import Path
 
 import settings as settings_module
 from server import __version__
+from server.log_text import EscapingFormatter
 
 #: Fields a record may carry besides the standard ones: the request id of a call (also on
 #: the workers' records), the access log's facts, the method and call id of a method's error
@@ -35,11 +36,12 @@ EXTRA_FIELDS = (
 )
 
 
-class TextFormatter(logging.Formatter):
+class TextFormatter(EscapingFormatter):
     """``time level logger[pid] message``, then ``request_id=...`` when the record has one.
 
-    The request id ends the record's first line (a message of many lines, or a traceback,
-    follows it), so grepping an id finds the line that opens every record of the request.
+    Control characters in the message are escaped (:mod:`server.log_text`), so the message is
+    one line, and the request id ends it (a traceback follows), so grepping an id finds the
+    line that opens every record of the request.
     """
 
     def __init__(self) -> None:

@@ -183,6 +183,19 @@ class Settings:
         allow_unauthenticated: serve a non-loopback address without ``auth_token``
             (``SBUSR_ALLOW_UNAUTHENTICATED``), default off: such a start is refused
             (protected mode).
+        header_timeout_s: a new HTTP connection's first request headers must be complete
+            within this, seconds (``SBUSR_HEADER_TIMEOUT_S``), default 10.
+        keepalive_timeout_s: an idle HTTP connection waits this long for its next request,
+            seconds (``SBUSR_KEEPALIVE_TIMEOUT_S``), default 5.
+        body_timeout_s: an HTTP request body must be complete within this, seconds
+            (``SBUSR_BODY_TIMEOUT_S``), default 30.
+        write_timeout_s: an HTTP connection whose unsent response makes no progress this
+            long is closed, seconds (``SBUSR_WRITE_TIMEOUT_S``), default 30.
+        max_unsent_bytes: an HTTP connection whose unsent response is over this and stalled
+            is closed at once, bytes (``SBUSR_MAX_UNSENT_BYTES``), default 1 MiB.
+        max_connections: open HTTP connections at most (``SBUSR_MAX_CONNECTIONS``); None:
+            derived from the descriptor limit at start
+            (:func:`server.http.connections.default_max_connections`).
     """
 
     host: str = "127.0.0.1"
@@ -220,6 +233,12 @@ class Settings:
     tracing: bool = False
     expose_errors: bool = True
     allow_unauthenticated: bool = False
+    header_timeout_s: float = 10.0
+    keepalive_timeout_s: float = 5.0
+    body_timeout_s: float = 30.0
+    write_timeout_s: float = 30.0
+    max_unsent_bytes: int = 1024 * 1024
+    max_connections: int | None = None
 
     def replace(self, **changes: Any) -> Settings:
         """Return a copy with ``changes`` applied (command-line options use this)."""
@@ -272,6 +291,12 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "tracing": ("TRACING", _parse_bool),
     "expose_errors": ("EXPOSE_ERRORS", _parse_bool),
     "allow_unauthenticated": ("ALLOW_UNAUTHENTICATED", _parse_bool),
+    "header_timeout_s": ("HEADER_TIMEOUT_S", _positive_float),
+    "keepalive_timeout_s": ("KEEPALIVE_TIMEOUT_S", _positive_float),
+    "body_timeout_s": ("BODY_TIMEOUT_S", _positive_float),
+    "write_timeout_s": ("WRITE_TIMEOUT_S", _positive_float),
+    "max_unsent_bytes": ("MAX_UNSENT_BYTES", _positive_int),
+    "max_connections": ("MAX_CONNECTIONS", _positive_int),
 }
 
 #: Prefixes of ``SBUSR_*`` variables that are not settings of the server (test and bench tools).

@@ -24,6 +24,8 @@ from executor.pool import Pool, ReloadFailed
 from server import tracing
 from server.bus import Bus
 from server.http.app import Services, make_router
+from server.http.connections import GuardedHTTPServer, connection_limits
+from server.http.cors import CorsPolicy
 from server.idempotency import memory_idempotency
 from server.jsonrpc import JsonRpcCore
 from server.metrics import CallMetrics, Metrics
@@ -109,8 +111,12 @@ def _listen(settings: Settings, services: Services) -> tuple[tornado.httpserver.
             "who reaches this address can call every method",
             settings.host,
         )
-    server = tornado.httpserver.HTTPServer(
-        make_router(settings, services), max_body_size=settings.max_body_bytes + (1 << 20)
+    server = GuardedHTTPServer(
+        make_router(settings, services),
+        limits=connection_limits(settings),
+        auth_token=settings.auth_token,
+        cors=CorsPolicy(settings.cors_origins),
+        access_log=settings.access_log,
     )
     try:
         sockets = tornado.netutil.bind_sockets(settings.port, address=settings.host)

@@ -2,7 +2,8 @@
 
 Both paths write it through :func:`log_access`: the ``tornado.web`` handlers (the
 application's ``log_function``, :func:`log_request`) and the ``POST /rpc`` path of
-:mod:`server.http.rpc`.
+:mod:`server.http.rpc`. Paths and method names are the caller's: in text logs their control
+characters are escaped by the formatter (:mod:`server.log_text`), so they cannot forge lines.
 """
 
 from __future__ import annotations

@@ -37,6 +37,7 @@ __all__ = [
     "BaseHandler",
     "NotFoundHandler",
     "bearer_refusal",
+    "request_id_from_headers",
     "request_id_of",
 ]
 
@@ -84,7 +85,12 @@ def request_id_of(request: tornado.httputil.HTTPServerRequest) -> str:
         The header's value when it is 1-128 characters of ``A-Z a-z 0-9 . _ : @ / + = -``
         (so it cannot forge log lines), else 32 random hex digits (128 bits).
     """
-    given = request.headers.get(REQUEST_ID_HEADER)
+    return request_id_from_headers(request.headers)
+
+
+def request_id_from_headers(headers: tornado.httputil.HTTPHeaders) -> str:
+    """The request id of a request with these headers (see :func:`request_id_of`)."""
+    given = headers.get(REQUEST_ID_HEADER)
     if given and _ACCEPTED_REQUEST_ID.match(given):
         return given
     return os.urandom(16).hex()
@@ -105,6 +111,8 @@ class BaseHandler(tornado.web.RequestHandler):
     by :meth:`options` with the methods of :attr:`cors_methods` (default: those the handler
     defines).
 
+    ``HEAD`` is answered wherever ``GET`` is and only reads (:meth:`head`).
+
     Attributes:
         auth_token: the bearer token the server requires, or None for none.
         request_id: the request's id (see above).
@@ -112,6 +120,8 @@ class BaseHandler(tornado.web.RequestHandler):
     """
 
     requires_auth = True
+    #: Whether ``GET`` only reads; False where it changes state (``HEAD`` is then 405).
+    get_is_safe = True
     auth_token: str | None
     request_id: str
     rpc_methods: Sequence[str] = ()
@@ -162,6 +172,18 @@ class BaseHandler(tornado.web.RequestHandler):
             for method in _HANDLER_METHODS
             if getattr(own, method.lower()) is not getattr(plain, method.lower())
         )
+
+    def head(self, *args: str, **kwargs: str) -> Any:
+        """``HEAD``: what ``GET`` answers, headers only (RFC 9110 §9.3.2): status, headers and
+        ``Content-Length`` of the ``GET`` response, no body (Tornado drops it for ``HEAD``).
+
+        Raises:
+            tornado.web.HTTPError: 405 where the handler serves no ``GET``, or where its
+                ``GET`` changes state (:attr:`get_is_safe` False: a ``HEAD`` must not).
+        """
+        if not self.get_is_safe or type(self).get is tornado.web.RequestHandler.get:
+            raise tornado.web.HTTPError(405)
+        return self.get(*args, **kwargs)
 
     def prepare(self) -> None:
         """Check the bearer token (see the class doc).

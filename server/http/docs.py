@@ -113,8 +113,6 @@ class BrowserRootHandler(BaseHandler):
         """Redirect to the docs page."""
         self.redirect("/docs", status=302)
 
-    head = get
-
 
 class BrowserRootMatcher(tornado.routing.Matcher):
     """Matches ``GET /`` and ``HEAD /`` asking for HTML (a browser's ``Accept: text/html``).

@@ -16,11 +16,6 @@ a payload with at least one response due              200, the response (one or 
 only notifications                                    204, no body
 the queue is full (-32003)                            503, ``Retry-After: 1``, the -32003
 missing or wrong bearer token (after the body)        401 JSON, ``WWW-Authenticate``
-body over ``max_body_bytes``                          413 JSON (the body is read and
-                                                      dropped up to
-                                                      :data:`DISCARD_LIMIT_BYTES` more,
-                                                      past that 413 at once and the
-                                                      connection closed)
 a bad ``X-Timeout-Ms`` (not a number of ms >= 0)      400 JSON (after the body)
 a bug of ours                                         500 JSON, logged with the stack
 ``Idempotency-Key``: a repeat, a reused key, a bad    the stored response with
@@ -40,6 +35,9 @@ for an allowed origin, the CORS headers; each request gets the access log line o
 Auth, request ids, the CORS policy, the access log line and the JSON error body are the
 handlers' own (:mod:`server.http.base`, :mod:`server.http.cors`,
 :mod:`server.http.access_log`, :func:`server.http.errors.error_body`).
+
+A body over ``max_body_bytes`` never reaches this module: the server answers it 413 JSON on
+every route (:mod:`server.http.connections`).
 
 Other HTTP methods on ``/rpc`` and ``/`` reach :class:`RpcHandler` in the application: 405 with
 ``Allow: POST`` (after auth and the body, as above), and the CORS preflight.
@@ -76,20 +74,16 @@ from server.http.idempotent import IDEMPOTENCY_KEY_HEADER, HttpIdempotency
 from server.jsonrpc import JsonRpcCore
 from wire.deadline import TIMEOUT_HEADER, deadline_from_timeout_ms, now_ms
 
-__all__ = ["DISCARD_LIMIT_BYTES", "MATCHER", "RpcDelegate", "RpcEndpoint", "RpcHandler"]
+__all__ = ["MATCHER", "RpcDelegate", "RpcEndpoint", "RpcHandler"]
 
 logger = logging.getLogger(__name__)
-
-#: Bytes over the body limit that are still read (and dropped) before answering 413; past
-#: that the 413 is sent at once and the connection closed.
-DISCARD_LIMIT_BYTES = 1 << 20
 
 _PATHS = frozenset(("/rpc", "/"))
 _SERVER = "TornadoServer/" + tornado.version
 _RETRY_AFTER = str(RETRY_AFTER_S)
 _STATUS_LINES = {
     status: ResponseStartLine("HTTP/1.1", status, HTTPStatus(status).phrase)
-    for status in (200, 204, 400, 401, 413, 422, 500, 503)
+    for status in (200, 204, 400, 401, 422, 500, 503)
 }
 
 
@@ -127,7 +121,8 @@ class RpcEndpoint(tornado.routing.Router):
 
     Args:
         core: the JSON-RPC core that answers payloads.
-        max_body_bytes: largest accepted body, bytes.
+        max_body_bytes: largest accepted body, bytes (enforced by the server, see
+            :mod:`server.http.connections`).
         auth_token: the bearer token the server requires, or None.
         cors: who may call across origins.
         access_log: write the access log line of each request.
@@ -180,7 +175,7 @@ class RpcDelegate(HTTPMessageDelegate):
     def headers_received(
         self, start_line: RequestStartLine | ResponseStartLine, headers: HTTPHeaders
     ) -> None:
-        """Check the token (the refusal waits for the body) and the declared body size."""
+        """Check the token (the refusal waits for the body)."""
         endpoint = self.endpoint
         if endpoint.auth_token:
             # Refusals wait until the body is read: answering while the client still sends
@@ -193,27 +188,10 @@ class RpcDelegate(HTTPMessageDelegate):
             except ValueError as exc:
                 logger.warning("POST %s refused: %s", self.request.path, exc)
                 self.refusal = self.refusal or RestError(400, str(exc))
-        limit = endpoint.max_body_bytes
-        length = headers.get("Content-Length", "")
-        declared = int(length) if length.isdigit() else 0
-        if declared > limit:
-            if declared > limit + DISCARD_LIMIT_BYTES:
-                self._refuse(RestError(413, f"request body over {limit} bytes"))  # closes
-                return
-            # A body over the limit is read and dropped, so that the client can read the 413.
-            connection = self.request.connection
-            if isinstance(connection, HTTP1Connection):
-                connection.set_max_body_size(declared + DISCARD_LIMIT_BYTES)
 
     def data_received(self, chunk: bytes) -> None:
-        """Keep a chunk of the body; past the limit, drop the body and refuse with 413."""
-        if self.refusal is not None:
-            return
-        self.size += len(chunk)
-        if self.size > self.endpoint.max_body_bytes:
-            self.refusal = RestError(413, f"request body over {self.endpoint.max_body_bytes} bytes")
-            self.chunks.clear()
-        else:
+        """Keep a chunk of the body (the server keeps it under the limit)."""
+        if self.refusal is None:
             self.chunks.append(chunk)
 
     def finish(self) -> None:
@@ -321,7 +299,7 @@ class RpcDelegate(HTTPMessageDelegate):
 @tornado.web.stream_request_body
 class RpcHandler(BaseHandler):
     """``/rpc`` and ``/`` for every HTTP method but POST: 405 JSON with ``Allow: POST``, after
-    auth and the body (401 and 413 as for POST); a CORS preflight is answered as on every route.
+    auth and the body (401 as for POST); a CORS preflight is answered as on every route.
 
     Handler kwargs: ``max_body_bytes`` (largest body, bytes), ``auth_token``.
     """
@@ -335,7 +313,6 @@ class RpcHandler(BaseHandler):
         """Take the route kwargs (see the class doc)."""
         self.max_body_bytes = max_body_bytes
         self.auth_token = auth_token
-        self._size = 0
         self._refusal: RestError | None = None
 
     def prepare(self) -> None:
@@ -344,23 +321,13 @@ class RpcHandler(BaseHandler):
             super().prepare()
         except RestError as refusal:
             self._refusal = refusal
-        limit = self.max_body_bytes
-        length = self.request.headers.get("Content-Length", "")
-        declared = int(length) if length.isdigit() else 0
-        if declared > limit + DISCARD_LIMIT_BYTES:
-            raise RestError(413, f"request body over {limit} bytes")  # closes the connection
-        connection = self.request.connection
-        if declared > limit and isinstance(connection, HTTP1Connection):
-            connection.set_max_body_size(declared + DISCARD_LIMIT_BYTES)
 
     def data_received(self, chunk: bytes) -> None:
-        self._size += len(chunk)
+        """Drop the body (the server keeps it under the limit)."""
 
-    def _wrong_method(self) -> None:
+    def _wrong_method(self, *args: str, **kwargs: str) -> None:
         if self._refusal is not None:
             raise self._refusal
-        if self._size > self.max_body_bytes:
-            raise RestError(413, f"request body over {self.max_body_bytes} bytes")
         raise RestError(405, "use POST for JSON-RPC", headers={"Allow": "POST"})
 
     get = put = delete = patch = head = post = _wrong_method

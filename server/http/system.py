@@ -23,6 +23,8 @@ class ResetHandler(BaseHandler):
     Handler kwargs: ``pool``, ``auth_token``.
     """
 
+    get_is_safe = False  # a HEAD must not reload
+
     def initialize(self, pool: Pool, auth_token: str | None) -> None:
         """Take the route kwargs (see the class doc)."""
         self.pool = pool
