@@ -12,13 +12,19 @@ import pytest
 import redis
 
 from tests.bus.test_bus_rpc import STREAM, receive
-from tests.support import ServerProcess, in_background, wait_for
+from tests.support import PROJECT_DIR, ServerProcess, in_background, wait_for
 from tests.test_idempotency import ONCE_METHODS, gated_request, wait_until_waiting
 
 COUNTER = "sbusr:demo:counter:idempotent"
 INCR = json.dumps(
     {"jsonrpc": "2.0", "method": "demo_redis.incr", "params": ["idempotent"], "id": 7}
 )
+
+
+@pytest.fixture(autouse=True)
+def counting_method(methods_dir: Path) -> None:
+    """Serve ``demo_redis.incr`` (a Redis counter; an example, not a shipped method)."""
+    shutil.copy(PROJECT_DIR / "examples" / "toolkit" / "demo_redis.py", methods_dir)
 
 
 #: ``gated_servers(env)``: two servers on the test's Redis with ``once.py`` among their methods.
