@@ -842,7 +842,13 @@ class Pool:
             self._settle()
 
     def _on_ready(self, worker: _Worker, payload: bytes) -> None:
-        facts = json.loads(payload)
+        try:
+            facts = json.loads(payload)
+        except ValueError:
+            facts = None
+        if not isinstance(facts, dict) or not isinstance(facts.get("errors") or [], list):
+            worker.process.broken("an unreadable READY frame")
+            return
         errors = facts.get("errors") or []
         worker.start_s = time.monotonic() - worker.process.spawned_at
         self.start_stats["count"] += 1
