@@ -465,6 +465,12 @@ class WorkerProcess:
             with contextlib.suppress(ProcessLookupError):
                 signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
 
+    def terminate(self) -> None:
+        """SIGTERM the worker's process group: the worker and what its methods started."""
+        if not self.ended:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGTERM)
+
     def kill_later(self, delay_s: float) -> None:
         """Kill the worker if it is still there in ``delay_s`` seconds."""
         if self._exit_timer is None and not self.ended:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ServerProcess, in_background, wait_for
+from tests.support import ServerProcess, StartServer, in_background, wait_for
 
 HOSTILE = Path(__file__).parent / "fixtures" / "hostile.py"
 
@@ -100,3 +100,68 @@ def test_a_binding_error_quoting_a_lone_surrogate_is_invalid_params(
     answer = group_server.post(body).json()
     assert answer["error"]["code"] == -32602, answer
     assert "\\udc80" in answer["error"]["data"]["errors"][0]["message"]
+
+
+def current_pids(server: ServerProcess) -> set[int]:
+    """The pids of every worker the server still holds (any generation, any state)."""
+    return {worker["pid"] for worker in server.status()["workers"]}
+
+
+def test_a_call_outliving_the_drain_deadline_is_answered_and_its_worker_stopped(
+    start_server: StartServer, hostile_methods: Path
+) -> None:
+    server = start_server(env={"SBUSR_DRAIN_TIMEOUT_S": "1", "SBUSR_POOL_PROCESSES": "1"})
+    pending = in_background(server.call, "hostile.sleep_then_pid", [60])
+    wait_for(lambda: server.status()["calls_running"] == 1, message="a running call")
+    (old,) = current_pids(server)
+    assert server.http.get("/sys/reset").status_code == 200
+    answer = pending.result(timeout=15)
+    assert answer["error"]["code"] == -32001, answer
+    assert answer["error"]["data"]["reason"] == "drain"
+    wait_for(lambda: not running(old), message="the old worker to end")
+    assert old not in current_pids(server)
+
+
+def test_threads_left_behind_keep_no_worker_alive_after_resets(
+    start_server: StartServer, hostile_methods: Path
+) -> None:
+    server = start_server(env={"SBUSR_DRAIN_TIMEOUT_S": "1"})
+    seen: set[int] = set()
+    for _ in range(3):
+        seen |= {server.call("hostile.leave_thread", None, n)["result"] for n in range(4)}
+        seen |= current_pids(server)
+        assert server.http.get("/sys/reset").status_code == 200
+    latest = {w["pid"] for w in server.status()["workers"] if w["generation"] == 4}
+    stale = seen - latest
+    wait_for(lambda: not any(running(pid) for pid in stale), message="no stale workers")
+    wait_for(lambda: current_pids(server) == latest, message="only the last generation")
+
+
+def test_a_worker_grown_past_its_memory_limit_is_replaced_after_its_calls(
+    start_server: StartServer, hostile_methods: Path
+) -> None:
+    server = start_server(env={"SBUSR_WORKER_MAX_MEMORY_MB": "100", "SBUSR_POOL_PROCESSES": "1"})
+    beside = in_background(server.call, "hostile.sleep_then_pid", [1.0], "beside")
+    wait_for(lambda: server.status()["calls_running"] == 1, message="a running call")
+    grown = server.call("hostile.hold_megabytes", [150])["result"]
+    assert beside.result(timeout=15)["result"] == grown
+    wait_for(lambda: current_pids(server) - {grown}, message="a replacement worker")
+    wait_for(lambda: not running(grown), message="the grown worker to end")
+    assert server.status()["restarts"] == {"memory": 1}
+    assert server.call("hostile.sleep_then_pid", [0])["result"] not in (grown, None)
+
+
+def test_one_allocation_past_the_hard_cap_fails_in_the_method(
+    start_server: StartServer, hostile_methods: Path
+) -> None:
+    server = start_server(
+        env={
+            "SBUSR_WORKER_MAX_MEMORY_MB": "100",
+            "SBUSR_WORKER_CONCURRENCY": "4",
+            "SBUSR_POOL_PROCESSES": "1",
+        }
+    )
+    answer = server.call("hostile.allocate_megabytes", [4096])
+    assert answer["error"]["code"] == -32000, answer
+    assert answer["error"]["data"]["type"] == "MemoryError"
+    assert server.call("add", [2, 3])["result"] == 5
