@@ -64,6 +64,8 @@ class Bus:
             done_ttl_ms(settings),
             self.outage,
             self.counters,
+            max_body_bytes=settings.max_body_bytes,
+            reply_to_pattern=settings.reply_to_pattern,
         )
         self.maintenance = Maintenance(
             self.consumer,
