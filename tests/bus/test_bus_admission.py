@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +20,8 @@ def nested_list(depth: int) -> str:
 
 
 def acked(raw: redis.Redis) -> bool:
-    return raw.xpending(STREAM, GROUP)["pending"] == 0
+    pending: int = raw.xpending(STREAM, GROUP)["pending"]
+    return pending == 0
 
 
 def test_an_entry_over_the_body_limit_is_answered_not_run(
@@ -83,4 +83,4 @@ def test_the_reply_to_pattern_is_a_setting(
     send(raw, request, reply_to="sbusr:reply:test")
     wait_for(lambda: "does not match app:repl[iy]*:*" in server.log(), message="the refusal")
     send(raw, request, reply_to="app:replies:7")
-    assert json.loads(raw.blpop(["app:replies:7"], timeout=15)[1])["result"] == "x"
+    assert receive(raw, "app:replies:7")["result"] == "x"
