@@ -35,7 +35,7 @@ from typing import Any
 from wire.codec import encode_compact
 from wire.errors import InternalError
 
-__all__ = ["encode", "readable_text", "to_jsonable"]
+__all__ = ["encode", "readable_errors", "readable_text", "to_jsonable"]
 
 
 def to_jsonable(value: Any) -> Any:
@@ -87,6 +87,11 @@ def readable_text(text: str) -> str:
     if text.isascii():
         return text
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def readable_errors(errors: list[dict[str, str]]) -> list[dict[str, str]]:
+    """``[{"path", "message"}, ...]`` with every text through :func:`readable_text`."""
+    return [{key: readable_text(text) for key, text in error.items()} for error in errors]
 
 
 def encode(value: Any) -> bytes:

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import jsonschema
 from pydantic_core import ArgsKwargs, SchemaValidator, ValidationError
 
-from executor.encoding import readable_text
+from executor.encoding import readable_errors
 from wire.errors import InvalidParams
 from wire.schema import error_list, json_pointer
 
@@ -147,8 +147,7 @@ def invalid_params(errors: list[dict[str, str]]) -> InvalidParams:
     escaped (:func:`executor.encoding.readable_text`) so that the error stays -32602 instead of
     failing to encode as -32603.
     """
-    readable = [{key: readable_text(text) for key, text in error.items()} for error in errors]
-    return InvalidParams(data={"errors": readable})
+    return InvalidParams(data={"errors": readable_errors(errors)})
 
 
 def binding_failure(error: TypeError) -> InvalidParams | None:
