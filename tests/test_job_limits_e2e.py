@@ -108,13 +108,15 @@ def test_a_stored_job_over_the_bounds_is_paused_at_the_next_start(
     assert server.call("echo", ["alive"])["result"] == "alive"
 
 
-def move_next_run_time(database_url: str, job_id: str, when: datetime.datetime) -> None:
-    """Set a stored job's next run time (as if the server had been down since ``when``)."""
+def change_stored_job(database_url: str, job_id: str, **attributes: Any) -> None:
+    """Set attributes of a stored job behind the server's back (e.g. ``next_run_time``, as if
+    the server had been down since then, or ``kwargs`` as an older version stored them)."""
     scheduler = BackgroundScheduler(timezone=datetime.UTC)
     store = SQLAlchemyJobStore(engine=jobs_engine(database_url), tablename="sbusr_jobs")
     store.start(scheduler, "default")
     job = store.lookup_job(job_id)
-    job.next_run_time = when
+    for name, value in attributes.items():
+        setattr(job, name, value)
     store.update_job(job)
     store.shutdown()
 
@@ -128,8 +130,26 @@ def test_a_job_a_year_behind_runs_at_once_without_walking_the_year(
     assert created.status_code == 201, created.text
     assert first.stop() == 0
     a_year_ago = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=365)
-    move_next_run_time(job_env["SBUSR_DATABASE_URL"], "late", a_year_ago)
+    change_stored_job(job_env["SBUSR_DATABASE_URL"], "late", next_run_time=a_year_ago)
     server = start_server(env=job_env)
     wait_for(lambda: job_state(server, "late")["runs"] >= 1, 20.0, message="a run")
     assert "job late is behind its schedule" in server.log()
     assert server.call("echo", ["alive"])["result"] == "alive"
+
+
+def test_a_stored_job_whose_params_are_not_json_does_not_fail_the_listing(
+    start_server: Callable[..., ServerProcess], job_env: dict[str, str]
+) -> None:
+    first = start_server(env=job_env)
+    spec = {"id": "old", "method": "echo", "params": ["x"], "interval_s": 3600}
+    assert post_job(first, spec).status_code == 201
+    assert post_job(first, {**spec, "id": "fine"}).status_code == 201
+    assert first.stop() == 0
+    stored = {**spec, "params": [float("nan")], "source": "api"}
+    change_stored_job(job_env["SBUSR_DATABASE_URL"], "old", kwargs={"spec": stored})
+    server = start_server(env=job_env)
+    response = server.http.get("/api/jobs")
+    assert response.status_code == 200, response.text
+    listed = {job["id"]: job["params"] for job in response.json()["jobs"]}
+    assert listed == {"old": None, "fine": ["x"]}
+    assert "job old: stored params are not JSON" in server.log()
