@@ -89,44 +89,41 @@ def limit_errors(spec: dict[str, Any], limits: JobLimits) -> list[dict[str, str]
         kit.jobs.JobSpecError: the spec's cron trigger cannot be built.
     """
     errors: list[dict[str, str]] = []
-    interval_s = spec.get("interval_s")
-    if interval_s is not None and interval_s < limits.min_interval_s:
-        errors.append(
-            {
-                "path": "/interval_s",
-                "message": f"{interval_s} s is below the shortest interval, "
-                f"{limits.min_interval_s:g} s (SBUSR_JOB_MIN_INTERVAL_S)",
-            }
-        )
+    floor_s, floor_name = limits.min_interval_s, "SBUSR_JOB_MIN_INTERVAL_S"
+    _bound(errors, "/interval_s", "interval_s", spec.get("interval_s"), floor_s, floor_name)
     if spec.get("cron") is not None:
         step_s = _shortest_cron_step_s(spec)
-        if step_s is not None and step_s < limits.min_interval_s:
-            errors.append(
-                {
-                    "path": "/cron",
-                    "message": f"fires {step_s:g} s apart, below the shortest interval, "
-                    f"{limits.min_interval_s:g} s (SBUSR_JOB_MIN_INTERVAL_S)",
-                }
-            )
-    timeout_s = spec.get("timeout_s")
-    if timeout_s is not None and timeout_s > limits.max_timeout_s:
-        errors.append(
-            {
-                "path": "/timeout_s",
-                "message": f"{timeout_s} s is over the largest time limit of a job, "
-                f"{limits.max_timeout_s:g} s (SBUSR_JOB_MAX_TIMEOUT_S)",
-            }
-        )
-    max_instances = spec.get("max_instances")
-    if max_instances is not None and max_instances > limits.max_instances:
-        errors.append(
-            {
-                "path": "/max_instances",
-                "message": f"{max_instances} is over the largest max_instances, "
-                f"{limits.max_instances} (SBUSR_JOB_MAX_INSTANCES)",
-            }
-        )
+        _bound(errors, "/cron", "cron fire times seconds apart:", step_s, floor_s, floor_name)
+    maxima = (
+        ("timeout_s", limits.max_timeout_s, "SBUSR_JOB_MAX_TIMEOUT_S"),
+        ("max_instances", limits.max_instances, "SBUSR_JOB_MAX_INSTANCES"),
+    )
+    for key, most, variable in maxima:
+        _bound(errors, "/" + key, key, spec.get(key), most, variable, least=False)
     return errors
+
+
+def _bound(
+    errors: list[dict[str, str]],
+    path: str,
+    what: str,
+    value: float | None,
+    bound: float,
+    variable: str,
+    least: bool = True,
+) -> None:
+    """Append the error of ``value`` when it is below (``least``) or over ``bound``.
+
+    Example: ``("/timeout_s", "timeout_s", 1e9, 3600, "SBUSR_JOB_MAX_TIMEOUT_S", least=False)``
+    -> ``{"path": "/timeout_s", "message": "timeout_s 1e+09 is over the most allowed, 3600
+    (SBUSR_JOB_MAX_TIMEOUT_S)"}``.
+    """
+    if value is None or (value >= bound if least else value <= bound):
+        return
+    relation = "below the least" if least else "over the most"
+    errors.append(
+        {"path": path, "message": f"{what} {value:g} is {relation} allowed, {bound:g} ({variable})"}
+    )
 
 
 def catch_up_start(
