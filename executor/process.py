@@ -468,8 +468,7 @@ class WorkerProcess:
     def terminate(self) -> None:
         """SIGTERM the worker's process group: the worker and what its methods started."""
         if not self.ended:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.pid, signal.SIGTERM)
+            kill_group(self.pid, signal.SIGTERM)
 
     def kill_later(self, delay_s: float) -> None:
         """Kill the worker if it is still there in ``delay_s`` seconds."""

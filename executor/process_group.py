@@ -17,11 +17,15 @@ import signal
 __all__ = ["kill_group"]
 
 
-def kill_group(leader_pid: int) -> None:
-    """SIGKILL every process of the group led by ``leader_pid`` (a worker and what it forked).
+def kill_group(leader_pid: int, signal_number: int = signal.SIGKILL) -> None:
+    """Signal every process of the group led by ``leader_pid`` (a worker and what it forked).
+
+    Args:
+        leader_pid: the worker's pid, which is its group's id.
+        signal_number: SIGKILL by default; SIGTERM asks them to stop.
 
     Call it only while the leader is alive or not yet reaped, so that its pid names no other
     group. A group that is gone already is no error.
     """
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(leader_pid, signal.SIGKILL)
+        os.killpg(leader_pid, signal_number)

@@ -149,3 +149,7 @@ def _report_exits(control: socket.socket) -> None:
         pid, status = os.waitpid(ended.si_pid, 0)
         code = os.waitstatus_to_exitcode(status)
         control.send(json.dumps({"exited": pid, "code": code}).encode())
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -119,7 +119,7 @@ def test_a_call_outliving_the_drain_deadline_is_answered_and_its_worker_stopped(
     assert answer["error"]["code"] == -32001, answer
     assert answer["error"]["data"]["reason"] == "drain"
     wait_for(lambda: not running(old), message="the old worker to end")
-    assert old not in current_pids(server)
+    wait_for(lambda: old not in current_pids(server), message="the old worker gone from status")
 
 
 def test_threads_left_behind_keep_no_worker_alive_after_resets(
