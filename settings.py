@@ -196,6 +196,22 @@ class Settings:
         max_connections: open HTTP connections at most (``SBUSR_MAX_CONNECTIONS``); None:
             derived from the descriptor limit at start
             (:func:`server.http.connections.default_max_connections`).
+        drain_timeout_s: how long a worker that left its generation (reload, recycling) may
+            take to finish its calls before they are answered -32001 and it is stopped, seconds
+            (``SBUSR_DRAIN_TIMEOUT_S``); None: :attr:`drain_deadline_s` picks the longest time
+            limit a call can have, plus 5 s.
+        worker_max_memory_mb: resident memory past which a worker is replaced (its replacement
+            first), MiB (``SBUSR_WORKER_MAX_MEMORY_MB``); it also caps what a worker may
+            allocate (``RLIMIT_DATA``) at twice this plus its thread stacks; 0: no limit.
+        bus_reply_to_pattern: the Redis glob a bus entry's ``reply_to`` must match
+            (``SBUSR_BUS_REPLY_TO_PATTERN``); None: ``<bus_prefix>:reply:*``. An entry naming
+            another key is acked and not run.
+        job_min_interval_s: shortest job interval, and shortest step between cron fire times,
+            seconds (``SBUSR_JOB_MIN_INTERVAL_S``), default 1.
+        job_max_timeout_s: largest job ``timeout_s``, seconds (``SBUSR_JOB_MAX_TIMEOUT_S``),
+            default 3600.
+        job_max_instances: largest job ``max_instances`` (``SBUSR_JOB_MAX_INSTANCES``),
+            default 8.
     """
 
     host: str = "127.0.0.1"
@@ -239,6 +255,25 @@ class Settings:
     write_timeout_s: float = 30.0
     max_unsent_bytes: int = 1024 * 1024
     max_connections: int | None = None
+    drain_timeout_s: float | None = None
+    worker_max_memory_mb: int = 0
+    bus_reply_to_pattern: str | None = None
+    job_min_interval_s: float = 1.0
+    job_max_timeout_s: float = 3600.0
+    job_max_instances: int = 8
+
+    @property
+    def drain_deadline_s(self) -> float:
+        """:attr:`drain_timeout_s`, or when unset the longest call time limit (SBUSR_RPC_TIMEOUT
+        or SBUSR_JOB_MAX_TIMEOUT_S) plus 5 s: seconds."""
+        if self.drain_timeout_s is not None:
+            return self.drain_timeout_s
+        return max(self.rpc_timeout_s, self.job_max_timeout_s) + 5.0
+
+    @property
+    def reply_to_pattern(self) -> str:
+        """:attr:`bus_reply_to_pattern`, or when unset ``<bus_prefix>:reply:*``."""
+        return self.bus_reply_to_pattern or f"{self.bus_prefix}:reply:*"
 
     def replace(self, **changes: Any) -> Settings:
         """Return a copy with ``changes`` applied (command-line options use this)."""
@@ -297,6 +332,12 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "write_timeout_s": ("WRITE_TIMEOUT_S", _positive_float),
     "max_unsent_bytes": ("MAX_UNSENT_BYTES", _positive_int),
     "max_connections": ("MAX_CONNECTIONS", _positive_int),
+    "drain_timeout_s": ("DRAIN_TIMEOUT_S", _positive_float),
+    "worker_max_memory_mb": ("WORKER_MAX_MEMORY_MB", _non_negative_int),
+    "bus_reply_to_pattern": ("BUS_REPLY_TO_PATTERN", _optional_text),
+    "job_min_interval_s": ("JOB_MIN_INTERVAL_S", _positive_float),
+    "job_max_timeout_s": ("JOB_MAX_TIMEOUT_S", _positive_float),
+    "job_max_instances": ("JOB_MAX_INSTANCES", _positive_int),
 }
 
 #: Prefixes of ``SBUSR_*`` variables that are not settings of the server (test and bench tools).

@@ -35,7 +35,7 @@ from typing import Any
 from wire.codec import encode_compact
 from wire.errors import InternalError
 
-__all__ = ["encode", "to_jsonable"]
+__all__ = ["encode", "readable_errors", "readable_text", "to_jsonable"]
 
 
 def to_jsonable(value: Any) -> Any:
@@ -74,6 +74,24 @@ def to_jsonable(value: Any) -> Any:
     if model_dump is not None and hasattr(type(value), "__pydantic_serializer__"):
         return model_dump(mode="json")
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def readable_text(text: str) -> str:
+    """``text`` fit for UTF-8: each lone surrogate (from a caller's JSON) as a ``\\udc80`` escape.
+
+    Error messages built from what a caller sent (a parameter name, a path) may hold lone
+    surrogates, which UTF-8 cannot carry; escaped, the message still says what was wrong.
+    Example: ``"unexpected keyword argument '\\udc80'"`` (a real lone surrogate in the input)
+    -> the same text with the six characters backslash, u, d, c, 8, 0.
+    """
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def readable_errors(errors: list[dict[str, str]]) -> list[dict[str, str]]:
+    """``[{"path", "message"}, ...]`` with every text through :func:`readable_text`."""
+    return [{key: readable_text(text) for key, text in error.items()} for error in errors]
 
 
 def encode(value: Any) -> bytes:

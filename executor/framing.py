@@ -25,7 +25,7 @@ kind      payload
 ========  =================================================================
 RESULT    the result, encoded as JSON (UTF-8)
 ERROR     the JSON-RPC error object ``{"code", "message", "data"?}`` as JSON
-LOG       a pickled dict of ``logging.LogRecord`` attributes (call_id 0)
+LOG       JSON object of ``logging.LogRecord`` attributes (call_id 0)
 READY     JSON ``{"pid": int, "errors": [{"module", "type", "message"}], "code": str}``
           (call_id 0; ``code`` is the fingerprint of the methods' source files)
 BLOCKED   empty: the call cannot be cancelled (it runs in a thread); sent for a CANCEL
@@ -34,6 +34,11 @@ BLOCKED   empty: the call cannot be cancelled (it runs in a thread); sent for a 
 A worker runs the calls it receives at once, side by side, and answers each with exactly one
 RESULT or ERROR frame, in the order they finish (a cancelled call too: its frame tells the
 server that the call is gone).
+
+Every worker -> server payload is JSON, never pickle: a method can write any bytes to its
+worker's pipe, and they must not be able to run code in the server. A frame the server cannot
+read (an unknown kind, a LOG or READY payload that is not a JSON object) is logged and its
+worker killed as broken. The server -> worker CALLS body is the server's own pickle.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ __all__ = [
     "WITHDRAW",
     "ERROR",
     "EVENT_HEADER",
+    "EVENT_KINDS",
     "LOG",
     "READY",
     "RESULT",
@@ -65,6 +71,7 @@ __all__ = [
 
 # worker -> server
 RESULT, ERROR, LOG, READY, BLOCKED = 0, 1, 2, 3, 4
+EVENT_KINDS = frozenset((RESULT, ERROR, LOG, READY, BLOCKED))
 # server -> worker
 CALLS, CANCEL, WITHDRAW = 0, 1, 2
 

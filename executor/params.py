@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 import jsonschema
 from pydantic_core import ArgsKwargs, SchemaValidator, ValidationError
 
+from executor.encoding import readable_errors
 from wire.errors import InvalidParams
 from wire.schema import error_list, json_pointer
 
@@ -41,6 +42,7 @@ __all__ = [
     "split",
     "check_binding",
     "binding_failure",
+    "invalid_params",
     "has_hints",
     "hint_validator",
     "convert",
@@ -100,7 +102,7 @@ def validate(validator: Any, params: Any) -> None:
     """
     errors = error_list(validator.iter_errors([] if params is None else params))
     if errors:
-        raise InvalidParams(data={"errors": errors})
+        raise invalid_params(errors)
 
 
 def split(params: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
@@ -135,7 +137,17 @@ def check_binding(
     try:
         signature.bind(*args, **kwargs)
     except TypeError as exc:
-        raise InvalidParams(data={"errors": [{"path": "/", "message": str(exc)}]}) from None
+        raise invalid_params([{"path": "/", "message": str(exc)}]) from None
+
+
+def invalid_params(errors: list[dict[str, str]]) -> InvalidParams:
+    """The -32602 error of ``errors`` (``[{"path", "message"}, ...]``), texts fit for UTF-8.
+
+    Paths and messages can quote what the caller sent, lone surrogates included; they are
+    escaped (:func:`executor.encoding.readable_text`) so that the error stays -32602 instead of
+    failing to encode as -32603.
+    """
+    return InvalidParams(data={"errors": readable_errors(errors)})
 
 
 def binding_failure(error: TypeError) -> InvalidParams | None:
@@ -151,7 +163,7 @@ def binding_failure(error: TypeError) -> InvalidParams | None:
     """
     traceback = error.__traceback__
     if traceback is not None and traceback.tb_next is None:
-        return InvalidParams(data={"errors": [{"path": "/", "message": str(error)}]})
+        return invalid_params([{"path": "/", "message": str(error)}])
     return None
 
 
@@ -223,5 +235,5 @@ def convert(validator: SchemaValidator, params: Any) -> tuple[tuple[Any, ...], d
             for error in exc.errors(include_url=False, include_input=False)
         ]
         errors.sort(key=lambda entry: (entry["path"], entry["message"]))
-        raise InvalidParams(data={"errors": errors}) from None
+        raise invalid_params(errors) from None
     return args, kwargs

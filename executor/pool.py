@@ -33,7 +33,15 @@ Recycling: a worker that served about ``max_tasks_per_child`` calls (each worker
 within ±10 %, so that workers do not recycle together; the server's own ``rpc.*`` calls not
 counted) gets a replacement started while it keeps serving; once the replacement is ready the
 old worker takes no new calls, finishes what it runs and exits. One worker of a generation at
-a time is being recycled.
+a time is being recycled. A worker whose resident memory grows past ``max_memory_bytes`` is
+recycled the same way (checked every ``MEMORY_CHECK_INTERVAL_S``), and each worker has a hard
+cap on what it may allocate (:mod:`executor.memory`).
+
+Drain deadline: a worker that leaves the generation (reload, recycling, time-out) finishes its
+calls, but for at most ``drain_timeout_s``: then the calls still running there are answered
+-32001 (``data.reason`` ``"drain"``) and the worker is stopped (SIGTERM, SIGKILL to its process
+group ``STOP_GRACE_S`` later). Nothing a method leaves behind (a thread that never ends, a call
+that never returns) keeps an old worker alive.
 
 Workers are forked from a template process (see :mod:`executor.process`), so a start costs
 milliseconds and the user's code is still imported fresh by every worker.
@@ -58,6 +66,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from executor import framing
+from executor.memory import apply_hard_cap, hard_cap_bytes, resident_bytes
 from executor.process import Spawner, WorkerProcess
 from wire.errors import (
     CallTimeout,
@@ -84,6 +93,8 @@ DISPATCH_BATCH = 16
 DISPATCH_DELAY_S = 0.002
 #: recycling happens after max_tasks_per_child calls, give or take this fraction
 RECYCLE_JITTER = 0.1
+#: how often the workers' resident memory is compared with max_memory_bytes, seconds
+MEMORY_CHECK_INTERVAL_S = 0.5
 
 #: ``on_done(ok, payload)``: ok True -> payload is the result as JSON bytes; ok False ->
 #: payload is the error object as JSON bytes.
@@ -198,10 +209,12 @@ class _Worker:
 
     __slots__ = (
         "cancelling",
+        "drain_timer",
         "generation",
         "process",
         "ready",
         "recycle_after",
+        "recycle_reason",
         "replaces",
         "recycling",
         "running",
@@ -225,6 +238,8 @@ class _Worker:
         self.start_s: float | None = None
         self.stuck = False  # it holds a call it cannot stop: killed once its other calls end
         self.recycling = False  # its replacement is starting
+        self.recycle_reason = "recycle"  # why: "recycle" (calls served) or "memory"
+        self.drain_timer: asyncio.TimerHandle | None = None  # the end of its drain deadline
         self.replaces: _Worker | None = None  # the worker this one will take over from
         self.process: WorkerProcess
 
@@ -286,6 +301,11 @@ class Pool:
         use_template: fork workers from a template process (False: a new interpreter each).
         expose_errors: workers put a method's exception text into ``error.data.message``;
             False: a pointer to its log record (``SBUSR_EXPOSE_ERRORS``).
+        drain_timeout_s: longest time a worker that left its generation may take to finish its
+            calls, seconds; then they are answered -32001 and the worker is stopped.
+        max_memory_bytes: resident memory past which a worker is recycled, bytes (a hard cap
+            of :func:`executor.memory.hard_cap_bytes` on what it allocates comes with it);
+            0: no limit.
 
     Use from the event loop's thread only.
 
@@ -297,7 +317,8 @@ class Pool:
             first start, by outcome, and their total duration in seconds.
         start_stats: ``{"count": int, "seconds": float, "last_s": float}``: worker starts
             (from the spawn to READY), their total and the last duration, seconds.
-        restarts: workers replaced, by reason: ``crash``, ``timeout``, ``recycle``, ``reload``.
+        restarts: workers replaced, by reason: ``crash``, ``timeout``, ``recycle``, ``memory``,
+            ``reload``.
     """
 
     def __init__(
@@ -311,6 +332,8 @@ class Pool:
         worker_concurrency: int = 1,
         use_template: bool = True,
         expose_errors: bool = True,
+        drain_timeout_s: float = 60.0,
+        max_memory_bytes: int = 0,
     ) -> None:
         self.methods_dir = Path(methods_dir)
         self.processes = processes
@@ -321,6 +344,9 @@ class Pool:
         self.worker_concurrency = max(1, worker_concurrency)
         self.use_template = use_template
         self.expose_errors = expose_errors
+        self.drain_timeout_s = drain_timeout_s
+        self.max_memory_bytes = max_memory_bytes
+        self._memory_checked_at = 0.0
         self.generation = 0
         self.started_at = time.monotonic()
         self.restarts: collections.Counter[str] = collections.Counter()
@@ -711,6 +737,10 @@ class Pool:
             functools.partial(self._on_exit, worker),
         )
         self._live.add(worker)
+        if self.max_memory_bytes:
+            apply_hard_cap(
+                worker.pid, hard_cap_bytes(self.max_memory_bytes, self.worker_concurrency)
+            )
         logger.debug("worker %d of generation %d spawned", worker.pid, generation)
         return worker
 
@@ -776,6 +806,23 @@ class Pool:
         fresh.replaces = worker
         self._workers.append(fresh)
 
+    def _recycle_grown(self) -> None:
+        """Start recycling a ready worker of the generation whose memory grew past the limit."""
+        for worker in self._workers:
+            if worker.state is not _READY or worker.recycling:
+                continue
+            size = resident_bytes(worker.pid)
+            if size is not None and size > self.max_memory_bytes:
+                logger.warning(
+                    "worker %d uses %.0f MiB, past the limit of %.0f MiB; replacing it",
+                    worker.pid,
+                    size / 2**20,
+                    self.max_memory_bytes / 2**20,
+                )
+                worker.recycle_reason = "memory"
+                self._start_recycling(worker)
+                return
+
     def _recycle_next(self) -> None:
         """Start recycling the next worker of the generation that served its share."""
         for worker in self._workers:
@@ -796,8 +843,41 @@ class Pool:
         elif worker in self._workers:
             self._workers.remove(worker)
         worker.state = _DRAINING
+        if worker.drain_timer is None and self._loop is not None:
+            worker.drain_timer = self._loop.call_later(
+                self.drain_timeout_s, self._drain_expired, worker
+            )
         if not worker.running and worker.ready.done():
             self._drained(worker)
+
+    def _drain_expired(self, worker: _Worker) -> None:
+        """``worker`` is still there at its drain deadline: answer its calls, stop it."""
+        worker.drain_timer = None
+        if worker not in self._live or worker.state is _DEAD:
+            return
+        calls = list(worker.running.values())
+        for call in calls:
+            self._unlink(worker, call)
+            self._answer(
+                call,
+                CallTimeout(
+                    message="the call outlived its worker's drain deadline",
+                    data={
+                        "reason": "drain",
+                        "pid": worker.pid,
+                        "drain_timeout_s": self.drain_timeout_s,
+                    },
+                ),
+            )
+        logger.warning(
+            "worker %d still runs %d calls %.1f s after it left its generation; stopping it",
+            worker.pid,
+            len(calls),
+            self.drain_timeout_s,
+        )
+        worker.process.close_input()
+        worker.process.terminate()
+        worker.process.kill_later(STOP_GRACE_S)
 
     def _drained(self, worker: _Worker) -> None:
         """A draining worker answered its last call: end it."""
@@ -994,7 +1074,13 @@ class Pool:
             self._settle()
 
     def _on_ready(self, worker: _Worker, payload: bytes) -> None:
-        facts = json.loads(payload)
+        try:
+            facts = json.loads(payload)
+        except ValueError:
+            facts = None
+        if not isinstance(facts, dict) or not isinstance(facts.get("errors") or [], list):
+            worker.process.broken("an unreadable READY frame")
+            return
         errors = facts.get("errors") or []
         worker.start_s = time.monotonic() - worker.process.spawned_at
         self.start_stats["count"] += 1
@@ -1047,7 +1133,7 @@ class Pool:
             worker.replaces = None
             old.recycling = False
             if old in self._workers:
-                self.restarts["recycle"] += 1
+                self.restarts[old.recycle_reason] += 1
                 self._retire(old, reason=None)
             self._recycle_next()
         self._schedule_dispatch()
@@ -1061,6 +1147,9 @@ class Pool:
         was_ready = worker.ready.done()
         worker.state = _DEAD  # from here on, nothing is dispatched to it
         self._live.discard(worker)
+        if worker.drain_timer is not None:
+            worker.drain_timer.cancel()
+            worker.drain_timer = None
         if not worker.ready.done():
             worker.ready.set_exception(
                 ReloadFailed(
@@ -1161,6 +1250,9 @@ class Pool:
                     ),
                 )
             self._recycle_next()
+            if self.max_memory_bytes and now - self._memory_checked_at >= MEMORY_CHECK_INTERVAL_S:
+                self._memory_checked_at = now
+                self._recycle_grown()
         finally:
             if self._loop is not None and not (self._closing and not self._live):
                 self._watch_timer = self._loop.call_later(WATCH_INTERVAL_S, self._watch)

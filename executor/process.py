@@ -13,6 +13,10 @@ died), a worker is started as ``python -m executor.worker`` instead, and a new t
 started. Exits are seen through a ``pidfd``; the exit status of a forked worker comes from the
 template, its parent.
 
+Each worker leads a process group of its own, and the template runs in another
+(:mod:`executor.process_group`): a SIGTERM to the server's group reaches neither, and a worker is
+killed with its whole group, so the processes its methods started end with it.
+
 Availability: Linux (``os.pidfd_open``, ``socket.send_fds``).
 """
 
@@ -23,7 +27,6 @@ import contextlib
 import json
 import logging
 import os
-import pickle
 import signal
 import socket
 import subprocess
@@ -34,8 +37,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from executor import framing
+from executor.process_group import kill_group
 
-__all__ = ["OnEvent", "OnExit", "Spawner", "WorkerProcess", "exit_facts"]
+__all__ = ["OnEvent", "OnExit", "Spawner", "WorkerProcess", "exit_facts", "log_record_fields"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +58,37 @@ TEMPLATE_RESTART_S = 5.0
 OnEvent = Callable[[int, int, bytes], None]
 #: ``on_exit(facts)``: the process ended; facts as :func:`exit_facts` returns them
 OnExit = Callable[[dict[str, Any]], None]
+
+
+def log_record_fields(payload: bytes) -> dict[str, Any] | None:
+    """The attributes of a LOG frame's record, fit for :func:`logging.makeLogRecord`.
+
+    Args:
+        payload: the frame's payload, a JSON object (see :mod:`executor.framing`).
+
+    Returns:
+        The fields, or None when the payload is not a JSON object with a string ``name`` and
+        ``msg`` and an integer ``levelno``. Keys that would shadow a method or class attribute of
+        :class:`logging.LogRecord` are dropped, and ``args``/``exc_info`` cleared: the record
+        carries data, never behaviour.
+    """
+    try:
+        fields = json.loads(payload)
+    except ValueError:
+        return None
+    if not (
+        isinstance(fields, dict)
+        and isinstance(fields.get("name"), str)
+        and isinstance(fields.get("msg"), str)
+        and type(fields.get("levelno")) is int
+    ):
+        return None
+    record_fields = {
+        key: value for key, value in fields.items() if not hasattr(logging.LogRecord, key)
+    }
+    record_fields["args"] = None
+    record_fields["exc_info"] = None
+    return record_fields
 
 
 def exit_facts(pid: int, returncode: int | None) -> dict[str, Any]:
@@ -82,6 +117,8 @@ class _Child(Protocol):
 
     def when_known(self, callback: Callable[[], None]) -> bool: ...
 
+    def end_group(self) -> None: ...
+
 
 class _PopenChild:
     """A worker started as its own interpreter: this process is its parent."""
@@ -94,11 +131,18 @@ class _PopenChild:
         return self.process.poll()
 
     def kill(self) -> None:
+        if self.process.returncode is None:  # not reaped: the pid still names its group
+            kill_group(self.pid)
         with contextlib.suppress(ProcessLookupError):
             self.process.kill()
 
     def when_known(self, callback: Callable[[], None]) -> bool:
         return False  # poll() knows as soon as the process is gone
+
+    def end_group(self) -> None:
+        """The worker exited: kill what is left of its group before it is reaped."""
+        if self.process.returncode is None:
+            kill_group(self.pid)
 
 
 class _ForkedChild:
@@ -114,6 +158,8 @@ class _ForkedChild:
         return self.returncode
 
     def kill(self) -> None:
+        if self.returncode is None:  # not reaped by the template: the pid names its group
+            kill_group(self.pid)
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGKILL)
 
@@ -122,6 +168,9 @@ class _ForkedChild:
             return False
         self.callback = callback
         return True
+
+    def end_group(self) -> None:
+        """Nothing to do: the template kills what is left of the group before it reaps."""
 
     def exited(self, returncode: int) -> None:
         self.returncode = returncode
@@ -143,6 +192,7 @@ class _Template:
                 pass_fds=(theirs.fileno(),),
                 cwd=PROJECT_DIR,
                 stdin=subprocess.DEVNULL,
+                process_group=0,
             )
         except BaseException:
             ours.close()
@@ -297,6 +347,7 @@ class Spawner:
             pass_fds=(in_fd, out_fd),
             cwd=PROJECT_DIR,
             stdin=subprocess.DEVNULL,
+            process_group=0,
         )
         self.started += 1
         return _PopenChild(process)
@@ -408,10 +459,16 @@ class WorkerProcess:
             self.to_worker = -1
 
     def kill(self) -> None:
-        """SIGKILL the worker (its exit is reported as usual)."""
+        """SIGKILL the worker and its process group (its exit is reported as usual)."""
         if not self.ended:
+            self.child.kill()
             with contextlib.suppress(ProcessLookupError):
                 signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+
+    def terminate(self) -> None:
+        """SIGTERM the worker's process group: the worker and what its methods started."""
+        if not self.ended:
+            kill_group(self.pid, signal.SIGTERM)
 
     def kill_later(self, delay_s: float) -> None:
         """Kill the worker if it is still there in ``delay_s`` seconds."""
@@ -451,27 +508,35 @@ class WorkerProcess:
             position = end
             if kind == framing.LOG:
                 self._log_record(payload)
-            else:
+            elif kind in framing.EVENT_KINDS:
                 on_event(kind, call_id, payload)
+            else:
+                self.broken(f"a frame of unknown kind {kind}")
         if position == len(buffer):
             self._read_buffer = b""
         elif position or buffer is data:  # keep the incomplete frame, growing in place
             self._read_buffer = bytearray(buffer[position:])
 
     def _log_record(self, payload: bytes) -> None:
-        try:
-            fields = pickle.loads(payload)
-        except Exception:
-            logger.warning("worker %d sent an unreadable log record", self.pid)
+        """Hand a LOG frame's record to this process's logger of its name (data only)."""
+        fields = log_record_fields(payload)
+        if fields is None:
+            self.broken("an unreadable log record")
             return
         record = logging.makeLogRecord(fields)
         target = logging.getLogger(record.name)
         if target.isEnabledFor(record.levelno):
             target.handle(record)
 
+    def broken(self, what: str) -> None:
+        """The worker wrote ``what`` (a frame it must not send): log it, kill the worker."""
+        logger.error("worker %d sent %s; killing it as broken", self.pid, what)
+        self.kill()
+
     # ------------------------------------------------------------------ exit
     def _on_pidfd(self) -> None:
         self.loop.remove_reader(self.pidfd)
+        self.child.end_group()
         if self.child.poll() is None and self.child.when_known(self._end):
             self.loop.call_later(EXIT_STATUS_WAIT_S, self._end)
         else:

@@ -39,7 +39,6 @@ import inspect
 import json
 import logging
 import os
-import pickle
 import pkgutil
 import queue
 import signal
@@ -122,25 +121,8 @@ class _PipeLogHandler(logging.Handler):
             context = call_context.get()
             if context:
                 fields.update({key: value for key, value in context.items() if key not in fields})
-            try:
-                payload = pickle.dumps(fields, protocol=pickle.HIGHEST_PROTOCOL)
-            except Exception:  # an unpicklable extra: keep the standard attributes only
-                keep = (
-                    "name",
-                    "msg",
-                    "levelno",
-                    "levelname",
-                    "pathname",
-                    "lineno",
-                    "funcName",
-                    "created",
-                    "process",
-                    "processName",
-                    "threadName",
-                    "exc_text",
-                    "module",
-                )
-                payload = pickle.dumps({key: fields.get(key) for key in keep})
+            # data only: an extra JSON cannot carry travels as its repr()
+            payload = json.dumps(fields, default=repr).encode()
             self._channel.send(framing.pack_event(framing.LOG, 0, payload))
         except Exception:
             self.handleError(record)

@@ -17,6 +17,13 @@ Protocol on the socket (``SOCK_SEQPACKET``, one JSON object per message):
   (``code`` as :attr:`subprocess.Popen.returncode`: negative for a signal).
 
 The template exits when the server closes the socket. It ignores SIGINT, like the workers.
+
+Process groups: the template runs in a process group of its own (the server starts it so), and
+every worker it forks leads a new group, which the processes a method starts join. A SIGTERM
+sent to the server's group (systemd, ``docker stop``, ``timeout``) therefore reaches neither
+the template nor a worker: the server decides when they stop. When a worker ends, the template
+SIGKILLs what is left of its group before it reaps the worker (the pid cannot be reused until
+then), so nothing a method forked outlives its worker.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ import traceback
 
 import executor.worker
 from executor.internal import load_internal_methods
+from executor.process_group import kill_group
 
 __all__ = ["main"]
 
@@ -104,6 +112,7 @@ def _serve(
                 if pid == 0:  # the worker
                     code = 1
                     try:
+                        os.setpgid(0, 0)
                         signal.set_wakeup_fd(-1)
                         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                         selector.close()
@@ -114,6 +123,8 @@ def _serve(
                     finally:
                         sys.stderr.flush()
                         os._exit(code)
+                with contextlib.suppress(OSError):  # the child does it too: whoever runs first
+                    os.setpgid(pid, pid)
                 for fd in fds:
                     os.close(fd)
                 control.send(json.dumps({"token": request["token"], "pid": pid}).encode())
@@ -129,11 +140,13 @@ def _serve(
 def _report_exits(control: socket.socket) -> None:
     while True:
         try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
+            ended = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
         except ChildProcessError:
             return
-        if pid == 0:
+        if ended is None:
             return
+        kill_group(ended.si_pid)  # the worker is a zombie: its pid is not reused yet
+        pid, status = os.waitpid(ended.si_pid, 0)
         code = os.waitstatus_to_exitcode(status)
         control.send(json.dumps({"exited": pid, "code": code}).encode())
 

@@ -190,6 +190,8 @@ async def serve(
         log_level=log_level,
         worker_concurrency=settings.worker_concurrency,
         expose_errors=settings.expose_errors,
+        drain_timeout_s=settings.drain_deadline_s,
+        max_memory_bytes=settings.worker_max_memory_mb * 2**20,
     )
     calls = CallMetrics()
     if settings.metrics:

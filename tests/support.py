@@ -189,6 +189,8 @@ class ServerProcess:
         env: extra environment variables (strings), e.g. ``{"SBUSR_RPC_TIMEOUT": "1"}``.
         args: extra command-line arguments for run.py.
         wait: wait until /health_check answers (False: tests that expect a failed start).
+        own_group: start the server in a process group of its own (tests that signal the
+            whole group, as systemd or ``docker stop`` do).
     """
 
     def __init__(
@@ -199,6 +201,7 @@ class ServerProcess:
         args: list[str] | None = None,
         wait: bool = True,
         port: int | None = None,
+        own_group: bool = False,
     ) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -227,6 +230,7 @@ class ServerProcess:
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            process_group=0 if own_group else None,
         )
         self.http = httpx.Client(base_url=self.url, timeout=30.0)
         if wait:

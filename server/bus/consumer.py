@@ -9,8 +9,10 @@ previous life: those are reclaimed like any dead instance's.
 The path of one entry, top to bottom::
 
     _read()       XREADGROUP GROUP sbusr <me> COUNT <free capacity> BLOCK 1000 STREAMS sbusr:rpc >
-    _run()        JsonRpcCore.handle(data, deadline_ms); pool refused (busy): the entry waits
-                  in memory, still pending, and is retried when capacity frees (never
+    _run()        admission (:mod:`server.bus.admission`): a reply_to outside the allowed
+                  pattern -> acked, not run; data over the body limit -> -32600, not parsed;
+                  then JsonRpcCore.handle(data, deadline_ms); pool refused (busy): the entry
+                  waits in memory, still pending, and is retried when capacity frees (never
                   answered -32003)
     _write()      one REPLY script for every answer ready since the last round trip:
                   per entry RPUSH reply_to, PEXPIRE reply_to notify_ttl_ms, XACK -- atomic
@@ -62,6 +64,7 @@ from busclient import (
 from executor.pool import Pool
 from server import tracing
 from server.bus import scripts
+from server.bus.admission import glob_matcher, oversize_response
 from server.bus.counters import BusCounters
 from server.bus.idempotent import answer_once
 from server.idempotency import Idempotency
@@ -128,6 +131,8 @@ class BusConsumer:
         counters: the bus's counters; this consumer adds entries read and dead-lettered.
         idempotency: the rules of the field ``idempotency_key`` (:mod:`server.bus.idempotent`);
             None: the field is ignored.
+        max_body_bytes: longest ``data`` an entry may carry, bytes; longer: -32600, not run.
+        reply_to_pattern: the Redis glob a ``reply_to`` must match; None: any key.
 
     Start with :meth:`start`; stop with :meth:`stop_reading`, then :meth:`close`.
     """
@@ -143,6 +148,8 @@ class BusConsumer:
         outage: Outage,
         counters: BusCounters,
         idempotency: Idempotency | None = None,
+        max_body_bytes: int = 1024 * 1024,
+        reply_to_pattern: str | None = None,
     ) -> None:
         self.client = client
         self.idempotency = idempotency
@@ -154,6 +161,9 @@ class BusConsumer:
         self.done_ttl_ms = done_ttl_ms
         self.outage = outage
         self.counters = counters
+        self.max_body_bytes = max_body_bytes
+        self.reply_to_pattern = reply_to_pattern
+        self._reply_to_allowed = glob_matcher(reply_to_pattern) if reply_to_pattern else None
         self.name = instance_id()
         self.max_held = pool.queue_maxsize + pool.processes
         self.held: dict[str, Entry] = {}  # read (or claimed) and not yet acked
@@ -298,6 +308,10 @@ class BusConsumer:
     async def _run(self, entry: Entry) -> None:
         """Run the entry's payload and queue its answer; a busy pool makes it wait, pending."""
         self._unsubmitted -= 1  # handle() submits to the pool before its first suspension
+        refusal = self._refusal(entry)
+        if refusal is not None:
+            self._outbox.put((entry, refusal))
+            return
         try:
             answer = self._handle(entry)
             if tracing.active is not None:
@@ -342,6 +356,31 @@ class BusConsumer:
         if entry.idempotency_key is not None and self.idempotency is not None:
             return await answer_once(self.idempotency, entry.idempotency_key, entry.data, run)
         return await run()
+    def _refusal(self, entry: Entry) -> bytes | None:
+        """What to answer instead of running ``entry``, or None when it may run.
+
+        A ``reply_to`` outside :attr:`reply_to_pattern`: ``b""`` (acked with no reply, the
+        key untouched); ``data`` over :attr:`max_body_bytes`: the -32600 response. Both logged.
+        """
+        allowed = self._reply_to_allowed
+        if entry.reply_to is not None and allowed is not None and not allowed(entry.reply_to):
+            logger.warning(
+                "bus: entry %s refused: reply_to %r does not match %s; acked, not run",
+                entry.entry_id,
+                entry.reply_to[:200],
+                self.reply_to_pattern,
+            )
+            entry.reply_to = None
+            return b""
+        if len(entry.data) > self.max_body_bytes:
+            logger.warning(
+                "bus: entry %s refused: data of %d bytes is over the limit of %d; answered -32600",
+                entry.entry_id,
+                len(entry.data),
+                self.max_body_bytes,
+            )
+            return oversize_response(len(entry.data), self.max_body_bytes)
+        return None
 
     def answered_elsewhere(self, entry: Entry) -> None:
         """Ack ``entry`` without running it: its "answered" record exists (a reclaimed copy)."""

@@ -75,6 +75,8 @@ class Bus:
             self.outage,
             self.counters,
             self.idempotency,
+            max_body_bytes=settings.max_body_bytes,
+            reply_to_pattern=settings.reply_to_pattern,
         )
         self.consumer.dead_maxlen = settings.deadletter_max_entries
         self.deadletters = DeadLetters(

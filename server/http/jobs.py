@@ -21,7 +21,8 @@ A job is its spec (see :mod:`kit.jobs`) plus ``"state"`` (see
 
 from __future__ import annotations
 
-from kit.jobs import validate_job
+from executor.encoding import readable_errors
+from kit.jobs import JobSpecError, validate_job
 from server.http.base import BaseHandler
 from server.http.errors import RestError
 from server.scheduler.service import JobScheduler
@@ -61,7 +62,10 @@ class JobsHandler(_JobsBase):
 
     async def post(self) -> None:
         """Add the job of the body; 201 with ``Location``."""
-        spec = validate_job(self.json_body(), source="api")
+        try:
+            spec = validate_job(self.json_body(), source="api")
+        except JobSpecError as error:  # messages may quote the body, lone surrogates included
+            raise JobSpecError(readable_errors(error.errors)) from None
         job = await self.scheduler.add_job(spec)
         self.set_header("Location", "/api/jobs/{}".format(spec["id"]))
         self.write_json(job, status=201)

@@ -17,6 +17,11 @@ The run path::
 
 Declared jobs (``@scheduled``) are reported by the workers (``rpc.scheduled_jobs``) and
 re-synced after start and after every reload (:meth:`JobScheduler.sync_declared`).
+
+Bounds (:mod:`server.scheduler.limits`): a job over the server's limits is refused over REST
+(400), ignored when declared, and paused with an error line when it was stored earlier (e.g.
+under other settings); a job far behind its schedule skips the occurrences past its misfire
+grace without walking them (:class:`SharedJobStore`).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import contextlib
 import datetime
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import sqlalchemy
@@ -40,12 +45,13 @@ from redis.exceptions import RedisError
 from busclient import async_redis
 from executor.pool import Pool
 from kit.db import get_engine
-from kit.jobs import JOB_CONTEXT_ID, JOB_CONTEXT_RUN_TIME, build_trigger
+from kit.jobs import JOB_CONTEXT_ID, JOB_CONTEXT_RUN_TIME, JobSpecError, build_trigger
 from server import tracing
 from server.scheduler import state as job_state
 from server.scheduler.lease import LocalLease, RedisLease, lease_ttl_ms
+from server.scheduler.limits import JobLimits, catch_up_start, limit_errors
 from settings import Settings
-from wire.codec import decode_strict
+from wire.codec import decode_strict, encode_compact
 from wire.errors import JsonRpcError
 from wire.keys import BusKeys
 from wire.names import instance_id
@@ -111,7 +117,66 @@ class SharedJobStore(SQLAlchemyJobStore):  # type: ignore[misc]  # APScheduler 3
     write of their next run time (a DELETE over REST, a one-shot job that ran there): then
     the update or removal finds no row, which is logged and ignored instead of breaking
     APScheduler's processing round.
+
+    Due jobs are checked before APScheduler walks their occurrences (on the event loop): one
+    over ``limits`` is paused (``on_refused(job_id)`` records it in the job's state) with an
+    error line; one far behind its schedule starts its walk at
+    :func:`~server.scheduler.limits.catch_up_start`.
+
+    Args:
+        limits: the server's bounds on jobs.
+        on_refused: told the id of each job paused for breaking ``limits``.
+        *args, **kwargs: those of ``SQLAlchemyJobStore`` (``engine``, ``tablename``).
     """
+
+    def __init__(
+        self,
+        *args: Any,
+        limits: JobLimits | None = None,
+        on_refused: Callable[[str], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.limits = limits or JobLimits()
+        self.on_refused = on_refused
+
+    def get_due_jobs(self, now: datetime.datetime) -> list[Job]:
+        """The jobs due at ``now``, within the limits, their catch-up walks kept short."""
+        due = []
+        for job in super().get_due_jobs(now):
+            spec = job.kwargs.get("spec") or {}
+            try:
+                errors = limit_errors(spec, self.limits)
+            except JobSpecError as exc:
+                errors = exc.errors
+            if errors:
+                logger.error(
+                    "job %s breaks the server's limits and is paused (delete it and add it "
+                    "again within them): %s",
+                    job.id,
+                    JobSpecError(errors),
+                )
+                job._modify(next_run_time=None)
+                self.update_job(job)
+                if self.on_refused is not None:
+                    self.on_refused(job.id)
+                continue
+            start = catch_up_start(
+                job.trigger, job.next_run_time, now, spec.get("misfire_grace_time_s")
+            )
+            if start is not None:
+                logger.warning(
+                    "job %s is behind its schedule since %s; occurrences before %s skipped",
+                    job.id,
+                    job.next_run_time.isoformat(),
+                    start.isoformat(),
+                )
+                job._modify(next_run_time=start)
+                self.update_job(job)
+                if start > now:
+                    continue
+            due.append(job)
+        return due
 
     def update_job(self, job: Job) -> None:
         """Write the job's new next run time and spec; a job removed meanwhile is skipped."""
@@ -153,7 +218,8 @@ class JobScheduler:
 
     Args:
         settings: ``database_url``, ``jobs_table``, ``redis_url``, ``bus_prefix``,
-            ``rpc_timeout_s`` (default time limit), ``scheduler_poll_ms``.
+            ``rpc_timeout_s`` (default time limit), ``scheduler_poll_ms``, and the bounds
+            ``job_min_interval_s``, ``job_max_timeout_s``, ``job_max_instances``.
         pool: the process pool every run goes through.
 
     Use from the event loop's thread. :meth:`start` before anything else.
@@ -163,6 +229,11 @@ class JobScheduler:
         self.settings = settings
         self.pool = pool
         self.instance = instance_id()
+        self.limits = JobLimits(
+            min_interval_s=settings.job_min_interval_s,
+            max_timeout_s=settings.job_max_timeout_s,
+            max_instances=settings.job_max_instances,
+        )
         self.engine: sqlalchemy.engine.Engine | None = None
         self.states: job_state.StateStore | None = None
         self.scheduler: AsyncIOScheduler | None = None
@@ -183,7 +254,12 @@ class JobScheduler:
         self.engine = jobs_engine(settings.database_url)
         self.states = job_state.StateStore(self.engine, settings.jobs_table + "_state")
         await asyncio.to_thread(self.states.create)
-        store = SharedJobStore(engine=self.engine, tablename=settings.jobs_table)
+        store = SharedJobStore(
+            engine=self.engine,
+            tablename=settings.jobs_table,
+            limits=self.limits,
+            on_refused=self._refused,
+        )
         self.scheduler = AsyncIOScheduler(
             jobstores={"default": store},
             executors={"default": RpcExecutor(self)},
@@ -348,6 +424,13 @@ class JobScheduler:
         if self._apscheduler.get_job(job_id) is None:  # a one-shot job, removed after its run
             await asyncio.to_thread(self._states.delete, job_id)
 
+    def _refused(self, job_id: str) -> None:
+        """A stored job broke the limits and was paused: record it in its state."""
+        try:
+            self._states.update(job_id, job_state.paused)
+        except sqlalchemy.exc.SQLAlchemyError as exc:
+            logger.error("job %s: cannot record its pause: %s", job_id, exc)
+
     def _pause_quietly(self, job_id: str) -> None:
         with contextlib.suppress(JobLookupError):  # a one-shot job is gone after its run
             self._apscheduler.pause_job(job_id)
@@ -377,17 +460,29 @@ class JobScheduler:
         return job
 
     def _render(self, job: Job, state: job_state.JobState) -> dict[str, Any]:
-        return {
+        """The job as the REST routes show it; params that are not JSON (a job stored before
+        they were checked) shown as null, with a warning, so one job never fails a listing."""
+        rendered = {
             **job.kwargs["spec"],
             "state": job_state.render(state, job.next_run_time, time.time()),
         }
+        try:
+            encode_compact(rendered)
+        except (TypeError, ValueError, RecursionError) as exc:
+            logger.warning("job %s: stored params are not JSON (%s); shown as null", job.id, exc)
+            rendered["params"] = None
+        return rendered
 
     async def add_job(self, spec: dict[str, Any]) -> dict[str, Any]:
         """Add a job (a spec from :func:`kit.jobs.validate_job`); return it rendered.
 
         Raises:
+            JobSpecError: the spec is over the server's limits (:attr:`limits`).
             JobExists: a job with that id exists (its state is left alone).
         """
+        errors = limit_errors(spec, self.limits)
+        if errors:
+            raise JobSpecError(errors)
         if self._apscheduler.get_job(spec["id"]) is not None:
             raise JobExists(spec["id"])
         await asyncio.to_thread(self._states.delete, spec["id"])  # a fresh job starts a fresh state
@@ -481,7 +576,11 @@ class JobScheduler:
                 self._apscheduler.remove_job(job_id)  # SharedJobStore: gone already is fine
                 await asyncio.to_thread(self._states.delete, job_id)
                 summary["removed"].append(job_id)
-        for job_id, spec in declared.items():
+        for job_id, spec in list(declared.items()):
+            errors = limit_errors(spec, self.limits)
+            if errors:
+                logger.error("declared job %s ignored: %s", job_id, JobSpecError(errors))
+                continue
             job = existing.get(job_id)
             if job is None:
                 try:
