@@ -204,8 +204,9 @@ class Settings:
             first), MiB (``SBUSR_WORKER_MAX_MEMORY_MB``); it also caps what a worker may
             allocate (``RLIMIT_DATA``) at twice this plus its thread stacks; 0: no limit.
         bus_reply_to_pattern: the Redis glob a bus entry's ``reply_to`` must match
-            (``SBUSR_BUS_REPLY_TO_PATTERN``); None: ``<bus_prefix>:reply:*``. An entry naming
-            another key is acked and not run.
+            (``SBUSR_BUS_REPLY_TO_PATTERN``, e.g. ``sbusr:reply:*``, the Python client's); an
+            entry naming another key is acked and not run. None: any key (design.md), but a
+            key that exists without an expiry is never written to (the reply is dead-lettered).
         job_min_interval_s: shortest job interval, and shortest step between cron fire times,
             seconds (``SBUSR_JOB_MIN_INTERVAL_S``), default 1.
         job_max_timeout_s: largest job ``timeout_s``, seconds (``SBUSR_JOB_MAX_TIMEOUT_S``),
@@ -269,11 +270,6 @@ class Settings:
         if self.drain_timeout_s is not None:
             return self.drain_timeout_s
         return max(self.rpc_timeout_s, self.job_max_timeout_s) + 5.0
-
-    @property
-    def reply_to_pattern(self) -> str:
-        """:attr:`bus_reply_to_pattern`, or when unset ``<bus_prefix>:reply:*``."""
-        return self.bus_reply_to_pattern or f"{self.bus_prefix}:reply:*"
 
     def replace(self, **changes: Any) -> Settings:
         """Return a copy with ``changes`` applied (command-line options use this)."""

@@ -356,6 +356,7 @@ class BusConsumer:
         if entry.idempotency_key is not None and self.idempotency is not None:
             return await answer_once(self.idempotency, entry.idempotency_key, entry.data, run)
         return await run()
+
     def _refusal(self, entry: Entry) -> bytes | None:
         """What to answer instead of running ``entry``, or None when it may run.
 

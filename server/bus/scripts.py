@@ -17,9 +17,11 @@ __all__ = ["REPLY", "DEAD_LETTER", "TOUCH", "REQUEUE"]
 #: otherwise the "answered" record ``<prefix><entry id>`` is taken with SET NX PX and only its
 #: first taker replies. Then RPUSH + PEXPIRE the reply list, then XACK.
 #: Returns one value per entry: 1 answered now, 0 answered before (acked either way), or the
-#: error text of a reply list Redis refused (e.g. WRONGTYPE: ``reply_to`` names a key that is
-#: not a list); such an entry is neither acked nor recorded as answered, and the consumer
-#: dead-letters it. One bad entry never holds back the others of the same call.
+#: error text of a reply list refused: Redis's (e.g. WRONGTYPE: ``reply_to`` names a key that
+#: is not a list), or ours when ``reply_to`` names a key that exists without an expiry (a reply
+#: list is new, or has the expiry of a reply pushed before; a key without one is another
+#: application's data, e.g. a task queue, and is never written to nor given an expiry); such an
+#: entry is neither acked nor recorded as answered, and the consumer dead-letters it. One bad entry never holds back the others of the same call.
 #: Reply lists and records are not declared in KEYS: the bus needs a single Redis, not a cluster.
 REPLY = Script("""
 local stream, group, consumer = KEYS[1], ARGV[1], ARGV[2]
@@ -37,12 +39,17 @@ for i = 6, #ARGV, 3 do
   end
   local refused
   if first and reply_to ~= '' and body ~= '' then
-    local pushed = redis.pcall('RPUSH', reply_to, body)
-    if type(pushed) == 'table' and pushed.err then
-      refused = pushed.err
+    if redis.call('PTTL', reply_to) == -1 then
+      refused = 'REFUSED reply_to names a key without an expiry, not a reply list'
       redis.call('DEL', done_prefix .. id)
     else
-      redis.call('PEXPIRE', reply_to, reply_ttl)
+      local pushed = redis.pcall('RPUSH', reply_to, body)
+      if type(pushed) == 'table' and pushed.err then
+        refused = pushed.err
+        redis.call('DEL', done_prefix .. id)
+      else
+        redis.call('PEXPIRE', reply_to, reply_ttl)
+      end
     end
   end
   if refused then

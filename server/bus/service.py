@@ -76,7 +76,7 @@ class Bus:
             self.counters,
             self.idempotency,
             max_body_bytes=settings.max_body_bytes,
-            reply_to_pattern=settings.reply_to_pattern,
+            reply_to_pattern=settings.bus_reply_to_pattern,
         )
         self.consumer.dead_maxlen = settings.deadletter_max_entries
         self.deadletters = DeadLetters(

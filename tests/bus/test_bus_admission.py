@@ -56,19 +56,38 @@ def test_params_too_deep_to_frame_are_invalid_params_and_acked(
     assert server.status()["restarts"] == {}
 
 
+def test_a_reply_to_naming_another_applications_key_is_never_written(
+    bus_server: Callable[..., ServerProcess], raw: redis.Redis
+) -> None:
+    """By default any reply list name works (design.md), but a key that exists without an
+    expiry (here a task queue) is no reply list: it is not touched, the reply is dead-lettered."""
+    bus_server()
+    raw.rpush("celery", "a task")
+    request = {"jsonrpc": "2.0", "method": "echo", "params": ["x"], "id": 1}
+    send(raw, request, reply_to="celery")
+    wait_for(lambda: raw.xlen(DEAD) == 1, message="the reply to be dead-lettered")
+    assert raw.lrange("celery", 0, -1) == [b"a task"]
+    assert raw.ttl("celery") == -1
+    dead_entries = raw.xrange(DEAD)
+    assert dead_entries and dead_entries[0][1] is not None
+    reason = dead_entries[0][1][b"reason"]
+    assert isinstance(reason, bytes) and b"without an expiry" in reason
+    assert acked(raw)
+    send(raw, request, reply_to="test:reply:any-name")
+    assert receive(raw, "test:reply:any-name")["result"] == "x"
+
+
 def test_a_reply_to_outside_the_pattern_is_acked_and_not_run(
     bus_server: Callable[..., ServerProcess], raw: redis.Redis, methods_dir: Path, tmp_path: Path
 ) -> None:
     shutil.copy(HOSTILE, methods_dir / "hostile.py")
-    server = bus_server()
-    raw.rpush("celery", "a task")
+    server = bus_server(env={"SBUSR_BUS_REPLY_TO_PATTERN": "sbusr:reply:*"})
     marker = tmp_path / "ran"
     request = {"jsonrpc": "2.0", "method": "hostile.touch", "params": [str(marker)], "id": 1}
-    send(raw, request, reply_to="celery")
+    send(raw, request, reply_to="test:reply")
     wait_for(lambda: "does not match sbusr:reply:*" in server.log(), message="the refusal")
     wait_for(lambda: acked(raw), message="the entry to be acked")
-    assert raw.lrange("celery", 0, -1) == [b"a task"]
-    assert raw.ttl("celery") == -1
+    assert not raw.exists("test:reply")
     assert not marker.exists()
     send(raw, request, reply_to="sbusr:reply:test")
     assert receive(raw, "sbusr:reply:test")["result"] is True

@@ -223,7 +223,7 @@ def test_a_reply_list_redis_refuses_dead_letters_only_its_own_entry(
     bus_server: Callable[..., ServerProcess], raw: redis.Redis
 ) -> None:
     bus_server()
-    raw.set("sbusr:reply:not-a-list", "text")
+    raw.set("sbusr:reply:not-a-list", "text", ex=60)  # an expiry: not refused as foreign
     pipe = raw.pipeline(transaction=True)  # one read: the answers share a REPLY script call
     pipe.xadd(
         STREAM,
@@ -259,7 +259,7 @@ def test_bus_metrics_count_entries_read_and_dead_lettered(
     bus_server: Callable[..., ServerProcess], raw: redis.Redis
 ) -> None:
     server = bus_server()
-    raw.set("sbusr:reply:not-a-list", "text")
+    raw.set("sbusr:reply:not-a-list", "text", ex=60)  # an expiry: not refused as foreign
     send(raw, {"jsonrpc": "2.0", "method": "echo", "params": ["x"], "id": 1})
     receive(raw)
     send(
