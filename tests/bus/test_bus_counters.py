@@ -52,15 +52,11 @@ async def stop(bus: Bus) -> None:
 async def test_counts_entries_read_dead_lettered_and_pending(bus: Bus, raw: redis.Redis) -> None:
     await bus.start()
     try:
-        raw.set("sbusr:reply:not-a-list", "text")
+        raw.set("test:not-a-list", "text")
         send(raw, {"jsonrpc": "2.0", "method": "sleep", "params": [0.5], "id": 1})
         await eventually(lambda: bus.counters.pending == 1, "the running call seen as pending")
         assert (await asyncio.to_thread(receive, raw))["result"] == 0.5
-        send(
-            raw,
-            {"jsonrpc": "2.0", "method": "echo", "params": ["y"], "id": 2},
-            "sbusr:reply:not-a-list",
-        )
+        send(raw, {"jsonrpc": "2.0", "method": "echo", "params": ["y"], "id": 2}, "test:not-a-list")
         await eventually(lambda: raw.xlen(DEAD) == 1, "the dead letter")
         await eventually(lambda: bus.counters.pending == 0, "the pending count back to 0")
         assert (bus.counters.entries_read, bus.counters.entries_dead_lettered) == (2, 1)

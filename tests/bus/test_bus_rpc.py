@@ -14,7 +14,7 @@ from tests.support import ServerProcess, wait_for
 STREAM, GROUP, DEAD = "sbusr:rpc", "sbusr", "sbusr:rpc:dead"
 
 
-def send(raw: redis.Redis, payload: Any, reply_to: str | None = "sbusr:reply:test") -> str:
+def send(raw: redis.Redis, payload: Any, reply_to: str | None = "test:reply") -> str:
     """XADD one request entry; returns its id."""
     fields: dict[FieldT, EncodableT] = {
         "data": payload if isinstance(payload, str) else json.dumps(payload)
@@ -26,7 +26,7 @@ def send(raw: redis.Redis, payload: Any, reply_to: str | None = "sbusr:reply:tes
     return entry_id.decode()
 
 
-def receive(raw: redis.Redis, key: str = "sbusr:reply:test", timeout_s: float = 15) -> Any:
+def receive(raw: redis.Redis, key: str = "test:reply", timeout_s: float = 15) -> Any:
     """BLPOP one reply and decode it."""
     popped = raw.blpop([key], timeout=timeout_s)
     assert popped is not None, f"no reply on {key} within {timeout_s} s"
@@ -53,17 +53,11 @@ def test_reply_list_expires_after_notify_ttl(
 ) -> None:
     bus_server(env={"SBUSR_NOTIFY_TTL_MS": "400"})
     send(
-        raw,
-        {"jsonrpc": "2.0", "method": "echo", "params": ["x"], "id": 1},
-        reply_to="sbusr:reply:unread",
+        raw, {"jsonrpc": "2.0", "method": "echo", "params": ["x"], "id": 1}, reply_to="test:unread"
     )
-    wait_for(lambda: raw.exists("sbusr:reply:unread"), message="the reply")
-    assert 0 < raw.pttl("sbusr:reply:unread") <= 400
-    wait_for(
-        lambda: not raw.exists("sbusr:reply:unread"),
-        timeout_s=5,
-        message="the reply list to expire",
-    )
+    wait_for(lambda: raw.exists("test:unread"), message="the reply")
+    assert 0 < raw.pttl("test:unread") <= 400
+    wait_for(lambda: not raw.exists("test:unread"), timeout_s=5, message="the reply list to expire")
 
 
 def test_notification_gets_no_reply(
@@ -73,7 +67,7 @@ def test_notification_gets_no_reply(
     send(raw, {"jsonrpc": "2.0", "method": "warnlog", "params": ["note-4711"]})
     wait_for(lambda: "note-4711" in server.log(), message="the notification to run")
     wait_for(lambda: raw.xpending(STREAM, GROUP)["pending"] == 0, message="the entry to be acked")
-    assert not raw.exists("sbusr:reply:test")
+    assert not raw.exists("test:reply")
 
 
 def test_batch_answers_each_request(
@@ -118,7 +112,7 @@ def test_entry_without_data_is_parse_error(
     bus_server: Callable[..., ServerProcess], raw: redis.Redis
 ) -> None:
     bus_server()
-    raw.xadd(STREAM, {"reply_to": "sbusr:reply:test"})
+    raw.xadd(STREAM, {"reply_to": "test:reply"})
     assert receive(raw)["error"]["code"] == -32700
 
 
@@ -163,12 +157,9 @@ def test_entry_delivered_too_often_is_dead_lettered(
     fields = dead[0][1]
     assert fields[b"entry_id"].decode() == entry_id
     assert fields[b"deliveries"] == b"3" and b"max_deliveries" in fields[b"reason"]
-    assert (
-        fields[b"reply_to"] == b"sbusr:reply:test"
-        and json.loads(fields[b"data"])["method"] == "echo"
-    )
+    assert fields[b"reply_to"] == b"test:reply" and json.loads(fields[b"data"])["method"] == "echo"
     assert raw.xpending(STREAM, GROUP)["pending"] == 0
-    assert not raw.exists("sbusr:reply:test")
+    assert not raw.exists("test:reply")
 
 
 def test_reclaimed_entry_already_answered_is_not_run_again(
@@ -183,7 +174,7 @@ def test_reclaimed_entry_already_answered_is_not_run_again(
     server = bus_server(env={"SBUSR_CLAIM_IDLE_MS": "200"})
     wait_for(lambda: raw.xpending(STREAM, GROUP)["pending"] == 0, message="the entry to be acked")
     assert "ran-twice-0815" not in server.log()
-    assert not raw.exists("sbusr:reply:test")
+    assert not raw.exists("test:reply")
 
 
 def test_bus_only_server_without_http(
@@ -223,13 +214,13 @@ def test_a_reply_list_redis_refuses_dead_letters_only_its_own_entry(
     bus_server: Callable[..., ServerProcess], raw: redis.Redis
 ) -> None:
     bus_server()
-    raw.set("sbusr:reply:not-a-list", "text", ex=60)  # an expiry: not refused as foreign
+    raw.set("test:not-a-list", "text", ex=60)  # an expiry: not refused as foreign data
     pipe = raw.pipeline(transaction=True)  # one read: the answers share a REPLY script call
     pipe.xadd(
         STREAM,
         {
             "data": json.dumps({"jsonrpc": "2.0", "method": "echo", "params": ["bad"], "id": 0}),
-            "reply_to": "sbusr:reply:not-a-list",
+            "reply_to": "test:not-a-list",
         },
     )
     for number in range(1, 4):
@@ -239,12 +230,12 @@ def test_a_reply_list_redis_refuses_dead_letters_only_its_own_entry(
                 "data": json.dumps(
                     {"jsonrpc": "2.0", "method": "echo", "params": [number], "id": number}
                 ),
-                "reply_to": f"sbusr:reply:test-{number}",
+                "reply_to": f"test:reply-{number}",
             },
         )
     bad_id = pipe.execute()[0].decode()
     for number in range(1, 4):
-        assert receive(raw, f"sbusr:reply:test-{number}", timeout_s=5)["result"] == number
+        assert receive(raw, f"test:reply-{number}", timeout_s=5)["result"] == number
     wait_for(lambda: raw.xlen(DEAD) == 1, message="the refused entry in the dead letters")
     dead_entries = raw.xrange(DEAD)
     assert dead_entries and dead_entries[0][1] is not None
@@ -259,13 +250,13 @@ def test_bus_metrics_count_entries_read_and_dead_lettered(
     bus_server: Callable[..., ServerProcess], raw: redis.Redis
 ) -> None:
     server = bus_server()
-    raw.set("sbusr:reply:not-a-list", "text", ex=60)  # an expiry: not refused as foreign
+    raw.set("test:not-a-list", "text", ex=60)  # an expiry: not refused as foreign data
     send(raw, {"jsonrpc": "2.0", "method": "echo", "params": ["x"], "id": 1})
     receive(raw)
     send(
         raw,
         {"jsonrpc": "2.0", "method": "echo", "params": ["y"], "id": 2},
-        reply_to="sbusr:reply:not-a-list",
+        reply_to="test:not-a-list",
     )
     wait_for(lambda: raw.xlen(DEAD) == 1, message="the dead letter")
 
