@@ -9,7 +9,9 @@
 
 Requests are sent by one writer task: everything queued since its last round trip goes out
 in one round trip, as one XADD_MANY script call (:mod:`busclient._script`) that adds each
-entry as ``XADD sbusr:rpc * data <json> reply_to <list> deadline_ms <epoch ms>``. Replies
+entry as ``XADD sbusr:rpc * data <json> reply_to <list> deadline_ms <epoch ms>`` (and the
+caller's ``traceparent`` / ``tracestate``, taken when the call is made: see
+:mod:`busclient._trace_context`). Replies
 are read by one :class:`~busclient._reader.AsyncReplyReader` on the client's own list. So a
 client holds two Redis connections whatever the number of concurrent calls.
 """
@@ -28,9 +30,16 @@ from busclient._errors import BusTimeout
 from busclient._reader import REPLY_BLOCK_S, AsyncReplyReader
 from busclient._script import XADD_MANY
 from busclient._tasks import Outbox, cancel_and_wait
+from busclient._trace_context import TraceContext, current_trace_context
 from wire.keys import DEFAULT_PREFIX
 
 __all__ = ["AsyncBusClient"]
+
+#: A request waiting for the writer: payload, reply list (None: a notification), deadline
+#: (epoch ms), the caller's trace context, the future of its sending (or of its reply).
+_Outgoing = tuple[bytes, str | None, int | None, TraceContext | None, asyncio.Future[Any]]
+#: The same, grouped by reply list: payload, deadline, trace context, future.
+_Entry = tuple[bytes, int | None, TraceContext | None, asyncio.Future[Any]]
 
 
 class AsyncBusClient(ClientBase):
@@ -61,7 +70,7 @@ class AsyncBusClient(ClientBase):
         self._reader = AsyncReplyReader(
             async_redis(url, REPLY_BLOCK_S), self.reply_key, self._on_reply, "bus client replies"
         )
-        self._outbox: Outbox[tuple[bytes, str | None, int | None, asyncio.Future[Any]]] = Outbox()
+        self._outbox: Outbox[_Outgoing] = Outbox()
         self._writer: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> AsyncBusClient:
@@ -141,7 +150,7 @@ class AsyncBusClient(ClientBase):
         deadline_ms: int | None,
         future: asyncio.Future[Any],
     ) -> None:
-        self._outbox.put((payload, reply_key, deadline_ms, future))
+        self._outbox.put((payload, reply_key, deadline_ms, current_trace_context(), future))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.get_running_loop().create_task(self._write())
 
@@ -151,9 +160,11 @@ class AsyncBusClient(ClientBase):
         stream = self.keys.requests
         while True:
             items = await self._outbox.take()
-            groups: dict[str, list[tuple[bytes, int | None, asyncio.Future[Any]]]] = {}
-            for payload, reply_key, deadline_ms, future in items:
-                groups.setdefault(reply_key or "", []).append((payload, deadline_ms, future))
+            groups: dict[str, list[_Entry]] = {}
+            for payload, reply_key, deadline_ms, trace_context, future in items:
+                groups.setdefault(reply_key or "", []).append(
+                    (payload, deadline_ms, trace_context, future)
+                )
             try:
                 outcomes = await self._add_entries(stream, groups)
                 if any(isinstance(outcome, redis.exceptions.NoScriptError) for outcome in outcomes):
@@ -162,7 +173,7 @@ class AsyncBusClient(ClientBase):
             except redis.exceptions.RedisError as exc:
                 outcomes = [exc] * len(groups)
             for (reply_key, members), outcome in zip(groups.items(), outcomes, strict=False):
-                for _, _, future in members:
+                for _, _, _, future in members:
                     if future.done():
                         continue
                     if isinstance(outcome, BaseException):
@@ -172,15 +183,14 @@ class AsyncBusClient(ClientBase):
                             None
                         )  # a notification: stored is all there is to wait for
 
-    async def _add_entries(
-        self, stream: str, groups: dict[str, list[tuple[bytes, int | None, Any]]]
-    ) -> list[Any]:
+    async def _add_entries(self, stream: str, groups: dict[str, list[_Entry]]) -> list[Any]:
         """One XADD_MANY per reply list, pipelined; returns each call's outcome or exception."""
         pipe = self._redis.pipeline(transaction=False)
         for reply_key, members in groups.items():
             arguments: list[bytes | int | str] = []
-            for payload, deadline_ms, _ in members:
+            for payload, deadline_ms, trace_context, _ in members:
                 arguments += (payload, "" if deadline_ms is None else deadline_ms)
+                arguments += trace_context or ("", "")
             pipe.evalsha(XADD_MANY.sha, 1, stream, reply_key, *arguments)
         return await pipe.execute(raise_on_error=False)
 

@@ -14,10 +14,12 @@ from typing import TYPE_CHECKING, Any
 from busclient._errors import RpcError
 from wire.codec import decode_strict, encode_compact
 from wire.deadline import FIELD_DEADLINE_MS, now_ms
-from wire.keys import FIELD_DATA, FIELD_REPLY_TO
+from wire.keys import FIELD_DATA, FIELD_REPLY_TO, FIELD_TRACEPARENT, FIELD_TRACESTATE
 
 if TYPE_CHECKING:
     from redis.typing import EncodableT, FieldT
+
+    from busclient._trace_context import TraceContext
 
 logger = logging.getLogger(__name__)
 
@@ -154,15 +156,24 @@ def batch_outcomes(request_ids: list[int], reply: Any) -> list[Any]:
 
 
 def entry_fields(
-    payload: bytes, reply_key: str | None, deadline_ms: int | None = None
+    payload: bytes,
+    reply_key: str | None,
+    deadline_ms: int | None = None,
+    trace_context: TraceContext | None = None,
 ) -> dict[FieldT, EncodableT]:
     """The fields of a request entry: ``data``; for requests ``reply_to``; with a deadline
-    ``deadline_ms`` (epoch milliseconds; design.md, "Message bus" and "Deadlines")."""
+    ``deadline_ms`` (epoch milliseconds; design.md, "Message bus" and "Deadlines"); with a
+    trace context ``traceparent`` and, when not empty, ``tracestate``."""
     fields: dict[FieldT, EncodableT] = {FIELD_DATA: payload}
     if reply_key is not None:
         fields[FIELD_REPLY_TO] = reply_key
     if deadline_ms is not None:
         fields[FIELD_DEADLINE_MS] = deadline_ms
+    if trace_context is not None:
+        traceparent, tracestate = trace_context
+        fields[FIELD_TRACEPARENT] = traceparent
+        if tracestate:
+            fields[FIELD_TRACESTATE] = tracestate
     return fields
 
 

@@ -43,24 +43,29 @@ class Script:
 
 
 #: Add request entries to the stream, many per call (the clients' sender: one round trip and
-#: two arguments per request). KEYS: request stream. ARGV: reply list key ('' for
-#: notifications: no ``reply_to`` field), then per entry its payload and its deadline
-#: (epoch milliseconds, '' for none: no ``deadline_ms`` field).
+#: four arguments per request). KEYS: request stream. ARGV: reply list key ('' for
+#: notifications: no ``reply_to`` field), then per entry its payload, its deadline (epoch
+#: milliseconds, '' for none: no ``deadline_ms`` field), its ``traceparent`` and its
+#: ``tracestate`` ('' for none: no such field).
 #: Fields of each entry: ``data`` = the payload, ``reply_to`` = the reply list,
-#: ``deadline_ms`` = the deadline. Returns the number of entries added.
+#: ``deadline_ms`` = the deadline, ``traceparent``, ``tracestate``. Returns the number of
+#: entries added.
 XADD_MANY = Script("""
 local stream, reply_to = KEYS[1], ARGV[1]
-for i = 2, #ARGV - 1, 2 do
+local names = {'deadline_ms', 'traceparent', 'tracestate'}
+for i = 2, #ARGV - 3, 4 do
   local fields = {'data', ARGV[i]}
   if reply_to ~= '' then
     fields[#fields + 1] = 'reply_to'
     fields[#fields + 1] = reply_to
   end
-  if ARGV[i + 1] ~= '' then
-    fields[#fields + 1] = 'deadline_ms'
-    fields[#fields + 1] = ARGV[i + 1]
+  for j = 1, 3 do
+    if ARGV[i + j] ~= '' then
+      fields[#fields + 1] = names[j]
+      fields[#fields + 1] = ARGV[i + j]
+    end
   end
   redis.call('XADD', stream, '*', unpack(fields))
 end
-return (#ARGV - 1) / 2
+return (#ARGV - 1) / 4
 """)

@@ -10,7 +10,8 @@
 Each call sends ``XADD sbusr:rpc * data <json> reply_to <list>`` from the calling thread on a
 bounded connection pool (``max_connections``); one reader thread pops the client's own reply
 list (:class:`~busclient._reader.ThreadReplyReader`) and wakes the waiting thread by id. A
-thousand threads calling at once thus share ``max_connections + 1`` Redis connections.
+thousand threads calling at once thus share ``max_connections + 1`` Redis connections. A call
+made inside a trace also carries ``traceparent`` (:mod:`busclient._trace_context`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from busclient._base import DEFAULT_MAX_BATCH, DEFAULT_TIMEOUT_S, ClientBase
 from busclient._connection import send_error, sync_redis
 from busclient._errors import BusTimeout
 from busclient._reader import REPLY_BLOCK_S, ThreadReplyReader
+from busclient._trace_context import current_trace_context
 from wire.keys import DEFAULT_PREFIX
 
 __all__ = ["BusClient", "DEFAULT_MAX_CONNECTIONS"]
@@ -138,8 +140,7 @@ class BusClient(ClientBase):
 
     def _send(self, payload: bytes, reply_key: str | None, deadline_ms: int | None = None) -> None:
         try:
-            self._redis.xadd(
-                self.keys.requests, protocol.entry_fields(payload, reply_key, deadline_ms)
-            )
+            fields = protocol.entry_fields(payload, reply_key, deadline_ms, current_trace_context())
+            self._redis.xadd(self.keys.requests, fields)
         except redis.exceptions.RedisError as exc:
             raise send_error(self.url, exc) from exc

@@ -32,6 +32,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from executor.pool import Call, CallObserver
+from server import limit_counters
 from wire.codec import decode_strict, encode_compact
 from wire.deadline import now_ms
 from wire.errors import (
@@ -357,7 +358,7 @@ class JsonRpcCore:
             try:
                 await pending.future
             except asyncio.CancelledError:  # the caller left
-                self.sink.withdraw(calls)
+                limit_counters.counters.count_withdrawn(context, self.sink.withdraw(calls))
                 raise
         return False
 

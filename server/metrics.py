@@ -9,6 +9,14 @@ name                                        type       labels / meaning
 sbusr_calls_total                           counter    method, transport (``http``, ``bus``,
                                                        ``job``), outcome (``result`` or the
                                                        error code, e.g. ``-32601``)
+sbusr_calls_deadline_passed_total           counter    transport; calls answered -32004
+sbusr_calls_withdrawn_total                 counter    transport; not started, caller left
+sbusr_idempotent_replays_total              counter    transport; stored responses sent again
+sbusr_idempotent_refusals_total             counter    transport; key reused, another body
+sbusr_http_connections_refused_total        counter    closed at once at the ceiling
+sbusr_http_connections_evicted_total        counter    idle, closed to make room (ceiling)
+sbusr_http_connections_closed_total         counter    reason: a time-out or stalled output
+sbusr_http_accept_errors_total              counter    failed accepts (EMFILE, ...)
 sbusr_call_duration_seconds                 histogram  method, transport; submit to answer
 sbusr_calls_in_flight                       gauge      submitted, not answered yet
 sbusr_queue_depth                           gauge      calls waiting for a worker
@@ -36,7 +44,9 @@ process_*, python_*                         various    the server process (prome
 The call metrics are fed by :class:`CallMetrics` (an observer the pool and the JSON-RPC
 core call once per answered call; plain integer counts, turned into metric families at
 scrape time); the pool gauges and the bus counters (:class:`BusCountersView`) are read at scrape
-time. The bus metrics stay 0 while the bus is off, the scheduler's while it is off.
+time, so are the counts of the call semantics and the HTTP limits
+(:mod:`server.limit_counters`). The bus metrics stay 0 while the bus is off, the
+scheduler's while it is off.
 The worker memory is read from ``/proc/<pid>/statm`` at scrape time (0 where there is no
 ``/proc``). A call's transport comes from its context (``context["transport"]``, set by the
 HTTP handler, the bus consumer and the scheduler); a call without one is counted as
@@ -69,8 +79,9 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 
 from server import __version__
+from server.limit_counters import CLOSE_REASONS, LimitCounters, counters
 from wire.codec import decode_strict
-from wire.errors import MethodNotFound
+from wire.errors import DeadlinePassed, MethodNotFound
 from wire.names import is_reserved
 
 if TYPE_CHECKING:
@@ -126,6 +137,7 @@ LATENCY_BUCKETS_S = (
 _BUCKET_BOUNDS = [repr(bound) for bound in LATENCY_BUCKETS_S] + ["+Inf"]
 
 _METHOD_NOT_FOUND = str(MethodNotFound.code)
+_DEADLINE_PASSED = str(DeadlinePassed.code)
 
 _PAGE_SIZE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
@@ -199,6 +211,7 @@ class CallMetrics(Collector):
     def __init__(self) -> None:
         self._by_method: dict[tuple[str, str], _MethodStats] = {}
         self._methods: set[str] = set()
+        self._deadline_passed: dict[str, int] = {"http": 0, "bus": 0}
 
     def _stats(self, method: str, transport: str) -> _MethodStats:
         if (
@@ -234,6 +247,9 @@ class CallMetrics(Collector):
             if outcome == _METHOD_NOT_FOUND:
                 method = UNKNOWN_METHOD
         transport = (context.get("transport") if context else None) or NO_TRANSPORT
+        if not ok and outcome == _DEADLINE_PASSED:
+            passed = self._deadline_passed
+            passed[transport] = passed.get(transport, 0) + 1
         stats = self._by_method.get((method, transport)) or self._stats(method, transport)
         outcomes = stats.outcomes
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
@@ -252,7 +268,7 @@ class CallMetrics(Collector):
             self.observe(method, ok, payload, elapsed_s, context)
 
     def collect(self) -> Iterator[Metric]:
-        """The two families, built from the counts at scrape time."""
+        """The three families, built from the counts at scrape time."""
         calls = CounterMetricFamily(
             "sbusr_calls",
             "JSON-RPC calls answered, by method, transport (http, bus, job) and outcome "
@@ -275,6 +291,13 @@ class CallMetrics(Collector):
             )
         yield calls
         yield latency
+        yield _by_label(
+            "sbusr_calls_deadline_passed",
+            "Calls answered -32004: their caller's deadline passed before they started (not "
+            "run), by transport.",
+            "transport",
+            self._deadline_passed,
+        )
 
 
 _RESTART_REASONS = ("recycle", "timeout", "crash", "reload")
@@ -422,6 +445,69 @@ class _BusCollector(Collector):
         )
 
 
+def _by_label(name: str, documentation: str, label: str, counts: Mapping[str, int]) -> Metric:
+    """A counter family with one sample per ``counts`` item, in label order."""
+    family = CounterMetricFamily(name, documentation, labels=[label])
+    for value, count in sorted(counts.items()):
+        family.add_metric([value], count)
+    return family
+
+
+class _LimitCollector(Collector):
+    """Reads the counts of the call semantics and the HTTP limits at scrape time."""
+
+    def __init__(self, counts: LimitCounters) -> None:
+        self.counts = counts
+
+    def collect(self) -> Iterator[Metric]:
+        counts = self.counts
+        yield _by_label(
+            "sbusr_calls_withdrawn",
+            "Calls withdrawn before they started because their caller left (HTTP: the client "
+            "disconnected), by transport.",
+            "transport",
+            counts.calls_withdrawn,
+        )
+        yield _by_label(
+            "sbusr_idempotent_replays",
+            "Stored responses sent again for a repeated idempotency key (nothing ran), by "
+            "transport.",
+            "transport",
+            counts.idempotent_replays,
+        )
+        yield _by_label(
+            "sbusr_idempotent_refusals",
+            "Requests refused because their idempotency key was used with another body "
+            "(HTTP 422, bus -32600), by transport.",
+            "transport",
+            counts.idempotent_refusals,
+        )
+        yield CounterMetricFamily(
+            "sbusr_http_connections_refused",
+            "HTTP connections closed at once at the ceiling (SBUSR_MAX_CONNECTIONS).",
+            value=counts.connections_refused,
+        )
+        yield CounterMetricFamily(
+            "sbusr_http_connections_evicted",
+            "Idle HTTP connections closed to make room for a new one at the ceiling.",
+            value=counts.connections_evicted,
+        )
+        closed = CounterMetricFamily(
+            "sbusr_http_connections_closed",
+            "HTTP connections the server closed, by reason: header_timeout, keepalive_timeout, "
+            "body_timeout, write_timeout, unsent_output.",
+            labels=["reason"],
+        )
+        for reason in CLOSE_REASONS:
+            closed.add_metric([reason], counts.connections_closed.get(reason, 0))
+        yield closed
+        yield CounterMetricFamily(
+            "sbusr_http_accept_errors",
+            "Failed accepts of HTTP connections (EMFILE, ENFILE, ENOBUFS, ENOMEM).",
+            value=counts.accept_errors,
+        )
+
+
 class _SchedulerCollector(Collector):
     """Reads the scheduler's run counts at scrape time; zeros when the scheduler is off."""
 
@@ -461,6 +547,8 @@ class Metrics:
         bus_counters: the bus's counters, read at scrape time; None when the bus is off.
         scheduler_runs: the scheduler's run counts by outcome (``JobScheduler.run_counts``:
             ``{"ok": int, "failed": int}``), read at scrape time; None when it is off.
+        limit_counts: the counts of the call semantics and the HTTP limits (default: this
+            process's :data:`server.limit_counters.counters`), read at scrape time.
 
     Also shows ``process_*`` and ``python_*`` (prometheus_client's process, platform and GC
     collectors).
@@ -472,6 +560,7 @@ class Metrics:
         calls: CallMetrics,
         bus_counters: BusCountersView | None,
         scheduler_runs: Mapping[str, int] | None = None,
+        limit_counts: LimitCounters = counters,
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         ProcessCollector(registry=self.registry)
@@ -482,6 +571,7 @@ class Metrics:
         self.registry.register(_PoolCollector(pool))
         self.registry.register(_BusCollector(bus_counters))
         self.registry.register(_SchedulerCollector(scheduler_runs))
+        self.registry.register(_LimitCollector(limit_counts))
         self.registry.register(_BuildCollector())
 
     def render(self) -> bytes:

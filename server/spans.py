@@ -9,6 +9,11 @@ call's trace::
       sbusr.queue_wait  (submit -> sent to a worker)
       <method>          (sent to a worker -> answered: the call in the worker)
 
+A request to a REST route (``/api/*``, ``/sys/*``, ...: the ``tornado.web`` handlers) gets one
+SERVER span, ``<method> <route>`` (e.g. ``GET /api/jobs/{job_id}``), from its arrival until its
+response is sent (:meth:`CallSpans.rest_request_started`; hooked in
+:mod:`server.http.traced`).
+
 The transport span continues the caller's trace: its parent is the W3C ``traceparent`` (and
 ``tracestate``) of the HTTP request's headers or of the bus entry's fields. The call span's
 own ``traceparent`` goes to the worker in the call's context, where :mod:`kit.http` clients
@@ -26,6 +31,7 @@ Attributes (OpenTelemetry's RPC conventions where they fit):
 ``sbusr.worker.pid``                  the worker process that ran the call
 ``sbusr.pool.generation``             the generation of that worker
 ``sbusr.request_id``                  the request id (HTTP) or ``bus:<entry id>``
+``http.response.status_code``         the response's status (REST routes)
 ``sbusr.job.id``, ``sbusr.job.run_time``  the job and its occurrence (job runs)
 ====================================  ==================================================
 
@@ -68,6 +74,7 @@ POOL_GENERATION = "sbusr.pool.generation"
 REQUEST_ID = "sbusr.request_id"
 JOB_ID = "sbusr.job.id"
 JOB_RUN_TIME = "sbusr.job.run_time"
+HTTP_RESPONSE_STATUS_CODE = "http.response.status_code"
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 
@@ -162,6 +169,56 @@ class CallSpans:
         )
         with trace.use_span(span, end_on_exit=True):
             return await answer
+
+    def rest_request_started(
+        self,
+        method: str,
+        path: str,
+        headers: Mapping[str, str],
+        started_s: float,
+        request_id: str,
+    ) -> trace.Span:
+        """Start the SERVER span of one request to a REST route (``/api/*``, ``/sys/*``, ...).
+
+        Args:
+            method: the HTTP method, e.g. ``GET``.
+            path: the request path, e.g. ``/api/jobs/nightly``.
+            headers: the request headers; ``traceparent``/``tracestate`` name the parent.
+            started_s: when the request arrived, epoch seconds (``time.time()``).
+            request_id: the request's ``X-Request-ID``.
+
+        Returns:
+            The span, not made current; end it with :meth:`rest_request_finished`. Its name
+            is the method alone until the route is known.
+        """
+        return self.tracer.start_span(
+            method,
+            context=_PROPAGATOR.extract(headers),
+            kind=SpanKind.SERVER,
+            start_time=int(started_s * 1e9),
+            attributes={"http.request.method": method, "url.path": path, REQUEST_ID: request_id},
+        )
+
+    @staticmethod
+    def rest_request_finished(
+        span: trace.Span, method: str, status_code: int, route: str | None
+    ) -> None:
+        """End a span of :meth:`rest_request_started` once the response is sent.
+
+        Args:
+            span: the request's span.
+            method: the request's HTTP method, as given to :meth:`rest_request_started`.
+            status_code: the response's HTTP status; 5xx sets the span's status to ERROR.
+            route: the route's path template (``/api/jobs/{job_id}``), or None for a path
+                no route serves; it names the span ``<method> <route>``.
+        """
+        span.set_attribute(HTTP_RESPONSE_STATUS_CODE, status_code)
+        if route is not None:
+            span.set_attribute("http.route", route)
+            span.update_name(f"{method} {route}")
+        if status_code >= 500:
+            span.set_status(Status(StatusCode.ERROR, f"HTTP {status_code}"))
+        span.end()
 
     async def bus_entry(
         self,

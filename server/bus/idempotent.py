@@ -14,6 +14,7 @@ from typing import Any
 
 from server.idempotency import Answer, Idempotency, InvalidKey, KeyReused, all_run, parse_key
 from server.jsonrpc import Reply
+from server.limit_counters import counters
 from wire.codec import decode_strict, encode_compact
 from wire.errors import InvalidRequest
 
@@ -79,7 +80,9 @@ async def answer_once(
     try:
         outcome = await idempotency.run(key, data, call)
     except KeyReused as exc:
+        counters.count_refusal("bus")
         return invalid_request_reply(data, str(exc), key)
     if replies:
         return replies[0]
+    counters.count_replay("bus")
     return Reply(outcome.answer.body or None)

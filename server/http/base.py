@@ -28,6 +28,8 @@ from typing import Any
 import tornado.httputil
 import tornado.web
 
+from server import tracing
+from server.http import traced
 from server.http.cors import CorsPolicy, is_preflight
 from server.http.errors import RestError, error_body, rest_error_of
 from wire.codec import decode_strict, encode_compact
@@ -126,6 +128,8 @@ class BaseHandler(tornado.web.RequestHandler):
     request_id: str
     rpc_methods: Sequence[str] = ()
     cors_methods: str | None = None
+    #: The request's span (:mod:`server.http.traced`) while tracing is on, else None.
+    _span: Any = None
 
     def set_default_headers(self) -> None:
         # called at construction and again by clear() before an error body: keep one id
@@ -188,14 +192,23 @@ class BaseHandler(tornado.web.RequestHandler):
     def prepare(self) -> None:
         """Check the bearer token (see the class doc).
 
+        With tracing on, the request's span starts here (:mod:`server.http.traced`).
+
         Raises:
             RestError: 401 with ``WWW-Authenticate`` when the token is missing or wrong.
         """
+        if tracing.active is not None:
+            self._span = traced.request_started(tracing.active, self)
         if not self.requires_auth or is_preflight(self.request.method, self.request.headers):
             return
         refusal = bearer_refusal(self.auth_token, self.request.headers.get("Authorization"))
         if refusal is not None:
             raise refusal
+
+    def on_finish(self) -> None:
+        """The response is finished: end the request's span (tracing on)."""
+        if self._span is not None:
+            traced.request_finished(self._span, self)
 
     def json_body(self) -> Any:
         """The request body as strict JSON (RFC 8259); an empty body is ``null``.

@@ -63,6 +63,7 @@ from server.http.access_log import log_access
 from server.http.base import REQUEST_ID_HEADER, bearer_refusal, request_id_from_headers
 from server.http.cors import CorsPolicy
 from server.http.errors import RestError, error_body
+from server.limit_counters import counters
 from settings import Settings
 
 __all__ = [
@@ -97,6 +98,10 @@ _UNLIMITED_DESCRIPTORS = 65536
 
 #: Tornado's own body size check is off: :class:`_GuardDelegate` enforces the limit.
 _NO_TORNADO_BODY_LIMIT = 1 << 62
+
+#: A connection closed while it waited this close to a time-out, or later, was closed by it
+#: (Tornado's timers may fire a little before our own clock reads the time-out), seconds.
+_TIMEOUT_TOLERANCE_S = 0.05
 
 _SERVER = "TornadoServer/" + tornado.version
 _REASONS = {400: "Bad Request", 401: "Unauthorized", 413: "Content Too Large"}
@@ -173,6 +178,7 @@ class _ConnectionState:
     idle_since_s: float = 0.0
     written_bytes: int = 0
     stalled_since_s: float | None = None
+    requests: int = 0  # requests it waited for (1: its first)
 
 
 class _Reporter:
@@ -225,6 +231,7 @@ class _Acceptor:
             self.on_connection(connection, address)
 
     def _back_off(self, exc: OSError) -> None:
+        counters.accept_errors += 1
         self.errors.add(time.monotonic(), exc.strerror, self.delay_s)
         self.io_loop.remove_handler(self.sock)
         self.resume_handle = self.io_loop.call_later(self.delay_s, self._resume)
@@ -332,6 +339,7 @@ class GuardedHTTPServer(tornado.httpserver.HTTPServer):
     def _on_connection(self, connection: socket.socket, address: Any) -> None:
         if self.open_connections >= self.limits.max_connections and not self._evict_idle():
             connection.close()
+            counters.connections_refused += 1
             self._refusal_reporter.add(time.monotonic(), self.limits.max_connections)
             return
         self._handle_connection(connection, address)
@@ -344,6 +352,7 @@ class GuardedHTTPServer(tornado.httpserver.HTTPServer):
         oldest = min(idle, key=lambda state: state.idle_since_s)
         oldest.busy = True  # closing: not picked again
         oldest.stream.close()
+        counters.connections_evicted += 1
         self._eviction_reporter.add(time.monotonic(), self.limits.max_connections)
         return True
 
@@ -360,12 +369,19 @@ class GuardedHTTPServer(tornado.httpserver.HTTPServer):
         if state is not None:
             state.busy = False
             state.idle_since_s = now_s
+            state.requests += 1
         inner = super().start_request(server_conn, request_conn)
         return _GuardDelegate(self, state, request_conn, inner)
 
     def on_close(self, server_conn: object) -> None:
-        """A connection ended: forget it."""
-        self._states.pop(server_conn, None)
+        """A connection ended: forget it; count it when it waited for a request until the
+        header (first request) or keep-alive time-out closed it."""
+        state = self._states.pop(server_conn, None)
+        if state is not None and not state.busy:
+            first = state.requests <= 1
+            timeout_s = self.limits.header_timeout_s if first else self.limits.keepalive_timeout_s
+            if time.monotonic() - state.idle_since_s >= timeout_s - _TIMEOUT_TOLERANCE_S:
+                counters.count_closed("header_timeout" if first else "keepalive_timeout")
         super().on_close(server_conn)
 
     def _sweep(self) -> None:
@@ -383,12 +399,13 @@ class GuardedHTTPServer(tornado.httpserver.HTTPServer):
                 continue
             stalled_s = now_s - state.stalled_since_s
             if stalled_s >= limits.write_timeout_s:
-                reason = "SBUSR_WRITE_TIMEOUT_S"
+                reason, counted_as = "SBUSR_WRITE_TIMEOUT_S", "write_timeout"
             elif unsent > limits.max_unsent_bytes:
-                reason = "SBUSR_MAX_UNSENT_BYTES"
+                reason, counted_as = "SBUSR_MAX_UNSENT_BYTES", "unsent_output"
             else:
                 continue
             stream.close()
+            counters.count_closed(counted_as)
             self._stall_reporter.add(now_s, reason)
 
     def linger(self, stream: tornado.iostream.IOStream, response: bytes, body_bytes: int) -> None:
@@ -509,7 +526,13 @@ class _GuardDelegate(HTTPMessageDelegate):
         self.inner.finish()
 
     def on_connection_close(self) -> None:
-        """The connection closed before the request was complete: tell the wrapped delegate."""
+        """The connection closed before the request was complete: tell the wrapped delegate;
+        count it when the body time-out closed it."""
+        body_timeout_s = self.server.limits.body_timeout_s
+        if not self.discarding and time.time() - self.started_s >= (
+            body_timeout_s - _TIMEOUT_TOLERANCE_S
+        ):
+            counters.count_closed("body_timeout")
         self._release_inner()
 
     def _release_inner(self) -> None:

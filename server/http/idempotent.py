@@ -33,6 +33,7 @@ from server.idempotency import (
     all_run,
     parse_key,
 )
+from server.limit_counters import counters
 
 if TYPE_CHECKING:
     from server.http.rpc import RpcDelegate
@@ -88,6 +89,7 @@ class HttpIdempotency:
         try:
             outcome = await self.idempotency.run(key, body, call)
         except KeyReused as exc:
+            counters.count_refusal("http")
             delegate._refuse(RestError(422, str(exc), details={"idempotency_key": key}))
             return
         except StoreUnavailable as exc:
@@ -98,5 +100,6 @@ class HttpIdempotency:
                 delegate._refuse(RestError(503, "the idempotency store cannot be reached"))
             return
         if outcome.replayed:
+            counters.count_replay("http")
             stored = outcome.answer
             delegate._respond(stored.status, stored.body or None, (), [(REPLAYED_HEADER, "true")])
