@@ -120,6 +120,8 @@ def test_reads_no_more_than_the_pool_holds_and_never_answers_busy(
     bus_server: Callable[..., ServerProcess], raw: redis.Redis
 ) -> None:
     bus_server(env={"SBUSR_POOL_PROCESSES": "1", "SBUSR_QUEUE_MAXSIZE": "2"})
+    # the consumer creates its group as it starts reading, maybe after HTTP answers
+    wait_for(lambda: raw.exists(STREAM) and raw.xinfo_groups(STREAM), message="the group")
     for number in range(12):
         send(raw, {"jsonrpc": "2.0", "method": "sleep", "params": [0.05], "id": number})
     replies, most_pending = [], 0
