@@ -7,12 +7,15 @@ used as it is; the rest is added here:
 =======================================  =====================================================
 limit                                    how
 =======================================  =====================================================
-header time-out (a new connection)       Tornado's header time-out, for a connection's first
-                                         request: its headers must be complete in time
-keep-alive time-out (between requests)   the same Tornado time-out for every later request
-body time-out                            Tornado's ``body_timeout``: the whole body in time
-write time-out                           a sweep (every :data:`SWEEP_INTERVAL_S`) closes a
-                                         connection whose unsent output made no progress
+header time-out (a new connection)       a sweep (every :data:`SWEEP_INTERVAL_S`, or a quarter
+                                         of the shortest time-out) closes a connection whose
+                                         first request's headers are not complete in time
+keep-alive time-out (between requests)   the sweep closes a connection idle that long after
+                                         its last response
+body time-out                            the sweep closes a connection whose request's body
+                                         is not complete in time
+write time-out                           the sweep closes a connection whose unsent output
+                                         made no progress
 unsent output ceiling                    the sweep closes at once a connection whose unsent
                                          output is over ``max_unsent_bytes`` and stalled
 connection ceiling                       at ``max_connections``, a new connection evicts the
@@ -24,6 +27,11 @@ body over ``max_body_bytes``             413 JSON in every case (see :class:`_Gu
 broken body framing                      400 JSON, where Tornado answers a bare 400
 =======================================  =====================================================
 
+The time-outs are the sweep's rather than Tornado's own (``idle_connection_timeout``,
+``body_timeout``): Tornado arms a timer and wraps the read of every request in a task of its
+own for them, which cost ~10 % of the CPU of a small request; the sweep costs one pass over
+the open connections per interval.
+
 Tornado reads a connection's next request only once the response before it is written to
 the socket, so a client that pipelines requests and never reads holds at most one response
 in server memory; the write time-out and the unsent output ceiling close it, which releases
@@ -33,7 +41,6 @@ that response.
 from __future__ import annotations
 
 import asyncio
-import copy
 import dataclasses
 import errno
 import logging
@@ -99,9 +106,8 @@ _UNLIMITED_DESCRIPTORS = 65536
 #: Tornado's own body size check is off: :class:`_GuardDelegate` enforces the limit.
 _NO_TORNADO_BODY_LIMIT = 1 << 62
 
-#: A connection closed while it waited this close to a time-out, or later, was closed by it
-#: (Tornado's timers may fire a little before our own clock reads the time-out), seconds.
-_TIMEOUT_TOLERANCE_S = 0.05
+#: The sweep runs at least this often, seconds, however short the time-outs are.
+_SWEEP_INTERVAL_MIN_S = 0.05
 
 _SERVER = "TornadoServer/" + tornado.version
 _REASONS = {400: "Bad Request", 401: "Unauthorized", 413: "Content Too Large"}
@@ -174,8 +180,9 @@ class _ConnectionState:
     """What the server tracks of one connection."""
 
     stream: tornado.iostream.IOStream
-    busy: bool = False
+    busy: bool = False  # a request's headers arrived; its response is not written yet
     idle_since_s: float = 0.0
+    body_since_s: float | None = None  # its request's headers arrived, its body is not complete
     written_bytes: int = 0
     stalled_since_s: float | None = None
     requests: int = 0  # requests it waited for (1: its first)
@@ -277,19 +284,13 @@ class GuardedHTTPServer(tornado.httpserver.HTTPServer):
         """Take the router, the limits, the bearer token the server requires (a caller
         without it is answered 401 rather than 413), who may call across origins (the CORS
         headers of these answers) and whether these answers get an access log line."""
-        super().initialize(
-            request_callback,
-            idle_connection_timeout=limits.keepalive_timeout_s,
-            body_timeout=limits.body_timeout_s,
-            max_body_size=_NO_TORNADO_BODY_LIMIT,
-            **kwargs,
-        )
+        super().initialize(request_callback, max_body_size=_NO_TORNADO_BODY_LIMIT, **kwargs)
+        self.conn_params.header_timeout = None  # the sweep's (module doc)
+        self.conn_params.body_timeout = None
         self.limits = limits
         self.auth_token = auth_token
         self.cors = cors or CorsPolicy(())
         self.access_log = access_log
-        self._first_request_params = copy.copy(self.conn_params)
-        self._first_request_params.header_timeout = limits.header_timeout_s
         self._states: dict[object, _ConnectionState] = {}
         self._lingering: set[tornado.iostream.IOStream] = set()
         self._refusal_reporter = _Reporter(
@@ -299,7 +300,9 @@ class GuardedHTTPServer(tornado.httpserver.HTTPServer):
             "closed %d idle connections to make room at the ceiling of %d"
         )
         self._stall_reporter = _Reporter("closed %d connections whose output stalled (%s)")
-        self._sweeper = PeriodicCallback(self._sweep, SWEEP_INTERVAL_S * 1000.0)
+        shortest_s = min(limits.header_timeout_s, limits.keepalive_timeout_s, limits.body_timeout_s)
+        interval_s = max(_SWEEP_INTERVAL_MIN_S, min(SWEEP_INTERVAL_S, shortest_s / 4))
+        self._sweeper = PeriodicCallback(self._sweep, interval_s * 1000.0)
 
     @property
     def refusals(self) -> int:
@@ -364,8 +367,6 @@ class GuardedHTTPServer(tornado.httpserver.HTTPServer):
         now_s = time.monotonic()
         if state is None and isinstance(server_conn, HTTP1ServerConnection):
             state = self._states[server_conn] = _ConnectionState(server_conn.stream)
-            if isinstance(request_conn, HTTP1Connection):
-                request_conn.params = self._first_request_params
         if state is not None:
             state.busy = False
             state.idle_since_s = now_s
@@ -374,22 +375,34 @@ class GuardedHTTPServer(tornado.httpserver.HTTPServer):
         return _GuardDelegate(self, state, request_conn, inner)
 
     def on_close(self, server_conn: object) -> None:
-        """A connection ended: forget it; count it when it waited for a request until the
-        header (first request) or keep-alive time-out closed it."""
-        state = self._states.pop(server_conn, None)
-        if state is not None and not state.busy:
-            first = state.requests <= 1
-            timeout_s = self.limits.header_timeout_s if first else self.limits.keepalive_timeout_s
-            if time.monotonic() - state.idle_since_s >= timeout_s - _TIMEOUT_TOLERANCE_S:
-                counters.count_closed("header_timeout" if first else "keepalive_timeout")
+        """A connection ended: forget it."""
+        self._states.pop(server_conn, None)
         super().on_close(server_conn)
 
     def _sweep(self) -> None:
-        """Close connections whose output stalled (write time-out, unsent output ceiling)."""
+        """Close connections past a time-out (header, keep-alive, body) and those whose output
+        stalled (write time-out, unsent output ceiling); count each."""
         now_s = time.monotonic()
         limits = self.limits
         for state in list(self._states.values()):
             stream = state.stream
+            if stream.closed():
+                continue
+            if not state.busy:
+                first = state.requests <= 1
+                timeout_s = limits.header_timeout_s if first else limits.keepalive_timeout_s
+                if now_s - state.idle_since_s >= timeout_s:
+                    state.busy = True  # closing: not evicted again
+                    stream.close()
+                    counters.count_closed("header_timeout" if first else "keepalive_timeout")
+                continue
+            if (
+                state.body_since_s is not None
+                and now_s - state.body_since_s >= limits.body_timeout_s
+            ):
+                stream.close()
+                counters.count_closed("body_timeout")
+                continue
             # IOStream's own byte counters: queued by write() and handed to the socket
             unsent = stream._total_write_index - stream._total_write_done_index
             written = stream._total_write_done_index
@@ -474,8 +487,10 @@ class _GuardDelegate(HTTPMessageDelegate):
     ) -> Awaitable[None] | None:
         """Mark the connection busy; refuse a body whose framing is broken or whose declared
         length is over the limit; else pass on."""
-        if self.state is not None:
-            self.state.busy = True
+        state = self.state
+        if state is not None:
+            state.busy = True
+            state.body_since_s = time.monotonic()
         self.started_s = time.time()
         if isinstance(start_line, RequestStartLine):
             self.start_line = start_line
@@ -519,6 +534,8 @@ class _GuardDelegate(HTTPMessageDelegate):
 
     def finish(self) -> None:
         """The body is complete: answer 413 if it was over the limit, else pass on."""
+        if self.state is not None:
+            self.state.body_since_s = None
         if self.discarding:
             if not self.answered:
                 self._answer(self._too_large())
@@ -526,13 +543,9 @@ class _GuardDelegate(HTTPMessageDelegate):
         self.inner.finish()
 
     def on_connection_close(self) -> None:
-        """The connection closed before the request was complete: tell the wrapped delegate;
-        count it when the body time-out closed it."""
-        body_timeout_s = self.server.limits.body_timeout_s
-        if not self.discarding and time.time() - self.started_s >= (
-            body_timeout_s - _TIMEOUT_TOLERANCE_S
-        ):
-            counters.count_closed("body_timeout")
+        """The connection closed before the request was complete: tell the wrapped delegate."""
+        if self.state is not None:
+            self.state.body_since_s = None
         self._release_inner()
 
     def _release_inner(self) -> None:
