@@ -505,7 +505,7 @@ class Pool:
         if len(queued_deadlines) > max(1024, 4 * len(self._queue)):
             self._compact_queued_deadlines()
         self._in_flight += len(calls)
-        self._schedule_dispatch()  # at the end of this loop turn: one frame per worker per turn
+        self._dispatch()  # at once: each call's time starts when it arrives, not with a crowd
         return True
 
     async def run(
