@@ -21,7 +21,8 @@ __all__ = ["REPLY", "DEAD_LETTER", "TOUCH", "REQUEUE"]
 #: is not a list), or ours when ``reply_to`` names a key that exists without an expiry (a reply
 #: list is new, or has the expiry of a reply pushed before; a key without one is another
 #: application's data, e.g. a task queue, and is never written to nor given an expiry); such an
-#: entry is neither acked nor recorded as answered, and the consumer dead-letters it. One bad entry never holds back the others of the same call.
+#: entry is neither acked nor recorded as answered, and the consumer dead-letters it. One bad
+#: entry never holds back the others of the same call.
 #: Reply lists and records are not declared in KEYS: the bus needs a single Redis, not a cluster.
 REPLY = Script("""
 local stream, group, consumer = KEYS[1], ARGV[1], ARGV[2]
