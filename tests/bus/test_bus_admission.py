@@ -103,3 +103,15 @@ def test_the_reply_to_pattern_is_a_setting(
     wait_for(lambda: "does not match app:repl[iy]*:*" in server.log(), message="the refusal")
     send(raw, request, reply_to="app:replies:7")
     assert receive(raw, "app:replies:7")["result"] == "x"
+
+
+def test_an_id_with_a_lone_surrogate_is_answered_and_acked(
+    bus_server: Callable[..., ServerProcess], raw: redis.Redis
+) -> None:
+    bus_server()
+    send(raw, '{"jsonrpc": "2.0", "method": "echo", "params": ["x"], "id": "\\udc80"}')
+    answer = receive(raw, "sbusr:reply:test")
+    assert answer["error"]["code"] == -32600, answer
+    assert answer["id"] is None
+    wait_for(lambda: acked(raw), message="the entry to be acked")
+    assert not raw.exists(DEAD)
