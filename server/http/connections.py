@@ -16,8 +16,11 @@ write time-out                           a sweep (every :data:`SWEEP_INTERVAL_S`
 unsent output ceiling                    the sweep closes at once a connection whose unsent
                                          output is over ``max_unsent_bytes`` and stalled
 connection ceiling                       at ``max_connections``, a new connection evicts the
-                                         connection idle the longest (none: it is closed at
-                                         once); counted and logged once per interval
+                                         connection idle the longest; when none is idle, the
+                                         one sending its request body the longest (a slow
+                                         sender cannot hold a slot for the whole body
+                                         time-out); none of either: it is closed at once.
+                                         Counted and logged once per interval
 accept errors (EMFILE, ENFILE, ...)      the listening socket is left alone for a growing
                                          delay instead of failing on every loop turn
 body over ``max_body_bytes``             413 JSON in every case (see :class:`_GuardDelegate`)
@@ -171,6 +174,7 @@ class _ConnectionState:
     stream: tornado.iostream.IOStream
     busy: bool = False
     idle_since_s: float = 0.0
+    receiving_body_since_s: float | None = None
     written_bytes: int = 0
     stalled_since_s: float | None = None
 
@@ -291,6 +295,9 @@ class GuardedHTTPServer(tornado.httpserver.HTTPServer):
         self._eviction_reporter = _Reporter(
             "closed %d idle connections to make room at the ceiling of %d"
         )
+        self._slow_body_reporter = _Reporter(
+            "closed %d connections still sending a request body to make room at the ceiling of %d"
+        )
         self._stall_reporter = _Reporter("closed %d connections whose output stalled (%s)")
         self._sweeper = PeriodicCallback(self._sweep, SWEEP_INTERVAL_S * 1000.0)
 
@@ -301,8 +308,9 @@ class GuardedHTTPServer(tornado.httpserver.HTTPServer):
 
     @property
     def evictions(self) -> int:
-        """Idle connections closed to make room for a new one since start."""
-        return self._eviction_reporter.total
+        """Idle connections, and connections still sending a body, closed to make room for a
+        new one since start."""
+        return self._eviction_reporter.total + self._slow_body_reporter.total
 
     @property
     def open_connections(self) -> int:
@@ -330,21 +338,34 @@ class GuardedHTTPServer(tornado.httpserver.HTTPServer):
         await super().close_all_connections()
 
     def _on_connection(self, connection: socket.socket, address: Any) -> None:
-        if self.open_connections >= self.limits.max_connections and not self._evict_idle():
+        if self.open_connections >= self.limits.max_connections and not self._make_room():
             connection.close()
             self._refusal_reporter.add(time.monotonic(), self.limits.max_connections)
             return
         self._handle_connection(connection, address)
 
-    def _evict_idle(self) -> bool:
-        """Close the connection that waits the longest for a request; False when none."""
+    def _make_room(self) -> bool:
+        """Close the connection that waits the longest for a request or, when none does, the
+        one that has been sending its request body the longest; False when there is neither
+        (every connection runs a request or writes its response)."""
         idle = [state for state in self._states.values() if not state.busy]
-        if not idle:
-            return False
-        oldest = min(idle, key=lambda state: state.idle_since_s)
+        if idle:
+            oldest = min(idle, key=lambda state: state.idle_since_s)
+            reporter = self._eviction_reporter
+        else:
+            receiving = [
+                state
+                for state in self._states.values()
+                if state.receiving_body_since_s is not None and not state.stream.closed()
+            ]
+            if not receiving:
+                return False
+            oldest = min(receiving, key=lambda state: state.receiving_body_since_s or 0.0)
+            reporter = self._slow_body_reporter
         oldest.busy = True  # closing: not picked again
+        oldest.receiving_body_since_s = None
         oldest.stream.close()
-        self._eviction_reporter.add(time.monotonic(), self.limits.max_connections)
+        reporter.add(time.monotonic(), self.limits.max_connections)
         return True
 
     def start_request(
@@ -360,6 +381,7 @@ class GuardedHTTPServer(tornado.httpserver.HTTPServer):
         if state is not None:
             state.busy = False
             state.idle_since_s = now_s
+            state.receiving_body_since_s = None
         inner = super().start_request(server_conn, request_conn)
         return _GuardDelegate(self, state, request_conn, inner)
 
@@ -459,6 +481,7 @@ class _GuardDelegate(HTTPMessageDelegate):
         length is over the limit; else pass on."""
         if self.state is not None:
             self.state.busy = True
+            self.state.receiving_body_since_s = time.monotonic()
         self.started_s = time.time()
         if isinstance(start_line, RequestStartLine):
             self.start_line = start_line
@@ -477,6 +500,8 @@ class _GuardDelegate(HTTPMessageDelegate):
         """Answer ``refusal`` on the detached stream, drop up to ``body_bytes`` of the body
         (:meth:`GuardedHTTPServer.linger`), close."""
         self.discarding = self.answered = self.inner_released = True
+        if self.state is not None:
+            self.state.receiving_body_since_s = None  # lingering: no longer a request slot
         if isinstance(self.request_conn, HTTP1Connection):
             stream = self.request_conn.detach()
             self.server.linger(stream, self._response_bytes(refusal, close=True), body_bytes)
@@ -502,6 +527,8 @@ class _GuardDelegate(HTTPMessageDelegate):
 
     def finish(self) -> None:
         """The body is complete: answer 413 if it was over the limit, else pass on."""
+        if self.state is not None:
+            self.state.receiving_body_since_s = None
         if self.discarding:
             if not self.answered:
                 self._answer(self._too_large())
