@@ -77,6 +77,27 @@ def test_a_reply_to_naming_another_applications_key_is_never_written(
     assert receive(raw, "test:reply:any-name")["result"] == "x"
 
 
+def test_a_reply_to_naming_a_key_that_expires_later_than_a_reply_list_is_never_written(
+    bus_server: Callable[..., ServerProcess], raw: redis.Redis
+) -> None:
+    """Another application's list with an expiry of its own (an hour) is no reply list either:
+    pushing to it and cutting its life to SBUSR_NOTIFY_TTL_MS would lose its data."""
+    bus_server()
+    raw.rpush("jobs:queue", "a job")
+    raw.expire("jobs:queue", 3600)
+    request = {"jsonrpc": "2.0", "method": "echo", "params": ["x"], "id": 1}
+    send(raw, request, reply_to="jobs:queue")
+    wait_for(lambda: raw.xlen(DEAD) == 1, message="the reply to be dead-lettered")
+    assert raw.lrange("jobs:queue", 0, -1) == [b"a job"]
+    assert raw.ttl("jobs:queue") > 3000
+    reason = raw.xrange(DEAD)[0][1][b"reason"]
+    assert b"expires later than a reply list would" in reason
+    for number in (2, 3):  # a reply list, pushed to twice, stays one
+        send(raw, {**request, "id": number}, reply_to="test:reply:twice")
+    assert receive(raw, "test:reply:twice")["id"] == 2
+    assert receive(raw, "test:reply:twice")["id"] == 3
+
+
 def test_a_reply_to_outside_the_pattern_is_acked_and_not_run(
     bus_server: Callable[..., ServerProcess], raw: redis.Redis, methods_dir: Path, tmp_path: Path
 ) -> None:
