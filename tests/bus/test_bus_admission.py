@@ -90,8 +90,10 @@ def test_a_reply_to_naming_a_key_that_expires_later_than_a_reply_list_is_never_w
     wait_for(lambda: raw.xlen(DEAD) == 1, message="the reply to be dead-lettered")
     assert raw.lrange("jobs:queue", 0, -1) == [b"a job"]
     assert raw.ttl("jobs:queue") > 3000
-    reason = raw.xrange(DEAD)[0][1][b"reason"]
-    assert b"expires later than a reply list would" in reason
+    dead_entries = raw.xrange(DEAD)
+    assert dead_entries and dead_entries[0][1] is not None
+    reason = dead_entries[0][1][b"reason"]
+    assert isinstance(reason, bytes) and b"expires later than a reply list would" in reason
     for number in (2, 3):  # a reply list, pushed to twice, stays one
         send(raw, {**request, "id": number}, reply_to="test:reply:twice")
     assert receive(raw, "test:reply:twice")["id"] == 2
