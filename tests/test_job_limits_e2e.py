@@ -194,3 +194,26 @@ def test_a_stored_job_with_an_endless_grace_is_paused_and_the_others_run(
     wait_for(lambda: job_state(server, "steady")["runs"] >= 2, 20.0, message="runs of steady")
     assert job_state(server, "endless")["status"] == "paused"
     assert "job endless breaks the server's limits and is paused" in server.log()
+
+
+@pytest.mark.parametrize(
+    "trigger, path",
+    [
+        ({"date": "9999-12-31T23:59:59-14:00"}, "/date"),
+        ({"date": "0001-01-01T00:00:00+14:00"}, "/date"),
+        ({"cron": {"year": "9999", "month": "12", "day": "31", "hour": "23"}}, "/cron"),
+    ],
+)
+def test_a_first_run_time_outside_the_utc_years_is_400(
+    start_server: Callable[..., ServerProcess],
+    job_env: dict[str, str],
+    trigger: dict[str, Any],
+    path: str,
+) -> None:
+    """Valid in its own zone, out of range in UTC, where the job store keeps it: 400, not 500."""
+    server = start_server(env=job_env)
+    zone = "Etc/GMT+12" if "cron" in trigger else "UTC"
+    response = post_job(server, {"id": "edge", "method": "echo", "timezone": zone, **trigger})
+    assert response.status_code == 400, response.text
+    assert [detail["path"] for detail in response.json()["error"]["details"]] == [path]
+    assert server.http.get("/api/jobs").json() == {"jobs": []}
