@@ -730,17 +730,21 @@ class Pool:
             str(self.worker_concurrency),
             "1" if self.expose_errors else "0",
         ]
+        cap_bytes = (
+            hard_cap_bytes(self.max_memory_bytes, self.worker_concurrency)
+            if self.max_memory_bytes
+            else 0
+        )
         worker.process = WorkerProcess(
             self._spawner,
             args,
             functools.partial(self._on_event, worker),
             functools.partial(self._on_exit, worker),
+            max_frame_bytes=cap_bytes,
         )
         self._live.add(worker)
-        if self.max_memory_bytes:
-            apply_hard_cap(
-                worker.pid, hard_cap_bytes(self.max_memory_bytes, self.worker_concurrency)
-            )
+        if cap_bytes:
+            apply_hard_cap(worker.pid, cap_bytes)
         logger.debug("worker %d of generation %d spawned", worker.pid, generation)
         return worker
 

@@ -184,3 +184,22 @@ def test_memory_the_hard_cap_cannot_see_gets_its_worker_killed(
     assert "past its hard cap" in server.log()
     assert server.status()["restarts"] == {"memory": 1}
     assert server.call("add", [2, 3])["result"] == 5
+
+
+def test_a_frame_larger_than_the_worker_could_hold_is_never_buffered(
+    start_server: StartServer, hostile_methods: Path
+) -> None:
+    """A worker that announces a 1 GiB frame is killed as broken at once, instead of the
+    server buffering what it sends until the call's time limit."""
+    server = start_server(
+        env={
+            "SBUSR_WORKER_MAX_MEMORY_MB": "64",
+            "SBUSR_WORKER_CONCURRENCY": "4",
+            "SBUSR_POOL_PROCESSES": "1",
+            "SBUSR_RPC_TIMEOUT": "20",
+        }
+    )
+    answer = server.call("hostile.announce_huge_frame", [100])
+    assert answer["error"]["code"] == -32002, answer
+    assert "sent a frame of 1073741824 bytes, over its memory cap" in server.log()
+    assert server.call("add", [2, 3])["result"] == 5
