@@ -730,17 +730,21 @@ class Pool:
             str(self.worker_concurrency),
             "1" if self.expose_errors else "0",
         ]
+        cap_bytes = (
+            hard_cap_bytes(self.max_memory_bytes, self.worker_concurrency)
+            if self.max_memory_bytes
+            else 0
+        )
         worker.process = WorkerProcess(
             self._spawner,
             args,
             functools.partial(self._on_event, worker),
             functools.partial(self._on_exit, worker),
+            max_frame_bytes=cap_bytes,
         )
         self._live.add(worker)
-        if self.max_memory_bytes:
-            apply_hard_cap(
-                worker.pid, hard_cap_bytes(self.max_memory_bytes, self.worker_concurrency)
-            )
+        if cap_bytes:
+            apply_hard_cap(worker.pid, cap_bytes)
         logger.debug("worker %d of generation %d spawned", worker.pid, generation)
         return worker
 
@@ -807,7 +811,9 @@ class Pool:
         self._workers.append(fresh)
 
     def _recycle_grown(self) -> None:
-        """Start recycling a ready worker of the generation whose memory grew past the limit."""
+        """Kill every worker whose memory is past its hard cap; start recycling a ready worker
+        of the generation whose memory grew past the limit."""
+        self._kill_past_hard_cap()
         for worker in self._workers:
             if worker.state is not _READY or worker.recycling:
                 continue
@@ -822,6 +828,26 @@ class Pool:
                 worker.recycle_reason = "memory"
                 self._start_recycling(worker)
                 return
+
+    def _kill_past_hard_cap(self) -> None:
+        """Kill each live worker whose resident memory is past its hard cap (memory that
+        ``RLIMIT_DATA`` does not count, such as a shared mapping ``mmap(-1, size)``): its calls
+        are answered -32002 and a replacement starts."""
+        cap_bytes = hard_cap_bytes(self.max_memory_bytes, self.worker_concurrency)
+        for worker in list(self._live):
+            if worker.state is _DEAD:
+                continue
+            size = resident_bytes(worker.pid)
+            if size is None or size <= cap_bytes:
+                continue
+            logger.error(
+                "worker %d uses %.0f MiB, past its hard cap of %.0f MiB; killing it",
+                worker.pid,
+                size / 2**20,
+                cap_bytes / 2**20,
+            )
+            self._replace(worker, "memory")
+            self._kill(worker)
 
     def _recycle_next(self) -> None:
         """Start recycling the next worker of the generation that served its share."""

@@ -372,6 +372,9 @@ class WorkerProcess:
         args: the worker's arguments after the two pipe descriptors.
         on_event: told of every RESULT, ERROR, READY and BLOCKED frame, in order.
         on_exit: called once, after the last frame, when the process has ended.
+        max_frame_bytes: the longest frame the worker may send, bytes (0: no limit); one
+            announcing more is never buffered: the worker is killed as broken. The pool sets
+            it to the worker's memory cap, which no frame the worker built can exceed.
 
     Raises:
         OSError: the process could not be started.
@@ -382,11 +385,18 @@ class WorkerProcess:
     """
 
     def __init__(
-        self, spawner: Spawner, args: list[str], on_event: OnEvent, on_exit: OnExit
+        self,
+        spawner: Spawner,
+        args: list[str],
+        on_event: OnEvent,
+        on_exit: OnExit,
+        max_frame_bytes: int = 0,
     ) -> None:
         self.loop = spawner.loop
         self.on_event = on_event
         self.on_exit = on_exit
+        self.max_frame_bytes = max_frame_bytes
+        self._refusing = False
         self.spawned_at = time.monotonic()
         to_worker_read, to_worker = os.pipe()
         from_worker, from_worker_write = os.pipe()
@@ -490,6 +500,8 @@ class WorkerProcess:
         self._consume(data)
 
     def _consume(self, data: bytes) -> None:
+        if self._refusing:  # a broken worker: what it still sends is dropped
+            return
         if self._read_buffer:  # the rest of a frame begun in an earlier read
             buffer = self._read_buffer
             buffer += data
@@ -501,6 +513,11 @@ class WorkerProcess:
         position, end_of_data = 0, len(buffer)
         while end_of_data - position >= size:
             length, kind, call_id = header.unpack_from(buffer, position)
+            if self.max_frame_bytes and length > self.max_frame_bytes:
+                self._read_buffer = b""
+                self._refusing = True
+                self.broken(f"a frame of {length} bytes, over its memory cap")
+                return
             end = position + size + length
             if end > end_of_data:
                 break

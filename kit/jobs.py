@@ -177,8 +177,25 @@ def validate_job(spec: Any, source: str = "api") -> dict[str, Any]:
         **given,
         "source": source,
     }
-    build_trigger(normalised)  # raises JobSpecError
+    _check_first_fire_time(build_trigger(normalised), trigger)  # both raise JobSpecError
     return normalised
+
+
+def _check_first_fire_time(trigger: Any, key: str) -> None:
+    """Refuse a trigger whose first fire time has no UTC time (the job store keeps UTC), e.g.
+    ``"9999-12-31T23:59:59-14:00"``, which is in the year 10000 in UTC.
+
+    Raises:
+        JobSpecError: that time is past year 9999 or before year 1 in UTC.
+    """
+    now = _datetime.datetime.now(_datetime.UTC)
+    try:
+        first = trigger.get_next_fire_time(None, now)
+        if first is not None:
+            first.astimezone(_datetime.UTC)
+    except (ValueError, OverflowError) as exc:
+        message = f"the first run time is out of range in UTC: {exc}"
+        raise JobSpecError([{"path": "/" + key, "message": message}]) from None
 
 
 def build_trigger(spec: dict[str, Any]) -> Any:

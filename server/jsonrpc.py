@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -79,6 +80,8 @@ class CallSink(Protocol):
 
 _VERSION_HEAD = b'{"jsonrpc":"2.0",'
 _NULL_ID = b"null"
+#: a code point of a lone surrogate: JSON's ``"\udc80"`` escape decodes to one, UTF-8 has none
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class Reply:
@@ -101,7 +104,14 @@ class Reply:
 
 
 def _is_valid_id(value: Any) -> bool:
-    return value is None or (isinstance(value, (str, int, float)) and not isinstance(value, bool))
+    if isinstance(value, str):
+        return _is_unicode(value)
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
+def _is_unicode(text: str) -> bool:
+    """Tell whether ``text`` can be answered in UTF-8 (it holds no lone surrogate)."""
+    return text.isascii() or _LONE_SURROGATE.search(text) is None
 
 
 def _encode_id(value: Any) -> bytes:
@@ -279,7 +289,12 @@ class JsonRpcCore:
                     return _Request(method, params, None)
                 request_id = message["id"]
                 kind = type(request_id)
-                if kind is int or kind is str or kind is float or request_id is None:
+                if (
+                    kind is int
+                    or kind is float
+                    or request_id is None
+                    or (kind is str and _is_unicode(request_id))
+                ):
                     return _Request(method, params, _encode_id(request_id))
         return self._invalid(message)
 
@@ -293,7 +308,9 @@ class JsonRpcCore:
             request_id = message.get("id")
             id_ok = _is_valid_id(request_id)
             id_json = _encode_id(request_id) if "id" in message and id_ok else _NULL_ID
-            if not id_ok:
+            if isinstance(request_id, str) and not id_ok:
+                problem = "id must be valid Unicode (it holds a lone surrogate)"
+            elif not id_ok:
                 problem = "id must be a string, a number or null"
             elif message.get("jsonrpc") != "2.0":
                 problem = 'jsonrpc must be exactly "2.0"'

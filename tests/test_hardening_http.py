@@ -198,6 +198,49 @@ def test_idle_connections_beyond_the_descriptor_limit_do_not_deny_service(
             connection.close()
 
 
+def open_slow_bodies(port: int, count: int) -> list[socket.socket]:
+    """Open ``count`` connections that send headers and one byte of a 100-byte body."""
+    connections = []
+    for _ in range(count):
+        connection = socket.create_connection(("127.0.0.1", port))
+        with contextlib.suppress(OSError):  # refused at the ceiling: closed by the server
+            connection.sendall(b"POST /rpc HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+        connections.append(connection)
+    return connections
+
+
+def test_slow_request_bodies_at_the_ceiling_do_not_deny_service(
+    start_server: StartServer,
+) -> None:
+    """Connections still sending their body (slowloris) make room for new ones as idle ones
+    do, instead of holding every slot for the whole body time-out."""
+    server = start_with_descriptor_limit(start_server, 256, {"SBUSR_BODY_TIMEOUT_S": "600"})
+    server.wait_until_serving()
+    slow = open_slow_bodies(server.port, 200)
+    try:
+        wait_for(
+            lambda: re.search(
+                r"refused \d+ connections at the ceiling|still sending a request body", server.log()
+            ),
+            message="the ceiling reached with no idle connection",
+        )
+        for number in range(5):
+            response = httpx.post(
+                server.url + "/rpc",
+                json={"jsonrpc": "2.0", "method": "echo", "params": [number], "id": number},
+                timeout=5.0,
+            )
+            assert response.json()["result"] == number
+        assert re.search(
+            r"closed \d+ connections still sending a request body to make room at the ceiling "
+            r"of 128",
+            server.log(),
+        )
+    finally:
+        for connection in slow:
+            connection.close()
+
+
 def test_accept_errors_back_off_instead_of_flooding_the_log(start_server: StartServer) -> None:
     # a ceiling above the descriptor limit: accepting fails with EMFILE
     server = start_with_descriptor_limit(start_server, 256, {"SBUSR_MAX_CONNECTIONS": "5000"})

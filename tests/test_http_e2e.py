@@ -197,3 +197,23 @@ def test_every_refused_resolution_case_end_to_end(tmp_path: Path) -> None:
                 assert body[number]["error"]["code"] == -32601, name
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"jsonrpc":"2.0","method":"echo","params":["x"],"id":"\\udc80"}',
+        '[{"jsonrpc":"2.0","method":"echo","params":["x"],"id":"a\\ud800"}]',
+    ],
+)
+def test_an_id_with_a_lone_surrogate_is_an_invalid_request(
+    shared_server: ServerProcess, body: str
+) -> None:
+    """UTF-8 cannot carry the id back, so the request is invalid: -32600 with id null, not 500."""
+    response = shared_server.post(body)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    answer = answer[0] if isinstance(answer, list) else answer
+    assert answer["error"]["code"] == -32600, answer
+    assert answer["id"] is None
+    assert "lone surrogate" in answer["error"]["data"]["message"]

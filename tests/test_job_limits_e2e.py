@@ -153,3 +153,67 @@ def test_a_stored_job_whose_params_are_not_json_does_not_fail_the_listing(
     listed = {job["id"]: job["params"] for job in response.json()["jobs"]}
     assert listed == {"old": None, "fine": ["x"]}
     assert "job old: stored params are not JSON" in server.log()
+
+
+def test_a_misfire_grace_in_fractions_of_a_second_is_taken_and_runs(
+    start_server: Callable[..., ServerProcess], job_env: dict[str, str]
+) -> None:
+    server = start_server(env=job_env)
+    spec = {"id": "brief", "method": "echo", "params": ["x"], "interval_s": 1}
+    created = post_job(server, {**spec, "misfire_grace_time_s": 0.5})
+    assert created.status_code == 201, created.text
+    assert created.json()["misfire_grace_time_s"] == 0.5
+    wait_for(lambda: job_state(server, "brief")["runs"] >= 1, 20.0, message="a run")
+
+
+def test_a_misfire_grace_over_a_day_is_refused(
+    start_server: Callable[..., ServerProcess], job_env: dict[str, str]
+) -> None:
+    server = start_server(env=job_env)
+    spec = {"id": "endless", "method": "echo", "interval_s": 1, "misfire_grace_time_s": 1e20}
+    response = post_job(server, spec)
+    assert response.status_code == 400, response.text
+    details = response.json()["error"]["details"]
+    assert [detail["path"] for detail in details] == ["/misfire_grace_time_s"]
+    assert server.http.get("/api/jobs").json() == {"jobs": []}
+
+
+def test_a_stored_job_with_an_endless_grace_is_paused_and_the_others_run(
+    start_server: Callable[..., ServerProcess], job_env: dict[str, str]
+) -> None:
+    first = start_server(env=job_env)
+    spec = {"id": "endless", "method": "echo", "params": ["x"], "interval_s": 1}
+    assert post_job(first, spec).status_code == 201
+    assert post_job(first, {**spec, "id": "steady"}).status_code == 201
+    assert first.stop() == 0
+    stored = {**spec, "misfire_grace_time_s": 10**20, "source": "api"}
+    change_stored_job(
+        job_env["SBUSR_DATABASE_URL"], "endless", kwargs={"spec": stored}, misfire_grace_time=10**20
+    )
+    server = start_server(env=job_env)
+    wait_for(lambda: job_state(server, "steady")["runs"] >= 2, 20.0, message="runs of steady")
+    assert job_state(server, "endless")["status"] == "paused"
+    assert "job endless breaks the server's limits and is paused" in server.log()
+
+
+@pytest.mark.parametrize(
+    "trigger, path",
+    [
+        ({"date": "9999-12-31T23:59:59-14:00"}, "/date"),
+        ({"date": "0001-01-01T00:00:00+14:00"}, "/date"),
+        ({"cron": {"year": "9999", "month": "12", "day": "31", "hour": "23"}}, "/cron"),
+    ],
+)
+def test_a_first_run_time_outside_the_utc_years_is_400(
+    start_server: Callable[..., ServerProcess],
+    job_env: dict[str, str],
+    trigger: dict[str, Any],
+    path: str,
+) -> None:
+    """Valid in its own zone, out of range in UTC, where the job store keeps it: 400, not 500."""
+    server = start_server(env=job_env)
+    zone = "Etc/GMT+12" if "cron" in trigger else "UTC"
+    response = post_job(server, {"id": "edge", "method": "echo", "timezone": zone, **trigger})
+    assert response.status_code == 400, response.text
+    assert [detail["path"] for detail in response.json()["error"]["details"]] == [path]
+    assert server.http.get("/api/jobs").json() == {"jobs": []}

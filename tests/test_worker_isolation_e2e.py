@@ -165,3 +165,41 @@ def test_one_allocation_past_the_hard_cap_fails_in_the_method(
     assert answer["error"]["code"] == -32000, answer
     assert answer["error"]["data"]["type"] == "MemoryError"
     assert server.call("add", [2, 3])["result"] == 5
+
+
+def test_memory_the_hard_cap_cannot_see_gets_its_worker_killed(
+    start_server: StartServer, hostile_methods: Path
+) -> None:
+    """A shared mapping escapes RLIMIT_DATA; the memory check kills the worker past the cap
+    (here 2 x 64 + 4 x 8 = 160 MiB) instead of letting the call run on."""
+    server = start_server(
+        env={
+            "SBUSR_WORKER_MAX_MEMORY_MB": "64",
+            "SBUSR_WORKER_CONCURRENCY": "4",
+            "SBUSR_POOL_PROCESSES": "1",
+        }
+    )
+    answer = server.call("hostile.map_shared_megabytes", [300, 20])
+    assert answer["error"]["code"] == -32002, answer
+    assert "past its hard cap" in server.log()
+    assert server.status()["restarts"] == {"memory": 1}
+    assert server.call("add", [2, 3])["result"] == 5
+
+
+def test_a_frame_larger_than_the_worker_could_hold_is_never_buffered(
+    start_server: StartServer, hostile_methods: Path
+) -> None:
+    """A worker that announces a 1 GiB frame is killed as broken at once, instead of the
+    server buffering what it sends until the call's time limit."""
+    server = start_server(
+        env={
+            "SBUSR_WORKER_MAX_MEMORY_MB": "64",
+            "SBUSR_WORKER_CONCURRENCY": "4",
+            "SBUSR_POOL_PROCESSES": "1",
+            "SBUSR_RPC_TIMEOUT": "20",
+        }
+    )
+    answer = server.call("hostile.announce_huge_frame", [100])
+    assert answer["error"]["code"] == -32002, answer
+    assert "sent a frame of 1073741824 bytes, over its memory cap" in server.log()
+    assert server.call("add", [2, 3])["result"] == 5

@@ -3,10 +3,10 @@
 The bus is as open as the Redis it runs on: anyone who can ``XADD`` to the request stream can
 call every method. Two checks keep an entry from reaching beyond that:
 
-* ``reply_to`` must match ``SBUSR_BUS_REPLY_TO_PATTERN`` (a Redis glob, default
-  ``<prefix>:reply:*``, where :class:`busclient.BusClient` keeps its reply lists): the server
-  never pushes a reply to, nor sets the expiry of, another application's key. An entry naming
-  another key is acked and not run.
+* ``reply_to`` must match ``SBUSR_BUS_REPLY_TO_PATTERN`` when it is set (a Redis glob, e.g.
+  ``<prefix>:reply:*``, where :class:`busclient.BusClient` keeps its reply lists): an entry
+  naming another key is acked and not run. Unset, any name passes here, and the reply script
+  (:data:`server.bus.scripts.REPLY`) still refuses a key that is no reply list.
 * ``data`` must be at most ``SBUSR_MAX_BODY_BYTES`` long, like an HTTP body: a longer entry is
   answered -32600 without being parsed, and acked.
 """

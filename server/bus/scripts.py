@@ -18,9 +18,10 @@ __all__ = ["REPLY", "DEAD_LETTER", "TOUCH", "REQUEUE"]
 #: first taker replies. Then RPUSH + PEXPIRE the reply list, then XACK.
 #: Returns one value per entry: 1 answered now, 0 answered before (acked either way), or the
 #: error text of a reply list refused: Redis's (e.g. WRONGTYPE: ``reply_to`` names a key that
-#: is not a list), or ours when ``reply_to`` names a key that exists without an expiry (a reply
-#: list is new, or has the expiry of a reply pushed before; a key without one is another
-#: application's data, e.g. a task queue, and is never written to nor given an expiry); such an
+#: is not a list), or ours when ``reply_to`` names a key that exists without an expiry, or
+#: with one longer than the reply list TTL (a reply list is new, or has the expiry of a reply
+#: pushed before; any other key is another application's data, e.g. a task queue, and is never
+#: written to nor given an expiry); such an
 #: entry is neither acked nor recorded as answered, and the consumer dead-letters it. One bad
 #: entry never holds back the others of the same call.
 #: Reply lists and records are not declared in KEYS: the bus needs a single Redis, not a cluster.
@@ -40,8 +41,13 @@ for i = 6, #ARGV, 3 do
   end
   local refused
   if first and reply_to ~= '' and body ~= '' then
-    if redis.call('PTTL', reply_to) == -1 then
+    local life_ms = redis.call('PTTL', reply_to)
+    if life_ms == -1 then
       refused = 'REFUSED reply_to names a key without an expiry, not a reply list'
+      redis.call('DEL', done_prefix .. id)
+    elseif life_ms > tonumber(reply_ttl) then
+      refused = 'REFUSED reply_to names a key that expires later than a reply list would, '
+        .. 'not a reply list'
       redis.call('DEL', done_prefix .. id)
     else
       local pushed = redis.pcall('RPUSH', reply_to, body)

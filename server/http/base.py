@@ -213,16 +213,26 @@ class BaseHandler(tornado.web.RequestHandler):
     def json_body(self) -> Any:
         """The request body as strict JSON (RFC 8259); an empty body is ``null``.
 
+        A string holding a lone surrogate (``"\\udc80"`` parses, but UTF-8 cannot carry it) is
+        refused too: what a route stores, sends on the bus or answers must encode.
+
         Raises:
             RestError: 400 "the body is not JSON", ``details`` ``[{"path": "/", "message"}]``.
         """
         try:
-            return decode_strict(self.request.body or b"null")
+            body = decode_strict(self.request.body or b"null")
+            encode_compact(body)
+        except UnicodeEncodeError:
+            message = 'a string holds a lone surrogate (such as "\\udc80"), not Unicode text'
+            raise RestError(
+                400, "the body is not JSON", details=[{"path": "/", "message": message}]
+            ) from None
         except (ValueError, RecursionError) as exc:
             message = "JSON nested too deeply" if isinstance(exc, RecursionError) else str(exc)
             raise RestError(
                 400, "the body is not JSON", details=[{"path": "/", "message": message}]
             ) from None
+        return body
 
     def write_json(self, value: Any, status: int = 200) -> None:
         """Finish the response with ``value`` as compact JSON and the given HTTP status."""

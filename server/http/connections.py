@@ -19,8 +19,11 @@ write time-out                           the sweep closes a connection whose uns
 unsent output ceiling                    the sweep closes at once a connection whose unsent
                                          output is over ``max_unsent_bytes`` and stalled
 connection ceiling                       at ``max_connections``, a new connection evicts the
-                                         connection idle the longest (none: it is closed at
-                                         once); counted and logged once per interval
+                                         connection idle the longest; when none is idle, the
+                                         one sending its request body the longest (a slow
+                                         sender cannot hold a slot for the whole body
+                                         time-out); none of either: it is closed at once.
+                                         Counted and logged once per interval
 accept errors (EMFILE, ENFILE, ...)      the listening socket is left alone for a growing
                                          delay instead of failing on every loop turn
 body over ``max_body_bytes``             413 JSON in every case (see :class:`_GuardDelegate`)
@@ -299,6 +302,9 @@ class GuardedHTTPServer(tornado.httpserver.HTTPServer):
         self._eviction_reporter = _Reporter(
             "closed %d idle connections to make room at the ceiling of %d"
         )
+        self._slow_body_reporter = _Reporter(
+            "closed %d connections still sending a request body to make room at the ceiling of %d"
+        )
         self._stall_reporter = _Reporter("closed %d connections whose output stalled (%s)")
         shortest_s = min(limits.header_timeout_s, limits.keepalive_timeout_s, limits.body_timeout_s)
         interval_s = max(_SWEEP_INTERVAL_MIN_S, min(SWEEP_INTERVAL_S, shortest_s / 4))
@@ -311,8 +317,9 @@ class GuardedHTTPServer(tornado.httpserver.HTTPServer):
 
     @property
     def evictions(self) -> int:
-        """Idle connections closed to make room for a new one since start."""
-        return self._eviction_reporter.total
+        """Idle connections, and connections still sending a body, closed to make room for a
+        new one since start."""
+        return self._eviction_reporter.total + self._slow_body_reporter.total
 
     @property
     def open_connections(self) -> int:
@@ -340,23 +347,36 @@ class GuardedHTTPServer(tornado.httpserver.HTTPServer):
         await super().close_all_connections()
 
     def _on_connection(self, connection: socket.socket, address: Any) -> None:
-        if self.open_connections >= self.limits.max_connections and not self._evict_idle():
+        if self.open_connections >= self.limits.max_connections and not self._make_room():
             connection.close()
             counters.connections_refused += 1
             self._refusal_reporter.add(time.monotonic(), self.limits.max_connections)
             return
         self._handle_connection(connection, address)
 
-    def _evict_idle(self) -> bool:
-        """Close the connection that waits the longest for a request; False when none."""
+    def _make_room(self) -> bool:
+        """Close the connection that waits the longest for a request or, when none does, the
+        one that has been sending its request body the longest; False when there is neither
+        (every connection runs a request or writes its response)."""
         idle = [state for state in self._states.values() if not state.busy]
-        if not idle:
-            return False
-        oldest = min(idle, key=lambda state: state.idle_since_s)
+        if idle:
+            oldest = min(idle, key=lambda state: state.idle_since_s)
+            reporter = self._eviction_reporter
+        else:
+            receiving = [
+                state
+                for state in self._states.values()
+                if state.body_since_s is not None and not state.stream.closed()
+            ]
+            if not receiving:
+                return False
+            oldest = min(receiving, key=lambda state: state.body_since_s or 0.0)
+            reporter = self._slow_body_reporter
         oldest.busy = True  # closing: not picked again
+        oldest.body_since_s = None
         oldest.stream.close()
         counters.connections_evicted += 1
-        self._eviction_reporter.add(time.monotonic(), self.limits.max_connections)
+        reporter.add(time.monotonic(), self.limits.max_connections)
         return True
 
     def start_request(
@@ -371,6 +391,7 @@ class GuardedHTTPServer(tornado.httpserver.HTTPServer):
             state.busy = False
             state.idle_since_s = now_s
             state.requests += 1
+            state.body_since_s = None
         inner = super().start_request(server_conn, request_conn)
         return _GuardDelegate(self, state, request_conn, inner)
 
@@ -509,6 +530,8 @@ class _GuardDelegate(HTTPMessageDelegate):
         """Answer ``refusal`` on the detached stream, drop up to ``body_bytes`` of the body
         (:meth:`GuardedHTTPServer.linger`), close."""
         self.discarding = self.answered = self.inner_released = True
+        if self.state is not None:
+            self.state.body_since_s = None  # lingering: no longer a request slot
         if isinstance(self.request_conn, HTTP1Connection):
             stream = self.request_conn.detach()
             self.server.linger(stream, self._response_bytes(refusal, close=True), body_bytes)

@@ -11,6 +11,7 @@ setting                    checked                       default
                            step between cron fire times
 ``job_max_timeout_s``      ``timeout_s``                 3600 s
 ``job_max_instances``      ``max_instances``             8
+(fixed)                    ``misfire_grace_time_s``      :data:`MAX_MISFIRE_GRACE_S`, a day
 =========================  ============================  ===================================
 
 :func:`limit_errors` lists what a spec breaks (REST answers 400 with the list; a stored or
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import math
 from typing import Any
 
 from kit.jobs import build_trigger
@@ -31,12 +33,17 @@ __all__ = [
     "CATCH_UP_WINDOW_S",
     "CRON_PROBE_OCCURRENCES",
     "JobLimits",
+    "MAX_MISFIRE_GRACE_S",
     "catch_up_start",
     "limit_errors",
+    "whole_grace_s",
 ]
 
 #: a job without a misfire grace catches up at most the occurrences of this many seconds
 CATCH_UP_WINDOW_S = 3600.0
+#: the largest misfire grace, seconds (a day): a run a day late is no longer that run; the
+#: grace also sets how long each occurrence's lease lives, and how far back a walk starts
+MAX_MISFIRE_GRACE_S = 86400.0
 #: how many consecutive fire times of a cron trigger are compared with the interval floor
 CRON_PROBE_OCCURRENCES = 120
 
@@ -97,6 +104,7 @@ def limit_errors(spec: dict[str, Any], limits: JobLimits) -> list[dict[str, str]
     maxima = (
         ("timeout_s", limits.max_timeout_s, "SBUSR_JOB_MAX_TIMEOUT_S"),
         ("max_instances", limits.max_instances, "SBUSR_JOB_MAX_INSTANCES"),
+        ("misfire_grace_time_s", MAX_MISFIRE_GRACE_S, "a day"),
     )
     for key, most, variable in maxima:
         _bound(errors, "/" + key, key, spec.get(key), most, variable, least=False)
@@ -124,6 +132,18 @@ def _bound(
     errors.append(
         {"path": path, "message": f"{what} {value:g} is {relation} allowed, {bound:g} ({variable})"}
     )
+
+
+def whole_grace_s(misfire_grace_time_s: float | None) -> int | None:
+    """The misfire grace as APScheduler takes it: whole seconds, rounded up (None stays None).
+
+    APScheduler refuses a grace that is not a positive ``int``; rounding up never skips a run
+    that the server's own check (the exact grace, in ``_run_due``) would keep.
+    Example: ``0.5`` -> ``1``, ``30.0`` -> ``30``.
+    """
+    if misfire_grace_time_s is None:
+        return None
+    return max(1, math.ceil(misfire_grace_time_s))
 
 
 def catch_up_start(

@@ -49,7 +49,7 @@ from kit.jobs import JOB_CONTEXT_ID, JOB_CONTEXT_RUN_TIME, JobSpecError, build_t
 from server import tracing
 from server.scheduler import state as job_state
 from server.scheduler.lease import LocalLease, RedisLease, lease_ttl_ms
-from server.scheduler.limits import JobLimits, catch_up_start, limit_errors
+from server.scheduler.limits import JobLimits, catch_up_start, limit_errors, whole_grace_s
 from settings import Settings
 from wire.codec import decode_strict, encode_compact
 from wire.errors import JsonRpcError
@@ -446,7 +446,7 @@ class JobScheduler:
             id=spec["id"],
             name=spec["method"],
             kwargs={"spec": spec},
-            misfire_grace_time=spec["misfire_grace_time_s"],
+            misfire_grace_time=whole_grace_s(spec["misfire_grace_time_s"]),
             coalesce=spec["coalesce"],
             max_instances=spec["max_instances"],
             replace_existing=replace,

@@ -77,6 +77,29 @@ def test_a_reply_to_naming_another_applications_key_is_never_written(
     assert receive(raw, "test:reply:any-name")["result"] == "x"
 
 
+def test_a_reply_to_naming_a_key_that_expires_later_than_a_reply_list_is_never_written(
+    bus_server: Callable[..., ServerProcess], raw: redis.Redis
+) -> None:
+    """Another application's list with an expiry of its own (an hour) is no reply list either:
+    pushing to it and cutting its life to SBUSR_NOTIFY_TTL_MS would lose its data."""
+    bus_server()
+    raw.rpush("jobs:queue", "a job")
+    raw.expire("jobs:queue", 3600)
+    request = {"jsonrpc": "2.0", "method": "echo", "params": ["x"], "id": 1}
+    send(raw, request, reply_to="jobs:queue")
+    wait_for(lambda: raw.xlen(DEAD) == 1, message="the reply to be dead-lettered")
+    assert raw.lrange("jobs:queue", 0, -1) == [b"a job"]
+    assert raw.ttl("jobs:queue") > 3000
+    dead_entries = raw.xrange(DEAD)
+    assert dead_entries and dead_entries[0][1] is not None
+    reason = dead_entries[0][1][b"reason"]
+    assert isinstance(reason, bytes) and b"expires later than a reply list would" in reason
+    for number in (2, 3):  # a reply list, pushed to twice, stays one
+        send(raw, {**request, "id": number}, reply_to="test:reply:twice")
+    assert receive(raw, "test:reply:twice")["id"] == 2
+    assert receive(raw, "test:reply:twice")["id"] == 3
+
+
 def test_a_reply_to_outside_the_pattern_is_acked_and_not_run(
     bus_server: Callable[..., ServerProcess], raw: redis.Redis, methods_dir: Path, tmp_path: Path
 ) -> None:
@@ -103,3 +126,15 @@ def test_the_reply_to_pattern_is_a_setting(
     wait_for(lambda: "does not match app:repl[iy]*:*" in server.log(), message="the refusal")
     send(raw, request, reply_to="app:replies:7")
     assert receive(raw, "app:replies:7")["result"] == "x"
+
+
+def test_an_id_with_a_lone_surrogate_is_answered_and_acked(
+    bus_server: Callable[..., ServerProcess], raw: redis.Redis
+) -> None:
+    bus_server()
+    send(raw, '{"jsonrpc": "2.0", "method": "echo", "params": ["x"], "id": "\\udc80"}')
+    answer = receive(raw, "sbusr:reply:test")
+    assert answer["error"]["code"] == -32600, answer
+    assert answer["id"] is None
+    wait_for(lambda: acked(raw), message="the entry to be acked")
+    assert not raw.exists(DEAD)

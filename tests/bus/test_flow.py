@@ -172,3 +172,21 @@ def test_a_peer_made_of_raw_redis_commands_receives_a_flow_start(
         }
     finally:
         raw.zrem("sbusr:peers", member)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"project": "ivr\\udc80", "flow": "f", "server": 1}',
+        '{"project": "ivr", "flow": "f", "params": {"\\ud800": 1}, "server": 1}',
+    ],
+)
+def test_a_lone_surrogate_in_the_body_is_400(
+    flow_server: tuple[ServerProcess, redis.Redis], body: str
+) -> None:
+    """It parses, but cannot go on the bus: a JSON 400, not a 500."""
+    response = flow_server[0].http.post(
+        "/api/flow", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400, response.text
+    assert "lone surrogate" in response.json()["error"]["details"][0]["message"]
