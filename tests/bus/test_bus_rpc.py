@@ -216,7 +216,7 @@ def test_a_reply_list_redis_refuses_dead_letters_only_its_own_entry(
     bus_server: Callable[..., ServerProcess], raw: redis.Redis
 ) -> None:
     bus_server()
-    raw.set("test:not-a-list", "text", ex=60)  # an expiry: not refused as foreign data
+    raw.set("test:not-a-list", "text", px=5000)  # a reply list's expiry: not foreign data
     pipe = raw.pipeline(transaction=True)  # one read: the answers share a REPLY script call
     pipe.xadd(
         STREAM,
@@ -252,7 +252,7 @@ def test_bus_metrics_count_entries_read_and_dead_lettered(
     bus_server: Callable[..., ServerProcess], raw: redis.Redis
 ) -> None:
     server = bus_server()
-    raw.set("test:not-a-list", "text", ex=60)  # an expiry: not refused as foreign data
+    raw.set("test:not-a-list", "text", px=5000)  # a reply list's expiry: not foreign data
     send(raw, {"jsonrpc": "2.0", "method": "echo", "params": ["x"], "id": 1})
     receive(raw)
     send(

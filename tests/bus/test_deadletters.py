@@ -28,7 +28,7 @@ def dead_letter(raw: redis.Redis, method: str = "add", params: Any = (1, 2)) -> 
             "entry_id": "1700000000000-0",
             "deliveries": 5,
             "data": data,
-            "reply_to": "sbusr:reply:test",
+            "reply_to": "test:reply",
         },
     )
     assert isinstance(entry_id, bytes)
@@ -57,7 +57,7 @@ def test_an_entry_over_max_deliveries_is_listed_newest_first(
     assert newest["request_entry_id"] == entry_id and oldest["entry_id"] == older
     assert newest["method"] == "add" and newest["methods"] == ["add"]
     assert newest["deliveries"] == 3 and "max_deliveries 3" in newest["reason"]
-    assert newest["reply_to"] == "sbusr:reply:test" and 0 <= newest["age_s"] < 60
+    assert newest["reply_to"] == "test:reply" and 0 <= newest["age_s"] < 60
     first_page = server.http.get("/api/deadletters", params={"limit": 1}).json()
     assert [item["entry_id"] for item in first_page["deadletters"]] == [newest["entry_id"]]
     assert first_page["next_before"] == newest["entry_id"]
@@ -99,7 +99,7 @@ def test_replay_with_timeout_ms_sets_a_fresh_deadline_and_records_the_replay(
     assert new_id.decode() == answer["replayed_as"]
     assert fields[b"replayed_from"].decode() == entry_id
     assert fields[b"deadline_ms"] == str(answer["deadline_ms"]).encode()
-    assert fields[b"reply_to"] == b"sbusr:reply:test" and b"reason" not in fields
+    assert fields[b"reply_to"] == b"test:reply" and b"reason" not in fields
 
 
 def test_replay_body_is_checked(bus_server: Callable[..., ServerProcess], raw: redis.Redis) -> None:
