@@ -138,7 +138,7 @@ class Settings:
         queue_maxsize: calls that may wait for a free worker (``SBUSR_QUEUE_MAXSIZE``);
             beyond it calls are refused with -32003.
         worker_concurrency: most calls one worker runs at once (``SBUSR_WORKER_CONCURRENCY``),
-            default 256: ``async def`` methods as tasks on its event loop, plain functions in
+            default 1024: ``async def`` methods as tasks on its event loop, plain functions in
             its threads; 1 runs one call at a time.
         rpc_timeout_s: time limit of one call in seconds (``SBUSR_RPC_TIMEOUT``), default 30.
         redis_url: Redis URL of the message bus (``SBUSR_REDIS_URL``); None: bus off.
@@ -221,7 +221,7 @@ class Settings:
     pool_processes: int = dataclasses.field(default_factory=available_cpus)
     pool_maxtasksperchild: int = 1000
     queue_maxsize: int = 1000
-    worker_concurrency: int = 256
+    worker_concurrency: int = 1024
     rpc_timeout_s: float = 30.0
     redis_url: str | None = None
     database_url: str = dataclasses.field(default_factory=_default_database_url)
