@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from server.jsonrpc import error_reply
 from wire.errors import InvalidRequest
 
 __all__ = ["glob_matcher", "oversize_response"]
@@ -81,4 +82,6 @@ def oversize_response(size_bytes: int, limit_bytes: int) -> bytes:
             "max_body_bytes": limit_bytes,
         }
     )
-    return b'{"jsonrpc":"2.0","error":' + error.to_json() + b',"id":null}'
+    body = error_reply(error).body
+    assert body is not None  # an error reply always has its response
+    return body
