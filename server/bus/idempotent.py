@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from server.idempotency import Answer, Idempotency, InvalidKey, KeyReused, all_run, parse_key
-from server.jsonrpc import Reply
+from server.jsonrpc import Reply, error_reply
 from server.limit_counters import counters
 from wire.codec import decode_strict, encode_compact
 from wire.errors import InvalidRequest
@@ -33,7 +33,7 @@ def invalid_request_reply(data: bytes, message: str, key: str) -> Reply:
         A :class:`Reply`: one error response (or a batch of them, one per request with an
         id); id null when ``data`` is not JSON or holds no request with an id.
     """
-    error = InvalidRequest(message=message, data={"idempotency_key": key}).to_object()
+    refusal = InvalidRequest(message=message, data={"idempotency_key": key})
     try:
         payload = decode_strict(data)
     except (ValueError, RecursionError):
@@ -41,7 +41,8 @@ def invalid_request_reply(data: bytes, message: str, key: str) -> Reply:
     requests = payload if isinstance(payload, list) else [payload]
     ids: list[Any] = [item["id"] for item in requests if isinstance(item, dict) and "id" in item]
     if not ids:
-        return Reply(encode_compact({"jsonrpc": "2.0", "error": error, "id": None}))
+        return error_reply(refusal)
+    error = refusal.to_object()
     responses = [{"jsonrpc": "2.0", "error": error, "id": request_id} for request_id in ids]
     return Reply(encode_compact(responses if isinstance(payload, list) else responses[0]))
 
