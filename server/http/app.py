@@ -4,8 +4,8 @@
 route                                    handler                      kwargs
 =======================================  ===========================  =======================
 ``GET /`` with ``Accept: text/html``     docs.BrowserRootHandler      (none): 302 to /docs
-``POST /rpc``, ``POST /``                rpc.RpcEndpoint (router)     core, max_body_bytes
-other methods on ``/rpc``, ``/``         rpc.RpcHandler (405)         max_body_bytes
+``POST /rpc``, ``POST /``                rpc.RpcEndpoint (router)     core, auth_token
+other methods on ``/rpc``, ``/``         rpc.RpcHandler (405)         auth_token
 ``GET|POST /sys/reset``                  system.ResetHandler          pool
 ``GET /sys/status``                      system.StatusHandler         pool
 ``GET /health_check`` (no token)         system.HealthHandler         pool
@@ -110,7 +110,7 @@ def routes(settings: Settings, services: Services) -> list[Route]:
     """The route table (see the module doc).
 
     Args:
-        settings: ``auth_token`` and ``max_body_bytes`` are read.
+        settings: ``auth_token`` is read.
         services: what the handlers are given.
 
     Returns:
@@ -118,7 +118,7 @@ def routes(settings: Settings, services: Services) -> list[Route]:
     """
     token = settings.auth_token
     pool = services.pool
-    rpc = {"max_body_bytes": settings.max_body_bytes, "auth_token": token}
+    rpc = {"auth_token": token}
     jobs = {"scheduler": services.scheduler, "auth_token": token}
     dead = {"deadletters": services.deadletters, "auth_token": token}
     return [
@@ -153,8 +153,7 @@ def make_app(settings: Settings, services: Services) -> tornado.web.Application:
     :func:`make_router` (alone, it answers them 405).
 
     Args:
-        settings: ``auth_token``, ``max_body_bytes``, ``access_log`` and ``cors_origins``
-            are read.
+        settings: ``auth_token``, ``access_log`` and ``cors_origins`` are read.
         services: what the handlers are given.
 
     Returns:
@@ -176,7 +175,6 @@ def make_router(settings: Settings, services: Services) -> tornado.routing.RuleR
     application = make_app(settings, services)
     endpoint = RpcEndpoint(
         services.core,
-        max_body_bytes=settings.max_body_bytes,
         auth_token=settings.auth_token,
         cors=application.settings["cors"],
         access_log=settings.access_log,

@@ -121,8 +121,6 @@ class RpcEndpoint(tornado.routing.Router):
 
     Args:
         core: the JSON-RPC core that answers payloads.
-        max_body_bytes: largest accepted body, bytes (enforced by the server, see
-            :mod:`server.http.connections`).
         auth_token: the bearer token the server requires, or None.
         cors: who may call across origins.
         access_log: write the access log line of each request.
@@ -133,7 +131,6 @@ class RpcEndpoint(tornado.routing.Router):
         self,
         core: JsonRpcCore,
         *,
-        max_body_bytes: int,
         auth_token: str | None,
         cors: CorsPolicy,
         access_log: bool,
@@ -141,7 +138,6 @@ class RpcEndpoint(tornado.routing.Router):
     ) -> None:
         self.core = core
         self.idempotency = idempotency
-        self.max_body_bytes = max_body_bytes
         self.auth_token = auth_token
         self.cors = cors
         self.access_log = access_log
@@ -301,7 +297,7 @@ class RpcHandler(BaseHandler):
     """``/rpc`` and ``/`` for every HTTP method but POST: 405 JSON with ``Allow: POST``, after
     auth and the body (401 as for POST); a CORS preflight is answered as on every route.
 
-    Handler kwargs: ``max_body_bytes`` (largest body, bytes), ``auth_token``.
+    Handler kwargs: ``auth_token``.
     """
 
     cors_methods = "POST"
@@ -309,9 +305,8 @@ class RpcHandler(BaseHandler):
     #: (see ``server.http.app.make_router``); /openapi.json lists it for the path all the same.
     routed_methods = ("post",)
 
-    def initialize(self, max_body_bytes: int, auth_token: str | None) -> None:
+    def initialize(self, auth_token: str | None) -> None:
         """Take the route kwargs (see the class doc)."""
-        self.max_body_bytes = max_body_bytes
         self.auth_token = auth_token
         self._refusal: RestError | None = None
 
