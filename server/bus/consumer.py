@@ -133,6 +133,8 @@ class BusConsumer:
             None: the field is ignored.
         max_body_bytes: longest ``data`` an entry may carry, bytes; longer: -32600, not run.
         reply_to_pattern: the Redis glob a ``reply_to`` must match; None: any key.
+        dead_maxlen: approximate bound of the dead-letter stream as entries are moved there,
+            entries (``SBUSR_DEADLETTER_MAX_ENTRIES``; the upkeep then trims it exactly).
 
     Start with :meth:`start`; stop with :meth:`stop_reading`, then :meth:`close`.
     """
@@ -150,10 +152,11 @@ class BusConsumer:
         idempotency: Idempotency | None = None,
         max_body_bytes: int = 1024 * 1024,
         reply_to_pattern: str | None = None,
+        dead_maxlen: int = DEAD_MAXLEN,
     ) -> None:
         self.client = client
         self.idempotency = idempotency
-        self.dead_maxlen = DEAD_MAXLEN  # approximate bound of the dead-letter stream, entries
+        self.dead_maxlen = dead_maxlen
         self.keys = keys
         self.pool = pool
         self.core = core

@@ -77,8 +77,8 @@ class Bus:
             self.idempotency,
             max_body_bytes=settings.max_body_bytes,
             reply_to_pattern=settings.bus_reply_to_pattern,
+            dead_maxlen=settings.deadletter_max_entries,
         )
-        self.consumer.dead_maxlen = settings.deadletter_max_entries
         self.deadletters = DeadLetters(
             self.client,
             self.keys,
