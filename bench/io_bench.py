@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """I/O-bound benchmark: methods that wait 100 ms, sbusr against FastAPI on uvicorn, on one core.
 
-    python bench/io_bench.py [--seconds 10] [--rounds 3] [--extra]
+    python bench/io_bench.py [--seconds 10] [--rounds 3] [--extra] [--before DIR]
 
 In one run it starts, each with all its processes pinned with taskset to CPU 0:
   * ``sbusr``: ``run.py`` at its default settings (workers, worker_concurrency, recycling,
@@ -15,7 +15,9 @@ interleaved rounds (every case, both servers, then the next round) so that drift
 hits all alike. Cases: async wait at 100 and 1,000 connections, blocking wait at 100
 connections. It prints requests/s, p50 and p99 latency (medians of the rounds) and the ratio
 sbusr / fastapi of the rates; requests answered with an HTTP error are counted and shown. With
-``--extra``, also ``sbusr-no-access-log`` (SBUSR_ACCESS_LOG=0, as uvicorn runs here).
+``--extra``, also ``sbusr-no-access-log`` (SBUSR_ACCESS_LOG=0, as uvicorn runs here); with
+``--before DIR``, also ``sbusr-before``: the same settings on the sbusr tree in DIR (e.g. ``git
+worktree add /tmp/before <commit>``), for a before/after in one run.
 
 Needs wrk and taskset, and ``pip install -r bench/requirements.txt`` (fastapi, uvicorn). A
 measurement, not a test: figures depend on the machine.
@@ -129,12 +131,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--extra", action="store_true", help="also sbusr without its access log")
+    parser.add_argument("--before", type=Path, help="also the sbusr tree in this folder")
     arguments = parser.parse_args()
     wrk = ensure_wrk()
     raise_open_files_limit()
     signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(1))  # stop the servers too
     python = sys.executable
     names = ["sbusr", "fastapi"] + (["sbusr-no-access-log"] if arguments.extra else [])
+    if arguments.before:
+        names.insert(1, "sbusr-before")
     ports = {name: free_port() for name in names}
     with tempfile.TemporaryDirectory() as scratch:
         methods = Path(scratch) / "methods"
@@ -173,6 +178,13 @@ def main() -> None:
                 [python, "run.py", "--port", str(ports["sbusr-no-access-log"])],
                 ports["sbusr-no-access-log"],
                 {"SBUSR_METHODS_DIR": str(methods), "SBUSR_ACCESS_LOG": "0"},
+            )
+        if arguments.before:
+            servers["sbusr-before"] = start(
+                [python, "run.py", "--port", str(ports["sbusr-before"])],
+                ports["sbusr-before"],
+                {"SBUSR_METHODS_DIR": str(methods)},
+                cwd=arguments.before.resolve(),
             )
         results: dict[tuple[str, str], list[dict[str, float]]] = {}
         try:
