@@ -20,6 +20,7 @@ import sqlalchemy.exc
 import tornado.httpserver
 import tornado.netutil
 
+from executor.collector import tune_for_serving
 from executor.pool import Pool, ReloadFailed
 from server import tracing
 from server.bus import Bus
@@ -263,6 +264,7 @@ async def serve(
                     port,
                 )
 
+            tune_for_serving()
             await _signalled()
             logger.info("stopping: %d calls in flight", pool.in_flight)
     except _NotServing:
