@@ -4,7 +4,8 @@
 The server imports ``kit`` for job specs and the jobs database engine only, so none of them
 may be loaded by importing the server, nor by importing ``kit`` itself.
 
-Nor what only a setting or a request needs: redis (and the OpenTelemetry SDK that redis-py
+Nor what only a setting or a request needs (and the worker template holds what every worker
+needs, not what one call might): redis (and the OpenTelemetry SDK that redis-py
 loads when it is installed) with the bus on, watchfiles with ``--reload``, jsonschema for the
 first REST body checked against a schema (a job, a flow start, a replay).
 """
@@ -30,9 +31,9 @@ HEAVY_MODULES = (
 )
 
 
-def _loaded_after(statement: str) -> list[str]:
-    """The modules of HEAVY_MODULES loaded by a fresh interpreter after ``statement``."""
-    loaded = f"' '.join(m for m in {HEAVY_MODULES!r} if m in sys.modules)"
+def _loaded_after(statement: str, modules: tuple[str, ...] = HEAVY_MODULES) -> list[str]:
+    """Which of ``modules`` a fresh interpreter has loaded after ``statement``."""
+    loaded = f"' '.join(m for m in {modules!r} if m in sys.modules)"
     probe = f"import sys; {statement}; print({loaded})"
     output = subprocess.run(
         [sys.executable, "-c", probe], cwd=PROJECT_DIR, capture_output=True, text=True, check=True
@@ -58,3 +59,13 @@ def test_kit_loads_its_parts_on_first_use() -> None:
     assert _loaded_after("import kit") == []
     assert "dataset" in _loaded_after("from kit.db import get_dataset")
     assert "pydantic" in _loaded_after("from kit import params_schema")
+
+
+def test_worker_template_leaves_the_openrpc_builder_to_the_first_discover() -> None:
+    template = (
+        "import executor.zygote; from executor.internal import load_internal_methods; "
+        "load_internal_methods()"
+    )
+    assert _loaded_after(template, ("catalog.openrpc", "catalog.declared_jobs")) == [
+        "catalog.declared_jobs"
+    ]
