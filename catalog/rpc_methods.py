@@ -19,7 +19,6 @@ from __future__ import annotations
 from typing import Any
 
 from catalog.declared_jobs import DeclaredJobs, collect_declared_jobs, imported_method_modules
-from catalog.openrpc import build_document
 from executor.internal import internal_method
 
 __all__ = ["discover", "scheduled_jobs"]
@@ -31,7 +30,12 @@ def discover(params: Any) -> dict[str, Any]:
 
     Returns:
         The OpenRPC document of :func:`catalog.openrpc.build_document`.
+
+    :mod:`catalog.openrpc` (and pydantic's JSON Schema generation) is imported by the first
+    call in each worker, not by the worker template: an idle worker does not hold it.
     """
+    from catalog.openrpc import build_document
+
     options = params if isinstance(params, dict) else {}
     return build_document(str(options.get("title", "sbusr")), str(options.get("version", "0")))
 

@@ -2,7 +2,9 @@
 
 Started by :class:`executor.process.Spawner` as ``python -m executor.zygote SOCKET_FD``. It
 imports :mod:`executor.worker` and what it needs (asyncio, jsonschema, logging, ...) once, but
-never the user's methods, then waits. For each request it forks: the child runs
+never the user's methods, then waits. What a worker needs only for a rare call stays out of
+the template (:mod:`catalog.openrpc`, imported by the first ``rpc.discover``): every page the
+template holds is in each worker's resident memory. For each request it forks: the child runs
 :func:`executor.worker.main` and imports the methods package itself, so every worker (after a
 reload too) runs the code on disk at its start, at the cost of a fork instead of a new
 interpreter and its imports.

@@ -25,14 +25,15 @@ import copy
 import datetime as _datetime
 import re
 from collections.abc import Callable
-from typing import Any, TypeVar
-
-import jsonschema
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from executor.context import call_context
 from wire.codec import encode_compact
 from wire.names import RESERVED_PREFIX
-from wire.schema import error_list
+from wire.schema import LazyValidator, error_list
+
+if TYPE_CHECKING:
+    import jsonschema
 
 __all__ = [
     "JobSpecError",
@@ -110,7 +111,7 @@ DEFAULTS: dict[str, Any] = {
     "timeout_s": None,
 }
 
-_VALIDATOR = jsonschema.Draft202012Validator(JOB_SCHEMA)
+_VALIDATOR = LazyValidator(JOB_SCHEMA)  # jsonschema is imported by the first validate_job
 
 Function = TypeVar("Function", bound=Callable[..., Any])
 

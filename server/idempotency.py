@@ -42,17 +42,19 @@ import hashlib
 import logging
 import os
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import cachetools
-import redis.asyncio
-import redis.exceptions
 
-from busclient import CONNECTION_ERRORS, Script
 from settings import Settings
 from wire.codec import decode_strict, encode_compact
 from wire.errors import DeadlinePassed, ServerBusy
 from wire.keys import BusKeys
+
+if TYPE_CHECKING:
+    import redis.asyncio
+
+    from busclient import Script
 
 __all__ = [
     "Answer",
@@ -261,20 +263,20 @@ def _decode_record(text: bytes) -> Record:
 
 #: Claim a key unless it holds a record. KEYS: the key. ARGV: the claim's record, its life (ms).
 #: Returns false when claimed now, else the record the key holds.
-_CLAIM = Script("""
+_CLAIM_LUA = """
 local current = redis.call('GET', KEYS[1])
 if current then return current end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return false
-""")
+"""
 
 #: Extend or drop a claim, only when the key still holds it. KEYS: the key. ARGV: the claim's
 #: record, then a life in ms (extend) or nothing (drop). Returns 1 when done, else 0.
-_OWN = Script("""
+_OWN_LUA = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 if ARGV[2] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return redis.call('DEL', KEYS[1])
-""")
+"""
 
 
 class RedisIdempotencyStore:
@@ -283,24 +285,34 @@ class RedisIdempotencyStore:
     Args:
         client: an asyncio Redis client (bytes replies).
         keys: the bus key names (``<prefix>:idempotency:<key>``).
+
+    redis and the bus client are imported here, by the bus: a server without
+    ``SBUSR_REDIS_URL`` (the in-memory store) never loads them.
     """
 
     def __init__(self, client: redis.asyncio.Redis, keys: BusKeys) -> None:
+        import redis.exceptions
+
+        from busclient import CONNECTION_ERRORS, Script
+
         self.client = client
         self.keys = keys
         self._claims: dict[tuple[str, str], bytes] = {}  # (key, owner) -> the claim's text
+        self._claim_script = Script(_CLAIM_LUA)
+        self._own_script = Script(_OWN_LUA)
+        self._errors = CONNECTION_ERRORS + (redis.exceptions.ResponseError,)
 
     async def _run(self, script: Script, key: str, args: list[Any]) -> Any:
         try:
             return await script.run(self.client, [self.keys.idempotency(key)], args)
-        except CONNECTION_ERRORS + (redis.exceptions.ResponseError,) as exc:
+        except self._errors as exc:
             raise StoreUnavailable(f"the idempotency store cannot be used: {exc}") from exc
 
     async def claim(self, key: str, record: Record, claim_ttl_ms: int) -> Record | None:
         """See :meth:`IdempotencyStore.claim` (the CLAIM script)."""
         assert record.owner is not None
         text = _encode_record(record)
-        current = await self._run(_CLAIM, key, [text, claim_ttl_ms])
+        current = await self._run(self._claim_script, key, [text, claim_ttl_ms])
         if not current:
             self._claims[(key, record.owner)] = text
             return None
@@ -314,21 +326,21 @@ class RedisIdempotencyStore:
         """See :meth:`IdempotencyStore.renew`."""
         text = self._claims.get((key, owner))
         if text is not None:
-            await self._run(_OWN, key, [text, claim_ttl_ms])
+            await self._run(self._own_script, key, [text, claim_ttl_ms])
 
     async def save(self, key: str, owner: str, record: Record, ttl_s: int) -> None:
         """See :meth:`IdempotencyStore.save` (``SET <key> <record> EX <ttl_s>``)."""
         self._claims.pop((key, owner), None)
         try:
             await self.client.set(self.keys.idempotency(key), _encode_record(record), ex=ttl_s)
-        except CONNECTION_ERRORS + (redis.exceptions.ResponseError,) as exc:
+        except self._errors as exc:
             raise StoreUnavailable(f"the idempotency store cannot be used: {exc}") from exc
 
     async def release(self, key: str, owner: str) -> None:
         """See :meth:`IdempotencyStore.release`."""
         text = self._claims.pop((key, owner), None)
         if text is not None:
-            await self._run(_OWN, key, [text])
+            await self._run(self._own_script, key, [text])
 
     async def wait(self, key: str, timeout_s: float) -> None:
         """See :meth:`IdempotencyStore.wait`: a pause of ``timeout_s`` (the caller polls)."""

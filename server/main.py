@@ -23,7 +23,6 @@ import tornado.netutil
 from executor.collector import tune_for_serving
 from executor.pool import Pool, ReloadFailed
 from server import tracing
-from server.bus import Bus
 from server.http.app import Services, make_router
 from server.http.connections import GuardedHTTPServer, connection_limits
 from server.http.cors import CorsPolicy
@@ -32,7 +31,6 @@ from server.jsonrpc import JsonRpcCore
 from server.metrics import CallMetrics, Metrics
 from server.openrpc_cache import OpenRpcCache
 from server.readiness import Readiness
-from server.reloader import watch_methods
 from server.scheduler.service import JobScheduler
 from server.startup_checks import StartupRefused, is_loopback, listen_refusal
 from server.tracing import TracingError
@@ -212,6 +210,8 @@ async def serve(
             stopping.push_async_callback(pool.shutdown, settings.shutdown_grace_s)
             started = await _start_pool(settings, pool)
             if reload:
+                from server.reloader import watch_methods  # watchfiles: development only
+
                 watcher = asyncio.create_task(watch_methods(pool, settings.methods_dir))
                 stopping.push_async_callback(_stop_task, watcher)
 
@@ -225,6 +225,8 @@ async def serve(
 
             bus = None
             if settings.redis_url:
+                from server.bus.service import Bus  # redis: loaded only with the bus on
+
                 bus = Bus(settings, pool, core)
                 await bus.start()
                 closing.push_async_callback(bus.close, BUS_CLOSE_TIMEOUT_S)

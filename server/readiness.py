@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
-
-import redis.asyncio
-import redis.exceptions
+from typing import TYPE_CHECKING, Any
 
 from executor.pool import Pool
+
+if TYPE_CHECKING:  # redis is the bus's: loaded by the bus, never when it is off
+    import redis.asyncio
 
 __all__ = ["PING_TIMEOUT_S", "Readiness"]
 
@@ -69,6 +69,8 @@ class Readiness:
         """None when the bus is off or Redis answers ``PING`` in time; else what failed."""
         if self.bus_client is None:
             return None
+        import redis.exceptions
+
         try:
             await asyncio.wait_for(self.bus_client.ping(), self.ping_timeout_s)
         except TimeoutError:

@@ -25,7 +25,6 @@ import socket
 from collections.abc import Mapping
 from pathlib import Path
 
-import redis.connection
 import sqlalchemy.engine
 import sqlalchemy.exc
 import tornado.netutil
@@ -100,6 +99,8 @@ def check_redis_url(url: str) -> None:
     scheme, separator, _ = url.partition("://")
     if not separator or scheme.lower() not in _REDIS_SCHEMES:
         raise _refuse("redis_url", _shown_url(url), expected)
+    import redis.connection  # here: a server without the bus never loads redis
+
     try:
         options = redis.connection.parse_url(url)  # type: ignore[no-untyped-call]
     except ValueError as exc:

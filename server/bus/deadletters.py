@@ -27,28 +27,14 @@ import redis.asyncio
 
 from busclient import Script, as_text
 from server.bus.counters import BusCounters
+from server.bus.errors import MAX_PAGE, DeadLetterNotFound
 from wire.codec import decode_strict
 from wire.keys import FIELD_DATA, FIELD_REPLAYED_FROM, FIELD_REPLY_TO, BusKeys
 
 __all__ = ["DeadLetterNotFound", "DeadLetters", "MAX_PAGE", "describe"]
 
-#: Most dead letters one page holds.
-MAX_PAGE = 500
-
 #: Fields the dead-letter stream adds to a request entry's own.
 _DEAD_FIELDS = ("reason", "entry_id", "deliveries")
-
-
-class DeadLetterNotFound(LookupError):
-    """No dead letter has this entry id (HTTP 404).
-
-    Attributes:
-        entry_id: the id asked for.
-    """
-
-    def __init__(self, entry_id: str) -> None:
-        super().__init__(f"no dead letter {entry_id}")
-        self.entry_id = entry_id
 
 
 #: Put a dead letter back on the request stream. KEYS: dead-letter stream, request stream,

@@ -32,6 +32,7 @@ import redis.asyncio
 import redis.exceptions
 
 from busclient import CONNECTION_ERRORS, AsyncReplyReader, Outage
+from server.bus.errors import BusUnreachable, FlowAckTimeout, FlowError, FlowRejected, NoLivePeer
 from wire.codec import decode_strict, encode_compact
 from wire.keys import FIELD_DATA, FIELD_REPLY_TO, FIELD_TYPE, FLOW_START, BusKeys
 
@@ -52,37 +53,6 @@ logger = logging.getLogger(__name__)
 PEER_STREAM_MAXLEN = 1000
 #: The ack value that means "the flow started".
 ACK_STARTED = 1
-
-
-class FlowError(Exception):
-    """A flow start failed (root of the errors below)."""
-
-
-class NoLivePeer(FlowError):
-    """No live peer matches the requested unit/client (HTTP 404)."""
-
-
-class FlowRejected(FlowError):
-    """The peer answered with an ack other than 1 (HTTP 502). ``ack`` carries it all."""
-
-    def __init__(self, ack: dict[str, Any]) -> None:
-        super().__init__(
-            "peer {} answered ack {!r}: {}".format(ack.get("peer"), ack.get("ack"), ack.get("msg"))
-        )
-        self.ack = ack
-
-
-class FlowAckTimeout(FlowError):
-    """No ack within the ack timeout (HTTP 504)."""
-
-    def __init__(self, invoke_id: str, peer: str, timeout_s: float) -> None:
-        super().__init__(f"peer {peer} did not ack flow start {invoke_id} within {timeout_s:.1f} s")
-        self.invoke_id = invoke_id
-        self.peer = peer
-
-
-class BusUnreachable(FlowError):
-    """Redis could not be reached (HTTP 503)."""
 
 
 def _parse_member(member: bytes | str) -> tuple[int, int] | None:

@@ -34,14 +34,12 @@ Every handler that requires the bearer token also gets ``auth_token``. ``POST /r
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import tornado.routing
 import tornado.web
 
 from executor.pool import Pool
-from server.bus.deadletters import DeadLetters
-from server.bus.flow import FlowStarter
 from server.http.access_log import log_request, no_log
 from server.http.base import NotFoundHandler
 from server.http.cors import CorsPolicy
@@ -71,6 +69,10 @@ from server.openrpc_cache import OpenRpcCache
 from server.readiness import Readiness
 from server.scheduler.service import JobScheduler
 from settings import Settings
+
+if TYPE_CHECKING:  # the bus's classes load redis: a server with the bus off never imports them
+    from server.bus.deadletters import DeadLetters
+    from server.bus.flow import FlowStarter
 
 __all__ = ["Route", "Services", "make_app", "make_router", "routes"]
 

@@ -23,16 +23,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
-import redis.exceptions
-
-from busclient import CONNECTION_ERRORS
-from server.bus.deadletters import MAX_PAGE, DeadLetterNotFound, DeadLetters
+from server.bus.errors import MAX_PAGE, DeadLetterNotFound
 from server.http.base import BaseHandler
 from server.http.errors import RestError
-from wire.schema import error_list
+from wire.schema import LazyValidator, error_list
+
+if TYPE_CHECKING:
+    from server.bus.deadletters import DeadLetters
 
 __all__ = [
     "DEFAULT_PAGE",
@@ -55,8 +54,21 @@ REPLAY_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
 }
 
-_REPLAY_VALIDATOR = jsonschema.Draft202012Validator(REPLAY_SCHEMA)
+_REPLAY_VALIDATOR = LazyValidator(REPLAY_SCHEMA)
 _ENTRY_ID = re.compile(ENTRY_ID_PATTERN + r"\Z")
+
+
+def _bus_errors() -> tuple[type[BaseException], ...]:
+    """The Redis errors of a bus that cannot be used (connection lost, a refused command).
+
+    Imported when first needed: only a server with the bus on gets past ``prepare``, and it
+    has loaded redis already; one with the bus off never does.
+    """
+    import redis.exceptions
+
+    from busclient import CONNECTION_ERRORS
+
+    return CONNECTION_ERRORS + (redis.exceptions.ResponseError,)
 
 
 class _DeadLettersBase(BaseHandler):
@@ -84,7 +96,7 @@ class _DeadLettersBase(BaseHandler):
             result = await work
         except DeadLetterNotFound as exc:
             raise RestError(404, str(exc)) from None
-        except CONNECTION_ERRORS + (redis.exceptions.ResponseError,) as exc:
+        except _bus_errors() as exc:
             raise RestError(503, f"the message bus cannot be used: {exc}") from None
         self.write_json(result)
 

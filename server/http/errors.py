@@ -10,11 +10,11 @@ latter into its REST error:
 domain error                               status  message / details
 =========================================  ======  ======================================
 ``executor.pool.ReloadFailed``             500     details: ``[{"module", "type", "message"}]``
-``server.bus.flow.NoLivePeer``             404     which peer was asked for
-``server.bus.flow.FlowRejected``           502     details: the ack ``{"invoke_id", "peer",
+``server.bus.errors.NoLivePeer``           404     which peer was asked for
+``server.bus.errors.FlowRejected``         502     details: the ack ``{"invoke_id", "peer",
                                                    "ack", "msg"}``
-``server.bus.flow.BusUnreachable``         503     why Redis cannot be reached
-``server.bus.flow.FlowAckTimeout``         504     details: ``{"invoke_id", "peer"}``
+``server.bus.errors.BusUnreachable``       503     why Redis cannot be reached
+``server.bus.errors.FlowAckTimeout``       504     details: ``{"invoke_id", "peer"}``
 ``kit.jobs.JobSpecError``                 400     details: ``[{"path", "message"}]``
 ``server.scheduler.service.JobNotFound``   404     ``no job '<id>'``
 ``server.scheduler.service.JobExists``     409     ``a job with id '<id>' exists``
@@ -35,7 +35,7 @@ import tornado.web
 
 from executor.pool import ReloadFailed
 from kit.jobs import JobSpecError
-from server.bus.flow import BusUnreachable, FlowAckTimeout, FlowRejected, NoLivePeer
+from server.bus.errors import BusUnreachable, FlowAckTimeout, FlowRejected, NoLivePeer
 from server.openrpc_cache import DocumentUnavailable
 from server.scheduler.service import JobExists, JobNotFound
 from wire.codec import encode_compact

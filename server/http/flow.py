@@ -19,14 +19,14 @@ The 404, 502, 503 (Redis) and 504 are the flow starter's errors, mapped in
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
-
-from server.bus.flow import FlowStarter
 from server.http.base import BaseHandler
 from server.http.errors import RestError
-from wire.schema import error_list
+from wire.schema import LazyValidator, error_list
+
+if TYPE_CHECKING:
+    from server.bus.flow import FlowStarter
 
 __all__ = ["FLOW_SCHEMA", "FlowHandler"]
 
@@ -44,7 +44,7 @@ FLOW_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
 }
 
-_VALIDATOR = jsonschema.Draft202012Validator(FLOW_SCHEMA)
+_VALIDATOR = LazyValidator(FLOW_SCHEMA)
 
 
 class FlowHandler(BaseHandler):

@@ -20,12 +20,21 @@ from __future__ import annotations
 
 import datetime
 import logging
-
-import redis.asyncio
+from typing import TYPE_CHECKING
 
 from wire.keys import BusKeys
 
-__all__ = ["LEASE_MARGIN_S", "LocalLease", "RedisLease", "epoch_ms", "lease_ttl_ms"]
+if TYPE_CHECKING:  # redis is loaded by whoever builds a RedisLease (its client)
+    import redis.asyncio
+
+__all__ = [
+    "LEASE_MARGIN_S",
+    "LeaseUnavailable",
+    "LocalLease",
+    "RedisLease",
+    "epoch_ms",
+    "lease_ttl_ms",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +51,11 @@ def lease_ttl_ms(misfire_grace_time_s: float | None, timeout_s: float) -> int:
     """Life of an occurrence's lease, ms: grace (1 h when unlimited) + time limit + margin."""
     grace_s = 3600.0 if misfire_grace_time_s is None else misfire_grace_time_s
     return int((grace_s + timeout_s + LEASE_MARGIN_S) * 1000)
+
+
+class LeaseUnavailable(Exception):
+    """The lease store cannot be asked (Redis unreachable or refusing): the occurrence is
+    skipped (at most once rather than twice)."""
 
 
 class LocalLease:
@@ -76,12 +90,17 @@ class RedisLease:
             True when this instance got it and must run it; False when another one has it.
 
         Raises:
-            redis.exceptions.RedisError: Redis cannot be reached; the caller skips the
-                occurrence (at most once rather than twice).
+            LeaseUnavailable: Redis cannot be reached (its ``RedisError`` is the cause); the
+                caller skips the occurrence (at most once rather than twice).
         """
-        claimed = await self.client.set(
-            self.keys.job_lease(job_id, epoch_ms(run_time)), self.instance, nx=True, px=ttl_ms
-        )
+        import redis.exceptions
+
+        try:
+            claimed = await self.client.set(
+                self.keys.job_lease(job_id, epoch_ms(run_time)), self.instance, nx=True, px=ttl_ms
+            )
+        except redis.exceptions.RedisError as exc:
+            raise LeaseUnavailable(str(exc)) from exc
         return bool(claimed)
 
     async def close(self) -> None:

@@ -40,15 +40,13 @@ from apscheduler.job import Job
 from apscheduler.jobstores.base import ConflictingIdError, JobLookupError
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from redis.exceptions import RedisError
 
-from busclient import async_redis
 from executor.pool import Pool
 from kit.db import get_engine
 from kit.jobs import JOB_CONTEXT_ID, JOB_CONTEXT_RUN_TIME, JobSpecError, build_trigger
 from server import tracing
 from server.scheduler import state as job_state
-from server.scheduler.lease import LocalLease, RedisLease, lease_ttl_ms
+from server.scheduler.lease import LeaseUnavailable, LocalLease, RedisLease, lease_ttl_ms
 from server.scheduler.limits import JobLimits, catch_up_start, limit_errors, whole_grace_s
 from settings import Settings
 from wire.codec import decode_strict, encode_compact
@@ -266,6 +264,8 @@ class JobScheduler:
             timezone=datetime.UTC,
         )
         if settings.redis_url:
+            from busclient import async_redis  # redis: loaded only with the bus on
+
             self.lease = RedisLease(
                 async_redis(settings.redis_url),
                 BusKeys(settings.bus_prefix),
@@ -346,7 +346,7 @@ class JobScheduler:
             try:
                 ttl_ms = lease_ttl_ms(grace_s, self._timeout_s(spec))
                 claimed = await self.lease.claim(job.id, run_time, ttl_ms)
-            except RedisError as exc:
+            except LeaseUnavailable as exc:
                 logger.error(
                     "job %s: cannot claim run time %s on Redis, skipped: %s",
                     job.id,
