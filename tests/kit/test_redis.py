@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import time
+import urllib.parse
 from typing import Any
 
 import pytest
@@ -57,10 +58,12 @@ def test_a_long_blocking_command_needs_a_larger_socket_timeout(redis_url: str) -
 
 
 def test_get_redis_pool_takes_fastflyer_arguments(redis_url: str) -> None:
-    client = get_redis_pool("127.0.0.1", "6379", None, "11")
+    address = urllib.parse.urlsplit(redis_url)
+    host, port, db = address.hostname or "", address.port or 6379, address.path.lstrip("/")
+    client = get_redis_pool(host, str(port), None, db)  # the test's own db, never another
     client.set("a", 1)
     assert client.get("a") == "1"
-    assert get_redis_pool(host="127.0.0.1", port=6379, db=11) is client
+    assert get_redis_pool(host=host, port=port, db=int(db)) is client
 
 
 def test_redis_url_escapes_credentials() -> None:
