@@ -30,6 +30,7 @@ cannot corrupt the pipe; SIGINT is ignored (the server decides when workers stop
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextvars
 import hashlib
 import importlib
@@ -40,10 +41,10 @@ import json
 import logging
 import os
 import pkgutil
-import queue
 import signal
 import sys
 import threading
+import time
 import types
 from collections.abc import Callable
 from pathlib import Path
@@ -64,6 +65,9 @@ logger = logging.getLogger(__name__)
 READ_SIZE = 1 << 18
 #: a call that found no idle thread waits at most about this long for a new one, seconds
 GROW_DELAY_S = 0.001
+#: a look at waiting jobs this long after it was asked for (timers fire late on a busy machine)
+#: says nothing about the threads, seconds
+LATE_LOOK_S = 0.004
 
 
 class _Channel:
@@ -365,11 +369,15 @@ class _Threads:
     """A bounded pool of threads for plain functions, grown as calls need them, up to ``limit``.
 
     Cheaper per call than :class:`concurrent.futures.ThreadPoolExecutor` (no future per job:
-    a job answers its call itself). Jobs that find no idle thread wait; when
-    :data:`GROW_DELAY_S` later jobs still wait and no thread finished a job meanwhile (the
-    threads are blocked, not merely busy), one thread starts per waiting job. So short calls are
-    served by the threads there are, however many arrive at once, and each of a crowd of
-    blocking calls gets its own thread within about a millisecond.
+    a job answers its call itself), and it wakes as few threads as it can: a job submitted
+    while every thread sleeps wakes one (the one that slept least: its memory is warm); a job
+    submitted while some thread runs waits for it, as it takes the next job when its own is
+    done. When :data:`GROW_DELAY_S` later jobs still wait and no thread finished a job
+    meanwhile (the threads are blocked, not merely busy), one more thread takes each waiting
+    job (a sleeping one woken, else a new one started). So short calls are served one after
+    the other by one awake thread, however many arrive at once (each hand-off between threads
+    costs system calls and a switch), and each of a crowd of blocking calls gets its own
+    thread within about a millisecond.
 
     Args:
         limit: most threads.
@@ -379,12 +387,15 @@ class _Threads:
     def __init__(self, limit: int, loop: asyncio.AbstractEventLoop) -> None:
         self._limit = limit
         self._loop = loop
-        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards every field below
+        self._jobs: collections.deque[Callable[[], None]] = collections.deque()
         self._threads = 0
-        self._idle = 0
+        self._awake = 0  # threads running a job or about to take one
+        self._sleeping: list[threading.Lock] = []  # a held lock per sleeping thread, LIFO
+        self._stopping = False
         self._done = 0  # jobs finished, ever
         self._done_seen = 0
+        self._watch_start = 0.0
         self._grow_timer: asyncio.TimerHandle | None = None
 
     def submit(self, job: Callable[[], None]) -> None:
@@ -392,54 +403,92 @@ class _Threads:
 
         Call from the loop's thread.
         """
-        self._jobs.put(job)
-        if not self._threads:
-            self._start_threads(1)
-        elif self._grow_timer is None and self._jobs.qsize() > self._idle:
-            self._done_seen = self._done
-            self._grow_timer = self._loop.call_later(GROW_DELAY_S, self._grow)
+        with self._lock:
+            self._jobs.append(job)
+            if self._awake:  # a running thread takes it next, or the growth timer acts
+                wake = None
+            else:  # every thread sleeps (then no job waits): wake one or start the first
+                self._awake = 1
+                wake = self._sleeping.pop() if self._sleeping else self._start_thread()
+        if wake is not None:
+            wake.release()
+        elif self._grow_timer is None:
+            self._watch()
+
+    def _watch(self) -> None:
+        """Look at the waiting jobs in :data:`GROW_DELAY_S` (:meth:`_grow`)."""
+        self._done_seen = self._done
+        self._watch_start = time.monotonic()
+        self._grow_timer = self._loop.call_later(GROW_DELAY_S, self._grow)
 
     def _grow(self) -> None:
-        """Start a thread per waiting job if no thread made progress; look again while jobs wait."""
+        """Give each waiting job a thread if no thread made progress; look again while jobs wait.
+
+        A look that comes much later than asked judges nothing: the process was not running
+        (the machine is busy), so its threads could not make progress either.
+        """
         self._grow_timer = None
-        waiting = self._jobs.qsize() - self._idle
-        if waiting <= 0:
-            return
-        if self._done == self._done_seen:
-            self._start_threads(min(waiting, self._limit - self._threads))
-        self._done_seen = self._done
-        if self._threads < self._limit:
-            self._grow_timer = self._loop.call_later(GROW_DELAY_S, self._grow)
-
-    def _start_threads(self, count: int) -> None:
-        for _ in range(count):
-            self._threads += 1
-            name = f"sbusr-call-{self._threads}"
-            threading.Thread(target=self._work, name=name, daemon=True).start()
-
-    def _work(self) -> None:
+        on_time = time.monotonic() - self._watch_start < LATE_LOOK_S
+        wakes: list[threading.Lock] = []
         with self._lock:
-            self._idle += 1
-        while True:
-            job = self._jobs.get()
-            with self._lock:
-                self._idle -= 1
-            if job is None:
+            waiting = len(self._jobs)
+            if not waiting:
                 return
+            if on_time and self._done == self._done_seen:
+                count = min(waiting, len(self._sleeping) + self._limit - self._threads)
+                for _ in range(count):
+                    self._awake += 1
+                    wakes.append(self._sleeping.pop() if self._sleeping else self._start_thread())
+            more = self._sleeping or self._threads < self._limit
+        for wake in wakes:
+            wake.release()
+        if more:
+            self._watch()
+
+    def _start_thread(self) -> threading.Lock:
+        """Start one thread (under ``_lock``, counted awake by the caller); return its wake-up
+        lock, already held: the caller releases it once ``_lock`` is released."""
+        self._threads += 1
+        wake = threading.Lock()
+        wake.acquire()
+        name = f"sbusr-call-{self._threads}"
+        threading.Thread(target=self._work, args=(wake,), name=name, daemon=True).start()
+        return wake
+
+    def _work(self, wake: threading.Lock) -> None:
+        """A thread's life: wait to be woken, run jobs while there are, sleep again."""
+        jobs, lock = self._jobs, self._lock
+        wake.acquire()
+        job: Callable[[], None] | None = None
+        while True:
+            with lock:
+                if job is not None:
+                    self._done += 1
+                if jobs:
+                    job = jobs.popleft()
+                elif self._stopping:
+                    return
+                else:
+                    self._awake -= 1
+                    self._sleeping.append(wake)
+                    job = None
+            if job is None:
+                wake.acquire()  # until submit, _grow or stop releases it
+                continue
             try:
                 job()
             except Exception:
                 logger.exception("a call's thread failed")
-            with self._lock:
-                self._idle += 1
-                self._done += 1
 
     def stop(self) -> None:
         """Let every thread end once the jobs queued before are done."""
         if self._grow_timer is not None:
             self._grow_timer.cancel()
-        for _ in range(self._threads):
-            self._jobs.put(None)
+        with self._lock:
+            self._stopping = True
+            sleeping, self._sleeping = self._sleeping, []
+        for wake in sleeping:
+            wake.release()
 
 
 class _Service:
