@@ -87,23 +87,25 @@ class _Channel:
         """Write ``frame`` whole (now or with the current writer's next write); exit the
         process when the server is gone (broken pipe)."""
         with self._lock:
-            self._pending.append(frame)
             if self._writing:
+                self._pending.append(frame)
                 return
             self._writing = True
+        data = frame
         while True:
-            with self._lock:
-                if not self._pending:
-                    self._writing = False
-                    return
-                frames, self._pending = self._pending, []
-            view = memoryview(frames[0] if len(frames) == 1 else b"".join(frames))
+            view = memoryview(data)
             try:
                 while view:
                     written = os.write(self.out_fd, view)
                     view = view[written:]
             except BrokenPipeError:
                 os._exit(0)
+            with self._lock:
+                if not self._pending:
+                    self._writing = False
+                    return
+                frames, self._pending = self._pending, []
+            data = frames[0] if len(frames) == 1 else b"".join(frames)
 
 
 class _PipeLogHandler(logging.Handler):
@@ -391,6 +393,7 @@ class _Threads:
         self._jobs: collections.deque[Callable[[], None]] = collections.deque()
         self._threads = 0
         self._awake = 0  # threads running a job or about to take one
+        self._woken = 0  # of those, threads woken (or started) that have not looked for a job yet
         self._sleeping: list[threading.Lock] = []  # a held lock per sleeping thread, LIFO
         self._stopping = False
         self._done = 0  # jobs finished, ever
@@ -408,7 +411,7 @@ class _Threads:
             if self._awake:  # a running thread takes it next, or the growth timer acts
                 wake = None
             else:  # every thread sleeps (then no job waits): wake one or start the first
-                self._awake = 1
+                self._awake = self._woken = 1
                 wake = self._sleeping.pop() if self._sleeping else self._start_thread()
         if wake is not None:
             wake.release()
@@ -431,13 +434,14 @@ class _Threads:
         on_time = time.monotonic() - self._watch_start < LATE_LOOK_S
         wakes: list[threading.Lock] = []
         with self._lock:
-            waiting = len(self._jobs)
-            if not waiting:
+            waiting = len(self._jobs) - self._woken
+            if waiting <= 0:
                 return
             if on_time and self._done == self._done_seen:
                 count = min(waiting, len(self._sleeping) + self._limit - self._threads)
+                self._awake += count
+                self._woken += count
                 for _ in range(count):
-                    self._awake += 1
                     wakes.append(self._sleeping.pop() if self._sleeping else self._start_thread())
             more = self._sleeping or self._threads < self._limit
         for wake in wakes:
@@ -459,26 +463,29 @@ class _Threads:
         """A thread's life: wait to be woken, run jobs while there are, sleep again."""
         jobs, lock = self._jobs, self._lock
         wake.acquire()
-        job: Callable[[], None] | None = None
+        woken, finished = True, False
         while True:
             with lock:
-                if job is not None:
+                if woken:
+                    self._woken -= 1
+                if finished:
                     self._done += 1
-                if jobs:
-                    job = jobs.popleft()
-                elif self._stopping:
-                    return
-                else:
+                job = jobs.popleft() if jobs else None
+                if job is None:
+                    if self._stopping:
+                        return
                     self._awake -= 1
                     self._sleeping.append(wake)
-                    job = None
             if job is None:
                 wake.acquire()  # until submit, _grow or stop releases it
+                woken, finished = True, False
                 continue
+            woken = False
             try:
                 job()
             except Exception:
                 logger.exception("a call's thread failed")
+            finished = True
 
     def stop(self) -> None:
         """Let every thread end once the jobs queued before are done."""
@@ -487,6 +494,7 @@ class _Threads:
         with self._lock:
             self._stopping = True
             sleeping, self._sleeping = self._sleeping, []
+            self._woken += len(sleeping)
         for wake in sleeping:
             wake.release()
 
@@ -543,7 +551,7 @@ class _Service:
             end = position + header.size + length
             if end > end_of_data:
                 break
-            body = bytes(buffer[position + header.size : end])
+            body = buffer[position + header.size : end]
             position = end
             if kind == framing.CALLS:
                 for call_id, name, call_params, context in framing.unpack_calls(body):
