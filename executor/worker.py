@@ -597,15 +597,29 @@ class _Service:
         if call_id in self._in_threads:
             self.channel.send(framing.pack_event(framing.BLOCKED, call_id, b""))
             return
-        task = self._tasks.get(call_id)
-        if task is not None:
-            task.cancel()
+        self._cancel_task(call_id)
 
     def _withdraw(self, call_id: int) -> None:
         """The caller left: cancel the call's task; a call in a thread runs to its end."""
+        self._cancel_task(call_id)
+
+    def _cancel_task(self, call_id: int) -> None:
+        """Cancel the call's task, if it has one; its ERROR answer says the call is gone.
+
+        A task cancelled before its first step (its CALLS frame came in the same read) never
+        runs its coroutine, so that one is answered here.
+        """
         task = self._tasks.get(call_id)
-        if task is not None:
-            task.cancel()
+        if task is None:
+            return
+        task.cancel()
+        coroutine = task.get_coro()
+        if (
+            inspect.iscoroutine(coroutine)
+            and inspect.getcoroutinestate(coroutine) == inspect.CORO_CREATED
+        ):
+            del self._tasks[call_id]
+            self._answer_from_loop(call_id, framing.ERROR, self._cancelled_error())
 
     # ------------------------------------------------------------------ running
     def _run_in_thread(
@@ -648,10 +662,7 @@ class _Service:
                         await self._one_in_thread(call_id, name, call_params, context)
                         return
         except asyncio.CancelledError:
-            error = CallTimeout(
-                message="the call was cancelled at its time limit", data={"reason": "cancelled"}
-            )
-            kind, payload = framing.ERROR, self.runner.encode_error(error)
+            kind, payload = framing.ERROR, self._cancelled_error()
         finally:
             self._tasks.pop(call_id, None)
         self._answer_from_loop(call_id, kind, payload)
@@ -675,6 +686,12 @@ class _Service:
         await asyncio.shield(finished)
 
     # ------------------------------------------------------------------ answers
+    def _cancelled_error(self) -> bytes:
+        error = CallTimeout(
+            message="the call was cancelled at its time limit", data={"reason": "cancelled"}
+        )
+        return self.runner.encode_error(error)
+
     def _answer_from_loop(self, call_id: int, kind: int, payload: bytes) -> None:
         """Queue an answer; the answers of one loop turn leave in one write."""
         if not self._outbox:
