@@ -44,7 +44,6 @@ import pkgutil
 import signal
 import sys
 import threading
-import time
 import types
 from collections.abc import Callable
 from pathlib import Path
@@ -65,9 +64,6 @@ logger = logging.getLogger(__name__)
 READ_SIZE = 1 << 18
 #: a call that found no idle thread waits at most about this long for a new one, seconds
 GROW_DELAY_S = 0.001
-#: a look at waiting jobs this long after it was asked for (timers fire late on a busy machine)
-#: says nothing about the threads, seconds
-LATE_LOOK_S = 0.004
 
 
 class _Channel:
@@ -84,14 +80,35 @@ class _Channel:
         self._writing = False
 
     def send(self, frame: bytes) -> None:
-        """Write ``frame`` whole (now or with the current writer's next write); exit the
-        process when the server is gone (broken pipe)."""
+        """Write ``frame`` whole (now or with the current writer's next write), with the frames
+        held; exit the process when the server is gone (broken pipe)."""
         with self._lock:
             if self._writing:
                 self._pending.append(frame)
                 return
             self._writing = True
-        data = frame
+            if self._pending:
+                self._pending.append(frame)
+                frame = b"".join(self._pending)
+                self._pending = []
+        self._write(frame)
+
+    def hold(self, frame: bytes) -> None:
+        """Queue ``frame`` for the next write (:meth:`send` or :meth:`flush`)."""
+        with self._lock:
+            self._pending.append(frame)
+
+    def flush(self) -> None:
+        """Write the frames held, if any (and no other sender is writing them)."""
+        with self._lock:
+            if self._writing or not self._pending:
+                return
+            self._writing = True
+            frames, self._pending = self._pending, []
+        self._write(b"".join(frames))
+
+    def _write(self, data: bytes) -> None:
+        """Write ``data``, then the frames queued meanwhile; then let the next sender write."""
         while True:
             view = memoryview(data)
             try:
@@ -375,20 +392,27 @@ class _Threads:
     while every thread sleeps wakes one (the one that slept least: its memory is warm); a job
     submitted while some thread runs waits for it, as it takes the next job when its own is
     done. When :data:`GROW_DELAY_S` later jobs still wait and no thread finished a job
-    meanwhile (the threads are blocked, not merely busy), one more thread takes each waiting
-    job (a sleeping one woken, else a new one started). So short calls are served one after
-    the other by one awake thread, however many arrive at once (each hand-off between threads
-    costs system calls and a switch), and each of a crowd of blocking calls gets its own
-    thread within about a millisecond.
+    meanwhile (the threads are blocked, not merely busy), more threads take waiting jobs (a
+    sleeping one woken, else a new one started), at most as many as are awake: the awake
+    threads at most double at each look. So short calls are served one after the other by one
+    awake thread, however many arrive at once (each hand-off between threads costs system calls
+    and a switch), and each of a crowd of blocking calls gets its own thread within a few
+    milliseconds (a thousand within about ten looks).
+
+    A job answers through :meth:`answer`: while more jobs are queued, the answer is held, so
+    that the answers of a run of short jobs leave in one write; each look writes what is held,
+    so a held answer waits at most about :data:`GROW_DELAY_S` whatever the jobs do.
 
     Args:
         limit: most threads.
         loop: the worker's event loop (it times the growth).
+        channel: the output pipe the jobs answer through.
     """
 
-    def __init__(self, limit: int, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, limit: int, loop: asyncio.AbstractEventLoop, channel: _Channel) -> None:
         self._limit = limit
         self._loop = loop
+        self._channel = channel
         self._lock = threading.Lock()  # guards every field below
         self._jobs: collections.deque[Callable[[], None]] = collections.deque()
         self._threads = 0
@@ -398,7 +422,6 @@ class _Threads:
         self._stopping = False
         self._done = 0  # jobs finished, ever
         self._done_seen = 0
-        self._watch_start = 0.0
         self._grow_timer: asyncio.TimerHandle | None = None
 
     def submit(self, job: Callable[[], None]) -> None:
@@ -421,32 +444,38 @@ class _Threads:
     def _watch(self) -> None:
         """Look at the waiting jobs in :data:`GROW_DELAY_S` (:meth:`_grow`)."""
         self._done_seen = self._done
-        self._watch_start = time.monotonic()
         self._grow_timer = self._loop.call_later(GROW_DELAY_S, self._grow)
 
-    def _grow(self) -> None:
-        """Give each waiting job a thread if no thread made progress; look again while jobs wait.
+    def answer(self, frame: bytes) -> None:
+        """Send a job's answer ``frame`` (call from the job): held while more jobs are queued
+        (this or another awake thread takes them next), else written now with those held."""
+        with self._lock:
+            if self._jobs and not self._stopping:  # a look is due while jobs are queued
+                self._channel.hold(frame)
+                return
+        self._channel.send(frame)
 
-        A look that comes much later than asked judges nothing: the process was not running
-        (the machine is busy), so its threads could not make progress either.
+    def _grow(self) -> None:
+        """Write the answers held; if no thread made progress, give waiting jobs more threads
+        (at most as many as are awake, so that a busy machine, which delays the threads, does
+        not wake them all); look again while jobs are queued.
         """
         self._grow_timer = None
-        on_time = time.monotonic() - self._watch_start < LATE_LOOK_S
         wakes: list[threading.Lock] = []
         with self._lock:
-            waiting = len(self._jobs) - self._woken
-            if waiting <= 0:
-                return
-            if on_time and self._done == self._done_seen:
-                count = min(waiting, len(self._sleeping) + self._limit - self._threads)
+            queued = len(self._jobs)
+            waiting = queued - self._woken
+            if waiting > 0 and self._done == self._done_seen:
+                idle = len(self._sleeping) + self._limit - self._threads
+                count = min(waiting, max(self._awake, 1), idle)
                 self._awake += count
                 self._woken += count
                 for _ in range(count):
                     wakes.append(self._sleeping.pop() if self._sleeping else self._start_thread())
-            more = self._sleeping or self._threads < self._limit
         for wake in wakes:
             wake.release()
-        if more:
+        self._channel.flush()
+        if queued:
             self._watch()
 
     def _start_thread(self) -> threading.Lock:
@@ -497,6 +526,7 @@ class _Threads:
             self._woken += len(sleeping)
         for wake in sleeping:
             wake.release()
+        self._channel.flush()
 
 
 class _Service:
@@ -514,7 +544,7 @@ class _Service:
         self.channel = channel
         self.runner = runner
         self.loop = runner.loop
-        self.threads = _Threads(concurrency, self.loop)
+        self.threads = _Threads(concurrency, self.loop, channel)
         self.done: asyncio.Future[None] = self.loop.create_future()
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._in_threads: set[int] = set()
@@ -636,7 +666,7 @@ class _Service:
             error = InternalError(data={"type": type(exc).__name__, "message": str(exc)})
             kind, payload = framing.ERROR, self.runner.encode_error(error)
         self._in_threads.discard(call_id)
-        self.channel.send(framing.pack_event(kind, call_id, payload))
+        self.threads.answer(framing.pack_event(kind, call_id, payload))
         self._finished(in_loop=False)
 
     async def _run_task(

@@ -8,13 +8,17 @@ before new ones start, and stopping lets the queued jobs finish.
 from __future__ import annotations
 
 import asyncio
+import functools
+import os
+import select
 import threading
 import time
 from collections.abc import Callable, Iterator
 
 import pytest
 
-from executor.worker import _Threads
+from executor import framing
+from executor.worker import _Channel, _Threads
 
 DEADLINE_S = 10.0
 
@@ -24,6 +28,39 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
     loop = asyncio.new_event_loop()
     yield loop
     loop.close()
+
+
+@pytest.fixture
+def pipe() -> Iterator[tuple[int, _Channel]]:
+    """(read end, a channel writing the other end)."""
+    read_end, write_end = os.pipe()
+    yield read_end, _Channel(write_end)
+    os.close(read_end)
+    os.close(write_end)
+
+
+@pytest.fixture
+def channel(pipe: tuple[int, _Channel]) -> _Channel:
+    return pipe[1]
+
+
+def _read_call_ids(read_end: int, count: int) -> list[int]:
+    """The call ids of the next ``count`` frames on the pipe; fail past DEADLINE_S."""
+    data = b""
+    header = framing.EVENT_HEADER
+    deadline = time.monotonic() + DEADLINE_S
+    while True:
+        call_ids, position = [], 0
+        while len(data) - position >= header.size:
+            length, _, call_id = header.unpack_from(data, position)
+            position += header.size + length
+            call_ids.append(call_id)
+        if len(call_ids) >= count:
+            return call_ids
+        left = deadline - time.monotonic()
+        assert left > 0, f"only {call_ids} of {count} frames came"
+        if select.select([read_end], [], [], left)[0]:
+            data += os.read(read_end, 1 << 16)
 
 
 async def _until(condition: Callable[[], bool]) -> None:
@@ -62,8 +99,10 @@ def _call_threads() -> list[threading.Thread]:
     return [thread for thread in threading.enumerate() if thread.name.startswith("sbusr-call-")]
 
 
-def test_each_of_a_crowd_of_blocking_jobs_gets_a_thread(loop: asyncio.AbstractEventLoop) -> None:
-    threads = _Threads(8, loop)
+def test_each_of_a_crowd_of_blocking_jobs_gets_a_thread(
+    loop: asyncio.AbstractEventLoop, channel: _Channel
+) -> None:
+    threads = _Threads(8, loop, channel)
     jobs = _Blocking()
 
     async def scenario() -> None:
@@ -79,8 +118,10 @@ def test_each_of_a_crowd_of_blocking_jobs_gets_a_thread(loop: asyncio.AbstractEv
     assert len(jobs.thread_ids) == 5
 
 
-def test_the_limit_bounds_the_jobs_running_at_once(loop: asyncio.AbstractEventLoop) -> None:
-    threads = _Threads(2, loop)
+def test_the_limit_bounds_the_jobs_running_at_once(
+    loop: asyncio.AbstractEventLoop, channel: _Channel
+) -> None:
+    threads = _Threads(2, loop, channel)
     jobs = _Blocking()
 
     async def scenario() -> None:
@@ -99,9 +140,9 @@ def test_the_limit_bounds_the_jobs_running_at_once(loop: asyncio.AbstractEventLo
 
 
 def test_sleeping_threads_are_woken_before_new_ones_start(
-    loop: asyncio.AbstractEventLoop,
+    loop: asyncio.AbstractEventLoop, channel: _Channel
 ) -> None:
-    threads = _Threads(16, loop)
+    threads = _Threads(16, loop, channel)
     first, second = _Blocking(), _Blocking()
 
     async def scenario() -> None:
@@ -124,16 +165,16 @@ def test_sleeping_threads_are_woken_before_new_ones_start(
 
 
 def test_a_burst_of_short_jobs_all_run_once_and_stop_ends_every_thread(
-    loop: asyncio.AbstractEventLoop,
+    loop: asyncio.AbstractEventLoop, channel: _Channel
 ) -> None:
     before = set(_call_threads())
-    threads = _Threads(4, loop)
+    threads = _Threads(4, loop, channel)
     ran: list[int] = []
 
     async def scenario() -> None:
         for round_number in range(5):
             for index in range(200):
-                threads.submit(lambda number=round_number * 200 + index: ran.append(number))
+                threads.submit(functools.partial(ran.append, round_number * 200 + index))
             await asyncio.sleep(0)
         await _until(lambda: len(ran) == 1000)
 
@@ -145,8 +186,10 @@ def test_a_burst_of_short_jobs_all_run_once_and_stop_ends_every_thread(
         assert not thread.is_alive()
 
 
-def test_stop_lets_the_queued_jobs_finish(loop: asyncio.AbstractEventLoop) -> None:
-    threads = _Threads(1, loop)
+def test_stop_lets_the_queued_jobs_finish(
+    loop: asyncio.AbstractEventLoop, channel: _Channel
+) -> None:
+    threads = _Threads(1, loop, channel)
     jobs = _Blocking()
     ran: list[int] = []
 
@@ -154,7 +197,7 @@ def test_stop_lets_the_queued_jobs_finish(loop: asyncio.AbstractEventLoop) -> No
         threads.submit(jobs.job)
         await _until(lambda: jobs.started == 1)
         for number in range(3):
-            threads.submit(lambda number=number: ran.append(number))
+            threads.submit(functools.partial(ran.append, number))
 
     loop.run_until_complete(scenario())
     threads.stop()
@@ -167,9 +210,9 @@ def test_stop_lets_the_queued_jobs_finish(loop: asyncio.AbstractEventLoop) -> No
 
 
 def test_a_job_that_raises_is_logged_and_its_thread_serves_on(
-    loop: asyncio.AbstractEventLoop, caplog: pytest.LogCaptureFixture
+    loop: asyncio.AbstractEventLoop, channel: _Channel, caplog: pytest.LogCaptureFixture
 ) -> None:
-    threads = _Threads(1, loop)
+    threads = _Threads(1, loop, channel)
     ran: list[str] = []
 
     def broken() -> None:
@@ -183,3 +226,48 @@ def test_a_job_that_raises_is_logged_and_its_thread_serves_on(
     loop.run_until_complete(scenario())
     threads.stop()
     assert "a call's thread failed" in caplog.text
+
+
+def test_answers_of_queued_jobs_all_leave(
+    loop: asyncio.AbstractEventLoop, pipe: tuple[int, _Channel]
+) -> None:
+    read_end, channel = pipe
+    threads = _Threads(4, loop, channel)
+
+    def job(call_id: int) -> Callable[[], None]:
+        return lambda: threads.answer(framing.pack_event(framing.RESULT, call_id, b"1"))
+
+    async def scenario() -> None:
+        for call_id in range(1, 101):
+            threads.submit(job(call_id))
+        await asyncio.sleep(0)
+
+    loop.run_until_complete(scenario())
+    assert sorted(_read_call_ids(read_end, 100)) == list(range(1, 101))
+    threads.stop()
+
+
+def test_an_answer_held_behind_a_blocking_job_leaves_at_the_next_look(
+    loop: asyncio.AbstractEventLoop, pipe: tuple[int, _Channel]
+) -> None:
+    read_end, channel = pipe
+    threads = _Threads(1, loop, channel)
+    blocking = _Blocking()
+
+    def short() -> None:
+        threads.answer(framing.pack_event(framing.RESULT, 1, b"1"))
+
+    async def scenario() -> None:
+        threads.submit(short)
+        threads.submit(blocking.job)  # queued behind it: the first answer is held
+        await _until(lambda: blocking.started == 1)
+        deadline = time.monotonic() + DEADLINE_S
+        while not select.select([read_end], [], [], 0)[0]:
+            assert time.monotonic() < deadline, "the held answer never left"
+            await asyncio.sleep(0.001)
+
+    loop.run_until_complete(scenario())
+    assert _read_call_ids(read_end, 1) == [1]
+    assert blocking.finished == 0
+    blocking.release.set()
+    threads.stop()
