@@ -660,6 +660,7 @@ class _Service:
         try:
             kind, payload = self.runner.run(name, call_params)
         except SystemExit as exc:  # the method ended its process: like os._exit
+            self.channel.flush()  # the answers held for other calls still leave
             os._exit(exc.code if isinstance(exc.code, int) else 1)
         except BaseException as exc:
             logger.exception("call %s failed in its thread", name)

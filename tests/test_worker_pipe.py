@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,9 +31,9 @@ CANCELLED = {
 
 
 class _Worker:
-    """``python -m executor.worker`` on two pipes, with the shipped methods."""
+    """``python -m executor.worker`` on two pipes, with the shipped methods by default."""
 
-    def __init__(self, concurrency: int = 16) -> None:
+    def __init__(self, concurrency: int = 16, methods: Path = SHIPPED_METHODS) -> None:
         to_worker_r, self.to_worker = os.pipe()
         self.from_worker, from_worker_w = os.pipe()
         self.process = subprocess.Popen(
@@ -42,7 +43,7 @@ class _Worker:
                 "executor.worker",
                 str(to_worker_r),
                 str(from_worker_w),
-                str(SHIPPED_METHODS),
+                str(methods),
                 "0",
                 "30",
                 str(concurrency),
@@ -175,5 +176,19 @@ def test_end_of_input_waits_for_the_calls_running() -> None:
         worker.close_input()  # while the call sleeps
         assert worker.answers(1) == {1: (framing.RESULT, 0.1)}
         assert worker.process.wait(DEADLINE_S) == 0
+    finally:
+        worker.kill()
+
+
+def test_a_call_that_exits_the_worker_lets_the_answers_before_it_leave(tmp_path: Path) -> None:
+    (tmp_path / "__init__.py").write_text(
+        "def echo(value):\n    return value\n\n\ndef leave():\n    raise SystemExit(3)\n"
+    )
+    worker = _Worker(methods=tmp_path)
+    try:
+        # one read: the echo answers while the exit waits behind it in the same thread
+        worker.write(framing.pack_calls([_call(1, "echo", ["kept"]), _call(2, "leave", None)]))
+        assert worker.answers(1) == {1: (framing.RESULT, "kept")}
+        assert worker.process.wait(DEADLINE_S) == 3
     finally:
         worker.kill()
