@@ -89,7 +89,7 @@ def pack_calls(calls: Iterable[CallTuple]) -> bytes:
     return CALLS_HEADER.pack(len(body), CALLS) + body
 
 
-def unpack_calls(body: bytes) -> list[CallTuple]:
+def unpack_calls(body: bytes | bytearray) -> list[CallTuple]:
     """Read the body of a CALLS frame (without its header) back into call tuples."""
     calls: list[CallTuple] = pickle.loads(body)
     return calls
@@ -107,7 +107,7 @@ def pack_withdraw(call_ids: Iterable[int]) -> bytes:
     return CALLS_HEADER.pack(len(body), WITHDRAW) + body
 
 
-def unpack_cancel(body: bytes) -> list[int]:
+def unpack_cancel(body: bytes | bytearray) -> list[int]:
     """Read the body of a CANCEL or WITHDRAW frame back into call ids."""
     return [call_id for (call_id,) in _CALL_ID.iter_unpack(body)]
 

@@ -30,6 +30,7 @@ cannot corrupt the pipe; SIGINT is ignored (the server decides when workers stop
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextvars
 import hashlib
 import importlib
@@ -40,7 +41,6 @@ import json
 import logging
 import os
 import pkgutil
-import queue
 import signal
 import sys
 import threading
@@ -80,26 +80,49 @@ class _Channel:
         self._writing = False
 
     def send(self, frame: bytes) -> None:
-        """Write ``frame`` whole (now or with the current writer's next write); exit the
-        process when the server is gone (broken pipe)."""
+        """Write ``frame`` whole (now or with the current writer's next write), with the frames
+        held; exit the process when the server is gone (broken pipe)."""
         with self._lock:
-            self._pending.append(frame)
             if self._writing:
+                self._pending.append(frame)
                 return
             self._writing = True
+            if self._pending:
+                self._pending.append(frame)
+                frame = b"".join(self._pending)
+                self._pending = []
+        self._write(frame)
+
+    def hold(self, frame: bytes) -> None:
+        """Queue ``frame`` for the next write (:meth:`send` or :meth:`flush`)."""
+        with self._lock:
+            self._pending.append(frame)
+
+    def flush(self) -> None:
+        """Write the frames held, if any (and no other sender is writing them)."""
+        with self._lock:
+            if self._writing or not self._pending:
+                return
+            self._writing = True
+            frames, self._pending = self._pending, []
+        self._write(b"".join(frames))
+
+    def _write(self, data: bytes) -> None:
+        """Write ``data``, then the frames queued meanwhile; then let the next sender write."""
         while True:
-            with self._lock:
-                if not self._pending:
-                    self._writing = False
-                    return
-                frames, self._pending = self._pending, []
-            view = memoryview(frames[0] if len(frames) == 1 else b"".join(frames))
+            view = memoryview(data)
             try:
                 while view:
                     written = os.write(self.out_fd, view)
                     view = view[written:]
             except BrokenPipeError:
                 os._exit(0)
+            with self._lock:
+                if not self._pending:
+                    self._writing = False
+                    return
+                frames, self._pending = self._pending, []
+            data = frames[0] if len(frames) == 1 else b"".join(frames)
 
 
 class _PipeLogHandler(logging.Handler):
@@ -365,24 +388,38 @@ class _Threads:
     """A bounded pool of threads for plain functions, grown as calls need them, up to ``limit``.
 
     Cheaper per call than :class:`concurrent.futures.ThreadPoolExecutor` (no future per job:
-    a job answers its call itself). Jobs that find no idle thread wait; when
-    :data:`GROW_DELAY_S` later jobs still wait and no thread finished a job meanwhile (the
-    threads are blocked, not merely busy), one thread starts per waiting job. So short calls are
-    served by the threads there are, however many arrive at once, and each of a crowd of
-    blocking calls gets its own thread within about a millisecond.
+    a job answers its call itself), and it wakes as few threads as it can: a job submitted
+    while every thread sleeps wakes one (the one that slept least: its memory is warm); a job
+    submitted while some thread runs waits for it, as it takes the next job when its own is
+    done. When :data:`GROW_DELAY_S` later jobs still wait and no thread finished a job
+    meanwhile (the threads are blocked, not merely busy), more threads take waiting jobs (a
+    sleeping one woken, else a new one started), at most as many as are awake: the awake
+    threads at most double at each look. So short calls are served one after the other by one
+    awake thread, however many arrive at once (each hand-off between threads costs system calls
+    and a switch), and each of a crowd of blocking calls gets its own thread within a few
+    milliseconds (a thousand within about ten looks).
+
+    A job answers through :meth:`answer`: while more jobs are queued, the answer is held, so
+    that the answers of a run of short jobs leave in one write; each look writes what is held,
+    so a held answer waits at most about :data:`GROW_DELAY_S` whatever the jobs do.
 
     Args:
         limit: most threads.
         loop: the worker's event loop (it times the growth).
+        channel: the output pipe the jobs answer through.
     """
 
-    def __init__(self, limit: int, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, limit: int, loop: asyncio.AbstractEventLoop, channel: _Channel) -> None:
         self._limit = limit
         self._loop = loop
-        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
-        self._lock = threading.Lock()
+        self._channel = channel
+        self._lock = threading.Lock()  # guards every field below
+        self._jobs: collections.deque[Callable[[], None]] = collections.deque()
         self._threads = 0
-        self._idle = 0
+        self._awake = 0  # threads running a job or about to take one
+        self._woken = 0  # of those, threads woken (or started) that have not looked for a job yet
+        self._sleeping: list[threading.Lock] = []  # a held lock per sleeping thread, LIFO
+        self._stopping = False
         self._done = 0  # jobs finished, ever
         self._done_seen = 0
         self._grow_timer: asyncio.TimerHandle | None = None
@@ -392,54 +429,104 @@ class _Threads:
 
         Call from the loop's thread.
         """
-        self._jobs.put(job)
-        if not self._threads:
-            self._start_threads(1)
-        elif self._grow_timer is None and self._jobs.qsize() > self._idle:
-            self._done_seen = self._done
-            self._grow_timer = self._loop.call_later(GROW_DELAY_S, self._grow)
+        with self._lock:
+            self._jobs.append(job)
+            if self._awake:  # a running thread takes it next, or the growth timer acts
+                wake = None
+            else:  # every thread sleeps (then no job waits): wake one or start the first
+                self._awake = self._woken = 1
+                wake = self._sleeping.pop() if self._sleeping else self._start_thread()
+        if wake is not None:
+            wake.release()
+        elif self._grow_timer is None:
+            self._watch()
+
+    def _watch(self) -> None:
+        """Look at the waiting jobs in :data:`GROW_DELAY_S` (:meth:`_grow`)."""
+        self._done_seen = self._done
+        self._grow_timer = self._loop.call_later(GROW_DELAY_S, self._grow)
+
+    def answer(self, frame: bytes) -> None:
+        """Send a job's answer ``frame`` (call from the job): held while more jobs are queued
+        (this or another awake thread takes them next), else written now with those held."""
+        with self._lock:
+            if self._jobs and not self._stopping:  # a look is due while jobs are queued
+                self._channel.hold(frame)
+                return
+        self._channel.send(frame)
 
     def _grow(self) -> None:
-        """Start a thread per waiting job if no thread made progress; look again while jobs wait."""
+        """Write the answers held; if no thread made progress, give waiting jobs more threads
+        (at most as many as are awake, so that a busy machine, which delays the threads, does
+        not wake them all); look again while jobs are queued.
+        """
         self._grow_timer = None
-        waiting = self._jobs.qsize() - self._idle
-        if waiting <= 0:
-            return
-        if self._done == self._done_seen:
-            self._start_threads(min(waiting, self._limit - self._threads))
-        self._done_seen = self._done
-        if self._threads < self._limit:
-            self._grow_timer = self._loop.call_later(GROW_DELAY_S, self._grow)
-
-    def _start_threads(self, count: int) -> None:
-        for _ in range(count):
-            self._threads += 1
-            name = f"sbusr-call-{self._threads}"
-            threading.Thread(target=self._work, name=name, daemon=True).start()
-
-    def _work(self) -> None:
+        wakes: list[threading.Lock] = []
         with self._lock:
-            self._idle += 1
+            queued = len(self._jobs)
+            waiting = queued - self._woken
+            if waiting > 0 and self._done == self._done_seen:
+                idle = len(self._sleeping) + self._limit - self._threads
+                count = min(waiting, max(self._awake, 1), idle)
+                self._awake += count
+                self._woken += count
+                for _ in range(count):
+                    wakes.append(self._sleeping.pop() if self._sleeping else self._start_thread())
+        for wake in wakes:
+            wake.release()
+        self._channel.flush()
+        if queued:
+            self._watch()
+
+    def _start_thread(self) -> threading.Lock:
+        """Start one thread (under ``_lock``, counted awake by the caller); return its wake-up
+        lock, already held: the caller releases it once ``_lock`` is released."""
+        self._threads += 1
+        wake = threading.Lock()
+        wake.acquire()
+        name = f"sbusr-call-{self._threads}"
+        threading.Thread(target=self._work, args=(wake,), name=name, daemon=True).start()
+        return wake
+
+    def _work(self, wake: threading.Lock) -> None:
+        """A thread's life: wait to be woken, run jobs while there are, sleep again."""
+        jobs, lock = self._jobs, self._lock
+        wake.acquire()
+        woken, finished = True, False
         while True:
-            job = self._jobs.get()
-            with self._lock:
-                self._idle -= 1
+            with lock:
+                if woken:
+                    self._woken -= 1
+                if finished:
+                    self._done += 1
+                job = jobs.popleft() if jobs else None
+                if job is None:
+                    if self._stopping:
+                        return
+                    self._awake -= 1
+                    self._sleeping.append(wake)
             if job is None:
-                return
+                wake.acquire()  # until submit, _grow or stop releases it
+                woken, finished = True, False
+                continue
+            woken = False
             try:
                 job()
             except Exception:
                 logger.exception("a call's thread failed")
-            with self._lock:
-                self._idle += 1
-                self._done += 1
+            finished = True
 
     def stop(self) -> None:
         """Let every thread end once the jobs queued before are done."""
         if self._grow_timer is not None:
             self._grow_timer.cancel()
-        for _ in range(self._threads):
-            self._jobs.put(None)
+        with self._lock:
+            self._stopping = True
+            sleeping, self._sleeping = self._sleeping, []
+            self._woken += len(sleeping)
+        for wake in sleeping:
+            wake.release()
+        self._channel.flush()
 
 
 class _Service:
@@ -457,7 +544,7 @@ class _Service:
         self.channel = channel
         self.runner = runner
         self.loop = runner.loop
-        self.threads = _Threads(concurrency, self.loop)
+        self.threads = _Threads(concurrency, self.loop, channel)
         self.done: asyncio.Future[None] = self.loop.create_future()
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._in_threads: set[int] = set()
@@ -494,7 +581,7 @@ class _Service:
             end = position + header.size + length
             if end > end_of_data:
                 break
-            body = bytes(buffer[position + header.size : end])
+            body = buffer[position + header.size : end]
             position = end
             if kind == framing.CALLS:
                 for call_id, name, call_params, context in framing.unpack_calls(body):
@@ -540,15 +627,29 @@ class _Service:
         if call_id in self._in_threads:
             self.channel.send(framing.pack_event(framing.BLOCKED, call_id, b""))
             return
-        task = self._tasks.get(call_id)
-        if task is not None:
-            task.cancel()
+        self._cancel_task(call_id)
 
     def _withdraw(self, call_id: int) -> None:
         """The caller left: cancel the call's task; a call in a thread runs to its end."""
+        self._cancel_task(call_id)
+
+    def _cancel_task(self, call_id: int) -> None:
+        """Cancel the call's task, if it has one; its ERROR answer says the call is gone.
+
+        A task cancelled before its first step (its CALLS frame came in the same read) never
+        runs its coroutine, so that one is answered here.
+        """
         task = self._tasks.get(call_id)
-        if task is not None:
-            task.cancel()
+        if task is None:
+            return
+        task.cancel()
+        coroutine = task.get_coro()
+        if (
+            inspect.iscoroutine(coroutine)
+            and inspect.getcoroutinestate(coroutine) == inspect.CORO_CREATED
+        ):
+            del self._tasks[call_id]
+            self._answer_from_loop(call_id, framing.ERROR, self._cancelled_error())
 
     # ------------------------------------------------------------------ running
     def _run_in_thread(
@@ -559,13 +660,14 @@ class _Service:
         try:
             kind, payload = self.runner.run(name, call_params)
         except SystemExit as exc:  # the method ended its process: like os._exit
+            self.channel.flush()  # the answers held for other calls still leave
             os._exit(exc.code if isinstance(exc.code, int) else 1)
         except BaseException as exc:
             logger.exception("call %s failed in its thread", name)
             error = InternalError(data={"type": type(exc).__name__, "message": str(exc)})
             kind, payload = framing.ERROR, self.runner.encode_error(error)
         self._in_threads.discard(call_id)
-        self.channel.send(framing.pack_event(kind, call_id, payload))
+        self.threads.answer(framing.pack_event(kind, call_id, payload))
         self._finished(in_loop=False)
 
     async def _run_task(
@@ -591,10 +693,7 @@ class _Service:
                         await self._one_in_thread(call_id, name, call_params, context)
                         return
         except asyncio.CancelledError:
-            error = CallTimeout(
-                message="the call was cancelled at its time limit", data={"reason": "cancelled"}
-            )
-            kind, payload = framing.ERROR, self.runner.encode_error(error)
+            kind, payload = framing.ERROR, self._cancelled_error()
         finally:
             self._tasks.pop(call_id, None)
         self._answer_from_loop(call_id, kind, payload)
@@ -618,6 +717,12 @@ class _Service:
         await asyncio.shield(finished)
 
     # ------------------------------------------------------------------ answers
+    def _cancelled_error(self) -> bytes:
+        error = CallTimeout(
+            message="the call was cancelled at its time limit", data={"reason": "cancelled"}
+        )
+        return self.runner.encode_error(error)
+
     def _answer_from_loop(self, call_id: int, kind: int, payload: bytes) -> None:
         """Queue an answer; the answers of one loop turn leave in one write."""
         if not self._outbox:
