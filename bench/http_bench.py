@@ -24,8 +24,9 @@ and drives each with ``wrk -t1 -c100`` pinned to CPU 1, interleaving the servers
 round so that drift of the machine hits all alike. It prints requests/s (median of the
 rounds) for each, the ratio to ``fastapi``, and the calls/s of 100-call batches of ``echo``
 through sbusr (and sbusr-before); beside each rate, the CPU time the server and its workers
-spent per request (from /proc, workers that ended during the run included), which stays meaningful when other work shares the machine:
-with the server's core saturated, rate ≈ 1 / CPU time per request.
+spent per request (from /proc; workers started or ended during the run count too), which stays
+meaningful when other work shares the machine: with the server's core saturated,
+rate ≈ 1 / CPU time per request.
 
 Needs wrk (installed with apt-get when missing and running as root) and taskset. This is a
 measurement, not a test: figures depend on the machine.
