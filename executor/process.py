@@ -398,6 +398,7 @@ class Spawner:
         self.use_template = use_template
         self._template: _Template | None = None
         self._generations: dict[int, _Template] = {}  # generation -> its template
+        self._retiring: set[_Template] = set()  # templates of past generations, still reaping
         self.forked = 0
         self.started = 0
 
@@ -470,7 +471,10 @@ class Spawner:
         """The generation is over: its template forks no more and ends after its workers."""
         template = self._generations.pop(generation, None)
         if template is not None:
+            self._retiring = {t for t in self._retiring if t.alive}
             template.retire()
+            if template.alive:
+                self._retiring.add(template)
 
     def spawn(
         self, in_fd: int, out_fd: int, args: list[str], generation: int | None = None
@@ -517,9 +521,10 @@ class Spawner:
 
     def close(self) -> None:
         """Stop the templates (running workers are not affected)."""
-        for template in self._generations.values():
+        for template in [*self._generations.values(), *self._retiring]:
             template.close()
         self._generations.clear()
+        self._retiring.clear()
         if self._template is not None:
             self._template.close()
             process = self._template.process
