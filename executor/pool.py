@@ -1133,8 +1133,9 @@ class Pool:
             worker.ready.set_result(errors)
         replacement = worker.generation == self.generation and worker in self._workers
         if replacement:
-            # a worker started after its generation was loaded (crash, time-out, recycling)
-            # imports the code on disk now: say so when it is not the generation's code
+            # a worker started after its generation was loaded (crash, time-out, recycling) is
+            # a fork of the generation's template; only when that template is gone does it
+            # import the code on disk now: say so when it is not the generation's code
             loaded = self._code.setdefault(worker.generation, facts.get("code"))
             for error in errors:
                 logger.error(

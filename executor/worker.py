@@ -199,7 +199,8 @@ def preload(methods_dir: Path, log_level: int) -> dict[str, Any]:
 
     Log records of the import are kept (as their LOG payloads, at most
     :data:`MAX_PRELOAD_LOG_BYTES`) for the server, which logs them once; print() goes to
-    standard error, as in a worker.
+    standard error, as in a worker. The params validators of the methods' functions are built
+    too (:func:`executor.params.prepare_hint_validators`): every worker forked gets them.
 
     Args:
         methods_dir: folder of the package.
@@ -218,9 +219,28 @@ def preload(methods_dir: Path, log_level: int) -> dict[str, Any]:
     try:
         fingerprint = code_fingerprint(methods_dir)
         errors = import_methods(methods_dir)
+        if not errors:
+            params.prepare_hint_validators(_public_functions())
     finally:
         root.handlers[:] = []
     return {"errors": errors, "code": fingerprint, "logs": kept.payloads}
+
+
+def _public_functions() -> list[Callable[..., Any]]:
+    """The functions defined in the imported methods modules, at their modules' top level,
+    with public names (what resolution may reach; classes' methods are left out)."""
+    functions: list[Callable[..., Any]] = []
+    for name, module in list(sys.modules.items()):
+        if module is None or not (name == PACKAGE or name.startswith(PACKAGE + ".")):
+            continue
+        for attribute, value in vars(module).items():
+            if (
+                not attribute.startswith("_")
+                and inspect.isfunction(value)
+                and value.__module__ == name
+            ):
+                functions.append(value)
+    return functions
 
 
 def _describe_import_error(module: str, exc: BaseException) -> dict[str, str]:
