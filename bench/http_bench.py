@@ -24,8 +24,9 @@ and drives each with ``wrk -t1 -c100`` pinned to CPU 1, interleaving the servers
 round so that drift of the machine hits all alike. It prints requests/s (median of the
 rounds) for each, the ratio to ``fastapi``, and the calls/s of 100-call batches of ``echo``
 through sbusr (and sbusr-before); beside each rate, the CPU time the server and its workers
-spent per request (from /proc), which stays meaningful when other work shares the machine:
-with the server's core saturated, rate ≈ 1 / CPU time per request.
+spent per request (from /proc; workers started or ended during the run count too), which stays
+meaningful when other work shares the machine: with the server's core saturated,
+rate ≈ 1 / CPU time per request.
 
 Needs wrk (installed with apt-get when missing and running as root) and taskset. This is a
 measurement, not a test: figures depend on the machine.
@@ -145,7 +146,9 @@ def process_tree(pid: int) -> list[int]:
 
 
 def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time of the live processes ``pids``, seconds."""
+    """CPU time of the live processes ``pids``, seconds: each one's user + system time and
+    that of its children it has reaped (``cutime``/``cstime``), so a worker that ended (the
+    template reaps it) still counts."""
     total = 0
     for pid in pids:
         try:
@@ -153,7 +156,7 @@ def cpu_seconds(pids: list[int]) -> float:
                 fields = stat.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])
+        total += sum(int(field) for field in fields[11:15])
     return total / CLOCK_TICKS_PER_S
 
 
@@ -195,10 +198,11 @@ def measure(
     connections: int,
 ) -> tuple[float, float]:
     """Return (requests/s, CPU microseconds per request of the server and its workers)."""
-    pids = process_tree(process.pid)
-    before = cpu_seconds(pids)
+    before = cpu_seconds(process_tree(process.pid))
     rate, completed = run_wrk(wrk, url, script, seconds, connections)
-    return rate, (cpu_seconds(pids) - before) / completed * 1e6
+    # the tree again: workers started during the run count, those that ended are in the
+    # cutime/cstime of the process that reaped them
+    return rate, (cpu_seconds(process_tree(process.pid)) - before) / completed * 1e6
 
 
 def main() -> None:

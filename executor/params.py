@@ -9,7 +9,8 @@ A method without ``@params_schema`` whose parameters carry type hints has its pa
 validated and converted by pydantic (v2, lax mode, as FastAPI does): ``"21"`` becomes ``21``
 for an ``int``, an object becomes the dataclass, ``TypedDict`` or pydantic model of the hint,
 an ISO 8601 string a ``datetime``. The validator is built once per method per worker
-(:func:`hint_validator`); each error is listed with the JSON Pointer of the value in params
+(:func:`hint_validator`), or once per generation for the functions of the methods modules
+(:func:`prepare_hint_validators`); each error is listed with the JSON Pointer of the value in params
 as sent (``/0/qty`` for positional params, ``/order/qty`` for named ones). A method with no
 parameter hints is called exactly as before.
 """
@@ -20,7 +21,8 @@ import functools
 import inspect
 import logging
 import warnings
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 import jsonschema
@@ -45,6 +47,7 @@ __all__ = [
     "invalid_params",
     "has_hints",
     "hint_validator",
+    "prepare_hint_validators",
     "convert",
 ]
 
@@ -197,6 +200,10 @@ def hint_validator(function: Callable[..., Any]) -> SchemaValidator | None:
         know, a forward reference that does not resolve: then logged as a warning and the
         method is called without conversion, as before).
     """
+    try:
+        return _prepared[function]
+    except (KeyError, TypeError):  # not prepared, or not weakly referable
+        pass
     if not has_hints(function):
         return None
     try:
@@ -208,6 +215,34 @@ def hint_validator(function: Callable[..., Any]) -> SchemaValidator | None:
             exc,
         )
         return None
+
+
+#: hint validators built ahead by :func:`prepare_hint_validators`, by function
+_prepared: weakref.WeakKeyDictionary[Callable[..., Any], SchemaValidator | None] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def prepare_hint_validators(functions: Iterable[Callable[..., Any]]) -> int:
+    """Build the :func:`hint_validator` of each function now, for later calls to reuse.
+
+    A generation's template (:func:`executor.worker.preload`) does it once for the methods
+    package, so that its workers, forks of it, do not each build them at a method's first call.
+    The validators live as long as their functions (a reload imports new ones).
+
+    Args:
+        functions: plain functions (a bound method is a new object at each resolution: it is
+            skipped).
+
+    Returns:
+        How many were prepared.
+    """
+    count = 0
+    for function in functions:
+        if inspect.isfunction(function) and function not in _prepared:
+            _prepared[function] = hint_validator(function)
+            count += 1
+    return count
 
 
 def convert(validator: SchemaValidator, params: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:

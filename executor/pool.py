@@ -25,9 +25,12 @@ The whole call path reads top to bottom here::
 A call sent to a worker starts there at once (the pool never sends more than the worker's free
 capacity), so every call a worker holds is running: there is no queue inside a worker.
 
-Generations: :meth:`Pool.reload` starts a full set of new workers with freshly imported code,
-and only when every one of them imported the methods package cleanly, swaps them in. The old
-workers finish the calls they hold and then exit; nothing is dropped.
+Generations: :meth:`Pool.reload` starts the generation's template, which imports the methods
+package afresh (a failed import fails the reload at once), then a full set of new workers
+forked from it, and when every one of them is ready, swaps them in. The old workers finish the
+calls they hold and then exit; nothing is dropped. The workers that later replace one of the
+generation (recycled, crashed, timed out) are forked from the same template: they run the
+generation's code, and a start costs a fork, not an import.
 
 Recycling: a worker that served about ``max_tasks_per_child`` calls (each worker's own count,
 within ±10 %, so that workers do not recycle together; the server's own ``rpc.*`` calls not
@@ -43,8 +46,8 @@ calls, but for at most ``drain_timeout_s``: then the calls still running there a
 group ``STOP_GRACE_S`` later). Nothing a method leaves behind (a thread that never ends, a call
 that never returns) keeps an old worker alive.
 
-Workers are forked from a template process (see :mod:`executor.process`), so a start costs
-milliseconds and the user's code is still imported fresh by every worker.
+Workers are forked from template processes (see :mod:`executor.process`), so a start costs
+milliseconds and the user's code is imported fresh once per generation.
 
 No helper threads: pipes and process exits (``pidfd``) are watched by the event loop.
 Availability: Linux (``os.pidfd_open``).
@@ -253,6 +256,11 @@ class _Worker:
         return len(self.running) + len(self.cancelling)
 
 
+def _unique(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``errors`` without repeats (the workers of a generation report the same ones), in order."""
+    return list({json.dumps(e, sort_keys=True): e for e in errors}.values())
+
+
 def _first(pair: tuple[int, _Worker]) -> int:
     return pair[0]
 
@@ -422,6 +430,13 @@ class Pool:
         async with self._reload_lock:
             started = time.perf_counter()
             generation = self.generation + 1
+            assert self._spawner is not None
+            imported = await self._spawner.start_generation(
+                generation, self.methods_dir, self.log_level, START_TIMEOUT_S
+            )
+            if imported:
+                self._count_reload("failed", started)
+                raise ReloadFailed(_unique(imported))
             fresh = [self._spawn(generation) for _ in range(self.processes)]
             outcomes: list[Any]
             try:
@@ -447,10 +462,11 @@ class Pool:
             if errors:
                 for worker in fresh:
                     self._kill(worker)
-                unique = list({json.dumps(e, sort_keys=True): e for e in errors}.values())
+                self._spawner.end_generation(generation)
                 self._count_reload("failed", started)
-                raise ReloadFailed(unique)
+                raise ReloadFailed(_unique(errors))
             old, self._workers = self._workers, fresh
+            self._spawner.end_generation(self.generation)
             self.generation = generation
             for worker in old:
                 self._retire(worker, reason=None)
@@ -741,6 +757,7 @@ class Pool:
             functools.partial(self._on_event, worker),
             functools.partial(self._on_exit, worker),
             max_frame_bytes=cap_bytes,
+            generation=generation,
         )
         self._live.add(worker)
         if cap_bytes:
@@ -1116,8 +1133,9 @@ class Pool:
             worker.ready.set_result(errors)
         replacement = worker.generation == self.generation and worker in self._workers
         if replacement:
-            # a worker started after its generation was loaded (crash, time-out, recycling)
-            # imports the code on disk now: say so when it is not the generation's code
+            # a worker started after its generation was loaded (crash, time-out, recycling) is
+            # a fork of the generation's template; only when that template is gone does it
+            # import the code on disk now: say so when it is not the generation's code
             loaded = self._code.setdefault(worker.generation, facts.get("code"))
             for error in errors:
                 logger.error(

@@ -6,12 +6,15 @@ worker writes back into events for its owner, turns LOG frames into records of t
 loggers, and reports the exit (exit code or signal) once. It holds no policy: the pool decides
 what to send, when to stop a worker and what its exit means.
 
-Workers are forked from a template process (:mod:`executor.zygote`) that has already imported
-what a worker needs, but none of the user's code; a fork costs a few milliseconds where a fresh
-interpreter costs a hundred or more. When the template is not there (still starting, or it
-died), a worker is started as ``python -m executor.worker`` instead, and a new template is
-started. Exits are seen through a ``pidfd``; the exit status of a forked worker comes from the
-template, its parent.
+Workers are forked from template processes (:mod:`executor.zygote`): a base template has
+imported what a worker needs, but none of the user's code; it forks one template per
+generation, which imports the methods package once, and that one forks the generation's
+workers. A worker start is then a fork (a few milliseconds) where a fresh interpreter and a
+fresh import cost a hundred or more. When a generation's template is not there, its workers
+are forked from the base template and import the methods themselves; when that is not there
+either (still starting, or it died), a worker is started as ``python -m executor.worker``
+instead, and a new base template is started. Exits are seen through a ``pidfd``; the exit
+status of a forked worker comes from the template, its parent.
 
 Each worker leads a process group of its own, and the template runs in another
 (:mod:`executor.process_group`): a SIGTERM to the server's group reaches neither, and a worker is
@@ -39,7 +42,15 @@ from typing import Any, Protocol
 from executor import framing
 from executor.process_group import kill_group
 
-__all__ = ["OnEvent", "OnExit", "Spawner", "WorkerProcess", "exit_facts", "log_record_fields"]
+__all__ = [
+    "OnEvent",
+    "OnExit",
+    "Spawner",
+    "WorkerProcess",
+    "exit_facts",
+    "log_record_fields",
+    "replay_log_record",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +66,9 @@ FORK_TIMEOUT_S = 5.0
 TEMPLATE_START_TIMEOUT_S = 30.0
 #: least time between two template starts, seconds
 TEMPLATE_RESTART_S = 5.0
+#: the largest message read from a template's socket, bytes (a generation template's
+#: "ready" carries the log records of its import)
+MESSAGE_SIZE = 1 << 18
 
 #: ``on_event(kind, call_id, payload)`` for RESULT, ERROR, READY and BLOCKED frames
 OnEvent = Callable[[int, int, bytes], None]
@@ -91,6 +105,22 @@ def log_record_fields(payload: bytes) -> dict[str, Any] | None:
     record_fields["args"] = None
     record_fields["exc_info"] = None
     return record_fields
+
+
+def replay_log_record(payload: bytes) -> bool:
+    """Hand the record of a LOG payload to this process's logger of its name (data only).
+
+    Returns:
+        False when the payload is unreadable (see :func:`log_record_fields`), else True.
+    """
+    fields = log_record_fields(payload)
+    if fields is None:
+        return False
+    record = logging.makeLogRecord(fields)
+    target = logging.getLogger(record.name)
+    if target.isEnabledFor(record.levelno):
+        target.handle(record)
+    return True
 
 
 def exit_facts(pid: int, returncode: int | None) -> dict[str, Any]:
@@ -182,14 +212,46 @@ class _ForkedChild:
 
 
 class _Template:
-    """The server's end of one template process (:mod:`executor.zygote`)."""
+    """The server's end of one template process (:mod:`executor.zygote`).
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    Args:
+        loop: the server's event loop.
+        control: this end of the template's socket.
+        pid: the template's process id.
+        name: what log lines call it.
+        process: the template when this process started it (the base template), else None.
+    """
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        control: socket.socket,
+        pid: int,
+        name: str,
+        process: subprocess.Popen[bytes] | None = None,
+    ) -> None:
         self.loop = loop
+        self.pid = pid
+        self.name = name
+        self.process = process
         self.started_at = time.monotonic()
+        self.socket = control
+        self.socket.setblocking(False)
+        self.ready = False
+        self.alive = True
+        self.retiring = False  # closed once its last child has ended
+        self.facts: dict[str, Any] = {}  # its "ready" message
+        self.settled = asyncio.Event()  # set once ready, or gone
+        self.children: dict[int, _ForkedChild] = {}
+        self._requests = 0
+        loop.add_reader(self.socket.fileno(), self._on_readable)
+
+    @classmethod
+    def start(cls, loop: asyncio.AbstractEventLoop) -> _Template:
+        """Start the base template, ``python -m executor.zygote``. Raises: OSError."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
-            self.process = subprocess.Popen(
+            process = subprocess.Popen(
                 [sys.executable, "-m", "executor.zygote", str(theirs.fileno())],
                 pass_fds=(theirs.fileno(),),
                 cwd=PROJECT_DIR,
@@ -201,14 +263,7 @@ class _Template:
             raise
         finally:
             theirs.close()
-        self.socket = ours
-        self.socket.setblocking(False)
-        self.ready = False
-        self.alive = True
-        self.settled = asyncio.Event()  # set once ready, or gone
-        self.children: dict[int, _ForkedChild] = {}
-        self._requests = 0
-        loop.add_reader(self.socket.fileno(), self._on_readable)
+        return cls(loop, ours, process.pid, "the worker template", process)
 
     def fork(self, in_fd: int, out_fd: int, args: list[str]) -> _ForkedChild:
         """Ask the template for a worker on the pipe ends ``in_fd``/``out_fd``.
@@ -218,16 +273,36 @@ class _Template:
         Raises:
             OSError: the template is gone or did not answer within :data:`FORK_TIMEOUT_S`.
         """
+        return self._request({"args": args}, [in_fd, out_fd])
+
+    def fork_template(self, generation: int, methods_dir: str, log_level: int) -> _Template:
+        """Ask the (base) template for the template of ``generation``, which imports the
+        methods package in ``methods_dir``; it is ready when its ``settled`` event is set.
+
+        Raises:
+            OSError: as :meth:`fork`.
+        """
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            child = self._request({"template": [methods_dir, str(log_level)]}, [theirs.fileno()])
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        return _Template(self.loop, ours, child.pid, f"the template of generation {generation}")
+
+    def _request(self, fields: dict[str, Any], fds: list[int]) -> _ForkedChild:
         self._requests += 1
         token = self._requests
-        request = json.dumps({"token": token, "args": args}).encode()
+        request = json.dumps({"token": token, **fields}).encode()
         self.socket.settimeout(FORK_TIMEOUT_S)
         try:
-            socket.send_fds(self.socket, [request], [in_fd, out_fd])
+            socket.send_fds(self.socket, [request], fds)
             while True:
-                message = self.socket.recv(65536)
+                message = self.socket.recv(MESSAGE_SIZE)
                 if not message:
-                    raise ConnectionResetError("the worker template exited")
+                    raise ConnectionResetError(f"{self.name} exited")
                 facts = json.loads(message)
                 if facts.get("token") == token:
                     if "pid" not in facts:
@@ -244,19 +319,19 @@ class _Template:
                 self.socket.setblocking(False)
 
     def _on_readable(self) -> None:
-        while True:
+        while self.alive:
             try:
-                message = self.socket.recv(65536)
+                message = self.socket.recv(MESSAGE_SIZE)
             except BlockingIOError:
                 return
             except OSError:
                 message = b""
             if not message:
-                if self.alive:
+                if not self.retiring:
                     logger.warning(
-                        "the worker template %d exited; workers start slower until "
-                        "a new one is ready",
-                        self.process.pid,
+                        "%s (%d) exited; workers start slower until a new one is ready",
+                        self.name,
+                        self.pid,
                     )
                 self.close()
                 return
@@ -267,9 +342,27 @@ class _Template:
             child = self.children.pop(facts["exited"], None)
             if child is not None:
                 child.exited(facts["code"])
+            if self.retiring and not self.children:
+                self.close()
         elif facts.get("ready"):
+            self.facts = facts
             self.ready = True
             self.settled.set()
+
+    def retire(self) -> None:
+        """Fork no more: close the template once the children it forked have all ended (it
+        reports their exits until then)."""
+        self.retiring = True
+        self.ready = False
+        if not self.children:
+            self.close()
+
+    def kill(self) -> None:
+        """SIGKILL the template (e.g. stuck importing) and stop using it."""
+        if self.alive:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+        self.close()
 
     def close(self) -> None:
         """Stop using the template; it exits when its socket closes."""
@@ -290,6 +383,13 @@ class _Template:
 class Spawner:
     """Starts worker processes: forked from a template when one is ready, else from scratch.
 
+    The base template (started by :meth:`start`) imports no user code. Each generation of
+    workers gets its own template (:meth:`start_generation`), forked from the base one, which
+    imports the methods package once: its workers, and the replacements of those recycled or
+    crashed, are bare forks of it. When a generation has no template, its workers are forked
+    from the base template and import the methods themselves; when neither is there, each is a
+    new interpreter (and a new base template is started).
+
     Args:
         loop: the server's event loop.
         use_template: fork workers from a template process (False: always a new interpreter).
@@ -299,6 +399,8 @@ class Spawner:
         self.loop = loop
         self.use_template = use_template
         self._template: _Template | None = None
+        self._generations: dict[int, _Template] = {}  # generation -> its template
+        self._retiring: set[_Template] = set()  # templates of past generations, still reaping
         self.forked = 0
         self.started = 0
 
@@ -316,21 +418,86 @@ class Spawner:
 
     def _new_template(self) -> _Template | None:
         try:
-            self._template = _Template(self.loop)
+            self._template = _Template.start(self.loop)
         except OSError as exc:
             logger.error("cannot start the worker template: %s", exc)
             self._template = None
         return self._template
 
-    def spawn(self, in_fd: int, out_fd: int, args: list[str]) -> _Child:
+    async def start_generation(
+        self, generation: int, methods_dir: Path, log_level: int, timeout_s: float
+    ) -> list[dict[str, str]] | None:
+        """Start the template of ``generation``: it imports the methods package afresh.
+
+        The log records of the import are logged here, once.
+
+        Args:
+            generation: the generation's number (:meth:`spawn` takes it).
+            methods_dir: folder of the methods package.
+            log_level: level of the root logger during the import (a :mod:`logging` number).
+            timeout_s: longest time the import may take, seconds.
+
+        Returns:
+            ``[]`` when the package imported cleanly; the import errors (``{"module",
+            "type", "message"}`` each, as in a READY frame: the template is then dropped); None
+            when no template could be started (the generation's workers import the methods
+            themselves).
+        """
+        base = self._template
+        if base is None or not base.alive or not base.ready:
+            return None
+        try:
+            template = base.fork_template(generation, str(methods_dir), log_level)
+        except (OSError, ValueError) as exc:
+            logger.warning("cannot start the template of generation %d: %s", generation, exc)
+            return None
+        try:
+            await asyncio.wait_for(template.settled.wait(), timeout_s)
+        except TimeoutError:
+            template.kill()
+            message = f"the methods did not import in {timeout_s:.0f} s"
+            return [{"module": "methods", "type": "TimeoutError", "message": message}]
+        if not template.ready:
+            message = "the process importing the methods exited"
+            return [{"module": "methods", "type": "ChildProcessError", "message": message}]
+        for payload in template.facts.get("logs") or []:
+            replay_log_record(str(payload).encode())
+        errors: list[dict[str, str]] = template.facts.get("errors") or []
+        if errors:
+            template.close()
+            return errors
+        self._generations[generation] = template
+        return []
+
+    def end_generation(self, generation: int) -> None:
+        """The generation is over: its template forks no more and ends after its workers."""
+        template = self._generations.pop(generation, None)
+        if template is not None:
+            self._retiring = {t for t in self._retiring if t.alive}
+            template.retire()
+            if template.alive:
+                self._retiring.add(template)
+
+    def spawn(
+        self, in_fd: int, out_fd: int, args: list[str], generation: int | None = None
+    ) -> _Child:
         """Start a worker on the pipe ends ``in_fd`` (its input) and ``out_fd`` (its output).
 
         ``args`` follow the two descriptors on the worker's command line (see
-        :func:`executor.worker.main`). The caller closes its copies of both ends.
+        :func:`executor.worker.main`). The caller closes its copies of both ends. A worker of a
+        ``generation`` with a template is forked from it, the methods already imported.
 
         Raises:
             OSError: no process could be started.
         """
+        preloaded = self._generations.get(generation) if generation is not None else None
+        if preloaded is not None and preloaded.alive:
+            try:
+                child = preloaded.fork(in_fd, out_fd, args)
+                self.forked += 1
+                return child
+            except (OSError, ValueError) as exc:
+                logger.warning("%s failed (%s); starting a worker without it", preloaded.name, exc)
         template = self._template
         if template is not None and template.alive and template.ready:
             try:
@@ -355,14 +522,20 @@ class Spawner:
         return _PopenChild(process)
 
     def close(self) -> None:
-        """Stop the template (running workers are not affected)."""
+        """Stop the templates (running workers are not affected)."""
+        for template in [*self._generations.values(), *self._retiring]:
+            template.close()
+        self._generations.clear()
+        self._retiring.clear()
         if self._template is not None:
             self._template.close()
+            process = self._template.process
+            assert process is not None
             try:
-                self._template.process.wait(5)
+                process.wait(5)
             except subprocess.TimeoutExpired:
-                self._template.process.kill()
-                self._template.process.wait()
+                process.kill()
+                process.wait()
             self._template = None
 
 
@@ -377,6 +550,7 @@ class WorkerProcess:
         max_frame_bytes: the longest frame the worker may send, bytes (0: no limit); one
             announcing more is never buffered: the worker is killed as broken. The pool sets
             it to the worker's memory cap, which no frame the worker built can exceed.
+        generation: the worker's generation (see :meth:`Spawner.spawn`), or None.
 
     Raises:
         OSError: the process could not be started.
@@ -393,6 +567,7 @@ class WorkerProcess:
         on_event: OnEvent,
         on_exit: OnExit,
         max_frame_bytes: int = 0,
+        generation: int | None = None,
     ) -> None:
         self.loop = spawner.loop
         self.on_event = on_event
@@ -403,7 +578,7 @@ class WorkerProcess:
         to_worker_read, to_worker = os.pipe()
         from_worker, from_worker_write = os.pipe()
         try:
-            self.child = spawner.spawn(to_worker_read, from_worker_write, args)
+            self.child = spawner.spawn(to_worker_read, from_worker_write, args, generation)
         except BaseException:
             os.close(to_worker)
             os.close(from_worker)
@@ -565,14 +740,8 @@ class WorkerProcess:
 
     def _log_record(self, payload: bytes) -> None:
         """Hand a LOG frame's record to this process's logger of its name (data only)."""
-        fields = log_record_fields(payload)
-        if fields is None:
+        if not replay_log_record(payload):
             self.broken("an unreadable log record")
-            return
-        record = logging.makeLogRecord(fields)
-        target = logging.getLogger(record.name)
-        if target.isEnabledFor(record.levelno):
-            target.handle(record)
 
     def broken(self, what: str) -> None:
         """The worker wrote ``what`` (a frame it must not send): log it, kill the worker."""

@@ -47,7 +47,7 @@ import threading
 import types
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from executor import framing, params
 from executor.context import ONE_AT_A_TIME_ATTRIBUTE, call_context
@@ -62,6 +62,8 @@ __all__ = ["Runner", "call_context", "import_methods", "main"]
 logger = logging.getLogger(__name__)
 
 READ_SIZE = 1 << 18
+#: most bytes of log records a template's import (:func:`preload`) keeps for the server
+MAX_PRELOAD_LOG_BYTES = 64 * 1024
 #: a call that found no idle thread waits at most about this long for a new one, seconds
 GROW_DELAY_S = 0.001
 
@@ -125,10 +127,14 @@ class _Channel:
             data = frames[0] if len(frames) == 1 else b"".join(frames)
 
 
+class _FrameSink(Protocol):
+    def send(self, frame: bytes) -> None: ...
+
+
 class _PipeLogHandler(logging.Handler):
     """Sends every log record to the server as a LOG frame."""
 
-    def __init__(self, channel: _Channel) -> None:
+    def __init__(self, channel: _FrameSink) -> None:
         super().__init__(logging.DEBUG)
         self._channel = channel
 
@@ -193,6 +199,71 @@ def code_fingerprint(methods_dir: Path) -> str:
             % (str(path.relative_to(methods_dir)).encode(), stat.st_size, stat.st_mtime_ns)
         )
     return digest.hexdigest()[:16]
+
+
+class _KeptLogs:
+    """Stands in for the output pipe while a template imports: keeps the LOG payloads (text),
+    up to ``limit`` bytes of them."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.payloads: list[str] = []
+
+    def send(self, frame: bytes) -> None:
+        """Keep the payload of the LOG frame ``frame`` while within the limit."""
+        payload = frame[framing.EVENT_HEADER.size :]
+        if len(payload) <= self.limit:
+            self.limit -= len(payload)
+            self.payloads.append(payload.decode())
+
+
+def preload(methods_dir: Path, log_level: int) -> dict[str, Any]:
+    """Import the methods package in a template process, for the workers it forks.
+
+    Log records of the import are kept (as their LOG payloads, at most
+    :data:`MAX_PRELOAD_LOG_BYTES`) for the server, which logs them once; print() goes to
+    standard error, as in a worker. The params validators of the methods' functions are built
+    too (:func:`executor.params.prepare_hint_validators`): every worker forked gets them.
+
+    Args:
+        methods_dir: folder of the package.
+        log_level: level of the root logger during the import (a :mod:`logging` number).
+
+    Returns:
+        ``{"errors": [...], "code": str, "logs": [str, ...]}``: ``errors`` and ``code`` as in
+        a READY frame (pass them to :func:`main` as ``preloaded``), ``logs`` the payloads.
+    """
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    kept = _KeptLogs(MAX_PRELOAD_LOG_BYTES)
+    root = logging.getLogger()
+    root.handlers[:] = [_PipeLogHandler(kept)]
+    root.setLevel(log_level)
+    try:
+        fingerprint = code_fingerprint(methods_dir)
+        errors = import_methods(methods_dir)
+        if not errors:
+            params.prepare_hint_validators(_public_functions())
+    finally:
+        root.handlers[:] = []
+    return {"errors": errors, "code": fingerprint, "logs": kept.payloads}
+
+
+def _public_functions() -> list[Callable[..., Any]]:
+    """The functions defined in the imported methods modules, at their modules' top level,
+    with public names (what resolution may reach; classes' methods are left out)."""
+    functions: list[Callable[..., Any]] = []
+    for name, module in list(sys.modules.items()):
+        if module is None or not (name == PACKAGE or name.startswith(PACKAGE + ".")):
+            continue
+        for attribute, value in vars(module).items():
+            if (
+                not attribute.startswith("_")
+                and inspect.isfunction(value)
+                and value.__module__ == name
+            ):
+                functions.append(value)
+    return functions
 
 
 def _describe_import_error(module: str, exc: BaseException) -> dict[str, str]:
@@ -765,12 +836,14 @@ def _new_loop() -> asyncio.AbstractEventLoop:
     return loop
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str], preloaded: dict[str, Any] | None = None) -> int:
     """Entry point: ``argv`` is ``[IN_FD, OUT_FD, METHODS_DIR, DEBUG, LOG_LEVEL, CONCURRENCY,
     EXPOSE_ERRORS]``.
 
     DEBUG and EXPOSE_ERRORS are "1" or "0" (EXPOSE_ERRORS absent: "1"); LOG_LEVEL a number of
     :mod:`logging`; CONCURRENCY the most calls run at once (threads for plain functions).
+    ``preloaded``: ``{"errors", "code"}`` from :func:`preload` when the process was forked
+    from a template that imported the methods package already (nothing is imported again).
     Returns the exit code (0 after end of input).
     """
     in_fd, out_fd = int(argv[0]), int(argv[1])
@@ -789,9 +862,9 @@ def main(argv: list[str]) -> int:
     loop = _new_loop()
     asyncio.set_event_loop(loop)
     load_internal_methods()
-    fingerprint = code_fingerprint(methods_dir)
-    errors = import_methods(methods_dir)
-    ready = {"pid": os.getpid(), "errors": errors, "code": fingerprint}
+    if preloaded is None:
+        preloaded = {"code": code_fingerprint(methods_dir), "errors": import_methods(methods_dir)}
+    ready = {"pid": os.getpid(), "errors": preloaded["errors"], "code": preloaded["code"]}
     channel.send(framing.pack_event(framing.READY, 0, json.dumps(ready).encode()))
     service = _Service(in_fd, channel, Runner(debug, loop, expose_errors), max(1, concurrency))
     service.start()

@@ -91,3 +91,18 @@ def test_schema_applies_to_params_as_sent() -> None:
 def test_an_invalid_schema_is_refused_at_decoration() -> None:
     with pytest.raises(jsonschema.SchemaError):
         params_schema({"type": "no-such-type"})
+
+
+def test_prepared_hint_validators_are_reused_and_skip_what_has_none() -> None:
+    def typed(qty: int) -> int:
+        return qty
+
+    def untyped(qty):  # type: ignore[no-untyped-def]
+        return qty
+
+    assert params_module.prepare_hint_validators([typed, untyped, str.upper]) == 2
+    validator = params_module.hint_validator(typed)
+    assert validator is not None and params_module.hint_validator(typed) is validator
+    assert params_module.convert(validator, ["3"]) == ((3,), {})
+    assert params_module.hint_validator(untyped) is None
+    assert params_module.prepare_hint_validators([typed]) == 0  # built once

@@ -282,7 +282,9 @@ def test_workers_are_still_started_and_watched_when_the_template_dies(
     server = start_server(env={"SBUSR_POOL_PROCESSES": "1"})
     worker = server.call("conc.pid")["result"]
     (template,) = children(server.process.pid)
-    assert children(template) == [worker]  # workers are forked from the template
+    (generation_template,) = children(template)  # forked from the template, imported the code
+    assert children(generation_template) == [worker]  # workers are forked from it
+    os.kill(generation_template, signal.SIGKILL)
     os.kill(template, signal.SIGKILL)
     pending = in_background(server.call, "conc.wait_async", ["orphan", 30], "orphan")
     wait_for(lambda: workers(server)[0]["running"] == 1, message="the call running")

@@ -122,35 +122,41 @@ def test_concurrent_resets_are_serialised(start_server: StartServer) -> None:
     )
 
 
-def test_replacement_worker_never_serves_other_code_when_the_package_breaks(
+COUNTED_MODULE = """
+import os
+import pathlib
+
+with pathlib.Path(__file__).with_name("imports.log").open("a") as log:
+    log.write(f"{os.getpid()}\\n")
+
+
+def pid():
+    return os.getpid()
+"""
+
+
+def test_a_generation_imports_its_code_once_and_recycled_workers_keep_it(
     start_server: StartServer, methods_dir: Path
 ) -> None:
-    server = start_server(
-        env={
-            "SBUSR_POOL_PROCESSES": "1",
-            "SBUSR_POOL_MAXTASKSPERCHILD": "2",
-            "SBUSR_RPC_TIMEOUT": "2",
-        }
-    )
+    (methods_dir / "counted.py").write_text(COUNTED_MODULE)
+    imports = methods_dir / "imports.log"
+    server = start_server(env={"SBUSR_POOL_PROCESSES": "2", "SBUSR_POOL_MAXTASKSPERCHILD": "2"})
+    pids = {server.call("counted.pid")["result"] for _ in range(12)}
+    assert len(pids) > 2  # workers were recycled
+    importers = imports.read_text().split()
+    assert len(importers) == 1 and int(importers[0]) not in pids  # once, by the template
+
     init = methods_dir / "__init__.py"
     good = init.read_text()
-    assert server.call("echo", ["a"])["result"] == "a"
     init.write_text(good + "\ndef oops(:\n")
-    assert server.call("echo", ["b"])["result"] == "b"  # the worker's last call before recycling
-    wait_for(
-        lambda: "the methods package on disk does not import" in server.log(),
-        message="the replacement refused",
-    )
-    # the old worker keeps serving (its own code) while no replacement can take over
-    assert server.call("echo", ["c"])["result"] == "c"
+    # recycled workers run their generation's code, whatever is on disk now
+    more = {server.call("counted.pid")["result"] for _ in range(12)}
+    assert len(more - pids) > 1
+    assert server.call("echo", ["b"])["result"] == "b"
+    assert server.http.get("/sys/reset").status_code == 500  # the broken code is refused
+
     init.write_text(good + "\n\ndef shout(text):\n    return text.upper()\n")
-    answer = wait_for(
-        lambda: server.call("shout", ["d"]).get("result"),
-        timeout_s=20,
-        message="a replacement worker on the fixed code",
-    )
-    assert answer == "D"
-    wait_for(
-        lambda: "changed since generation 1 was loaded" in server.log(),
-        message="the warning that the code changed on disk",
-    )
+    assert server.call("shout", ["c"])["error"]["code"] == -32601  # not before a reload
+    assert server.http.get("/sys/reset").status_code == 200
+    assert server.call("shout", ["d"])["result"] == "D"
+    assert len(imports.read_text().split()) == 2  # imported once more, for generation 2
