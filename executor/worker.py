@@ -82,32 +82,14 @@ class _Channel:
         self._writing = False
 
     def send(self, frame: bytes) -> None:
-        """Write ``frame`` whole (now or with the current writer's next write), with the frames
-        held; exit the process when the server is gone (broken pipe)."""
+        """Write ``frame`` whole (now or with the current writer's next write); exit the process
+        when the server is gone (broken pipe)."""
         with self._lock:
             if self._writing:
                 self._pending.append(frame)
                 return
             self._writing = True
-            if self._pending:
-                self._pending.append(frame)
-                frame = b"".join(self._pending)
-                self._pending = []
         self._write(frame)
-
-    def hold(self, frame: bytes) -> None:
-        """Queue ``frame`` for the next write (:meth:`send` or :meth:`flush`)."""
-        with self._lock:
-            self._pending.append(frame)
-
-    def flush(self) -> None:
-        """Write the frames held, if any (and no other sender is writing them)."""
-        with self._lock:
-            if self._writing or not self._pending:
-                return
-            self._writing = True
-            frames, self._pending = self._pending, []
-        self._write(b"".join(frames))
 
     def _write(self, data: bytes) -> None:
         """Write ``data``, then the frames queued meanwhile; then let the next sender write."""
@@ -470,9 +452,8 @@ class _Threads:
     and a switch), and each of a crowd of blocking calls gets its own thread within a few
     milliseconds (a thousand within about ten looks).
 
-    A job answers through :meth:`answer`: while more jobs are queued, the answer is held, so
-    that the answers of a run of short jobs leave in one write; each look writes what is held,
-    so a held answer waits at most about :data:`GROW_DELAY_S` whatever the jobs do.
+    A job answers through :meth:`answer`, from its thread, at once: the answer never waits for
+    the loop (which a method may keep busy) nor for the jobs behind it.
 
     Args:
         limit: most threads.
@@ -518,16 +499,11 @@ class _Threads:
         self._grow_timer = self._loop.call_later(GROW_DELAY_S, self._grow)
 
     def answer(self, frame: bytes) -> None:
-        """Send a job's answer ``frame`` (call from the job): held while more jobs are queued
-        (this or another awake thread takes them next), else written now with those held."""
-        with self._lock:
-            if self._jobs and not self._stopping:  # a look is due while jobs are queued
-                self._channel.hold(frame)
-                return
+        """Send a job's answer ``frame`` now (call from the job)."""
         self._channel.send(frame)
 
     def _grow(self) -> None:
-        """Write the answers held; if no thread made progress, give waiting jobs more threads
+        """If no thread made progress, give waiting jobs more threads
         (at most as many as are awake, so that a busy machine, which delays the threads, does
         not wake them all); look again while jobs are queued.
         """
@@ -545,7 +521,6 @@ class _Threads:
                     wakes.append(self._sleeping.pop() if self._sleeping else self._start_thread())
         for wake in wakes:
             wake.release()
-        self._channel.flush()
         if queued:
             self._watch()
 
@@ -597,7 +572,6 @@ class _Threads:
             self._woken += len(sleeping)
         for wake in sleeping:
             wake.release()
-        self._channel.flush()
 
 
 class _Service:
@@ -731,7 +705,6 @@ class _Service:
         try:
             kind, payload = self.runner.run(name, call_params)
         except SystemExit as exc:  # the method ended its process: like os._exit
-            self.channel.flush()  # the answers held for other calls still leave
             os._exit(exc.code if isinstance(exc.code, int) else 1)
         except BaseException as exc:
             logger.exception("call %s failed in its thread", name)

@@ -247,7 +247,7 @@ def test_answers_of_queued_jobs_all_leave(
     threads.stop()
 
 
-def test_an_answer_held_behind_a_blocking_job_leaves_at_the_next_look(
+def test_an_answer_leaves_while_the_job_queued_behind_it_blocks(
     loop: asyncio.AbstractEventLoop, pipe: tuple[int, _Channel]
 ) -> None:
     read_end, channel = pipe
@@ -259,11 +259,11 @@ def test_an_answer_held_behind_a_blocking_job_leaves_at_the_next_look(
 
     async def scenario() -> None:
         threads.submit(short)
-        threads.submit(blocking.job)  # queued behind it: the first answer is held
+        threads.submit(blocking.job)  # queued behind it, taken by the same thread
         await _until(lambda: blocking.started == 1)
         deadline = time.monotonic() + DEADLINE_S
         while not select.select([read_end], [], [], 0)[0]:
-            assert time.monotonic() < deadline, "the held answer never left"
+            assert time.monotonic() < deadline, "the answer never left"
             await asyncio.sleep(0.001)
 
     loop.run_until_complete(scenario())
