@@ -56,7 +56,7 @@ logger = logging.getLogger(__name__)
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 READ_SIZE = 1 << 18
-#: frames queued for one worker that are written at once rather than at the end of the loop turn
+#: frames queued for one worker in one loop turn that are written at once, not at its end
 COALESCE_FRAMES = 16
 #: how long the exit status of a forked worker may lag behind its exit, seconds
 EXIT_STATUS_WAIT_S = 1.0
@@ -611,13 +611,16 @@ class WorkerProcess:
 
     # ------------------------------------------------------------------ frames out
     def send(self, data: bytes) -> None:
-        """Queue ``data`` (whole frames) for the worker; written at the end of this loop turn.
+        """Write ``data`` (whole frames) to the worker: the first frame of a loop turn at once,
+        the later ones of the same turn together.
 
-        Frames sent in one turn of the loop leave in one system call, and the worker reads them
-        in one: under load that saves a write, a read and a wake-up of the worker per call. So
-        that the first frame of a busy turn does not wait for the whole turn, the frames are
-        written at once when :data:`COALESCE_FRAMES` of them wait. What the pipe does not take
-        is written when it drains. Ignored once the input is closed or the worker is gone.
+        Under load many calls leave in one turn; writing them in one system call, which the
+        worker reads in one, saves a write, a read and a wake-up of the worker per call. The
+        first frame of a turn is written at once, so that a lone call never waits and calls
+        of one turn are not all started together (and answered together); the frames queued
+        after it leave at the end of the turn, or at once when :data:`COALESCE_FRAMES` wait.
+        What the pipe does not take is written when it drains. Ignored once the input is
+        closed or the worker is gone.
         """
         if self.to_worker < 0:
             return
@@ -625,15 +628,20 @@ class WorkerProcess:
         self._frames_waiting += 1
         if self._pipe_full:
             return
-        if self._frames_waiting >= COALESCE_FRAMES:
-            self._flush()
-        elif not self._flush_scheduled:
+        if not self._flush_scheduled:  # the first frame of this turn
             self._flush_scheduled = True
             self.loop.call_soon(self._flush)
+            self._write()
+        elif self._frames_waiting >= COALESCE_FRAMES:
+            self._write()
 
     def _flush(self) -> None:
-        """Write what waits; when the pipe is full, the rest waits for :meth:`_on_writable`."""
+        """The end of the turn: write the frames queued since its first."""
         self._flush_scheduled = False
+        self._write()
+
+    def _write(self) -> None:
+        """Write what waits; when the pipe is full, the rest waits for :meth:`_on_writable`."""
         if self.to_worker < 0 or self._pipe_full or not self._write_buffer:
             return
         self._frames_waiting = 0
@@ -665,7 +673,7 @@ class WorkerProcess:
     def close_input(self) -> None:
         """Close the worker's input: it finishes the calls it runs, then exits."""
         if self.to_worker >= 0:
-            self._flush()  # frames queued this turn (a withdraw, a cancel) still leave
+            self._write()  # frames queued this turn (a withdraw, a cancel) still leave
             if self._pipe_full:
                 self.loop.remove_writer(self.to_worker)
             self._write_buffer.clear()
