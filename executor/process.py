@@ -57,7 +57,7 @@ logger = logging.getLogger(__name__)
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 READ_SIZE = 1 << 18
 #: frames queued for one worker in one loop turn that are written at once, not at its end
-COALESCE_FRAMES = 16
+COALESCE_FRAMES = 4
 #: how long the exit status of a forked worker may lag behind its exit, seconds
 EXIT_STATUS_WAIT_S = 1.0
 #: how long a fork request may take before the template is given up, seconds
