@@ -6,9 +6,10 @@
 Starts ``run.py`` at its default settings (apart from ``SBUSR_POOL_PROCESSES``), waits until
 ``/sys/status`` shows the workers serving, makes one call (``greetings.greet`` when the shipped
 methods folder is served) so that lazy imports of the call path have happened, waits
-``--settle-s`` seconds, then prints per process its role (server, template: the process the
-workers are forked from, worker), RSS and PSS in MB, the sum of the server and its workers
-(what the pool issue's target counts) and the total with the template. RSS is what ``ps``
+``--settle-s`` seconds, then prints per process its role (server; template: the process that
+imports no user code; generation template: its fork that imported the methods and forks the
+workers; worker: as /sys/status lists them), RSS and PSS in MB, the sum of the server and its
+workers (what the pool issue's target counts) and the total with the templates. RSS is what ``ps``
 shows: pages shared between the forked processes count once per process; PSS splits them, so
 the PSS total is what the machine really spends. With ``--before DIR``, the same is measured
 first on the sbusr tree in DIR (e.g. ``git worktree add /tmp/before <commit>``; its methods
@@ -56,18 +57,21 @@ def parent_of(pid: int) -> int:
         return 0
 
 
-def role(pid: int, server_pid: int) -> str:
-    """A short name for ``pid``: server, template (the server's child the workers are forked
-    from), worker (a child of the template), or the first words of its command line."""
+def role(pid: int, server_pid: int, worker_pids: set[int]) -> str:
+    """A short name for ``pid``: server, worker (listed by /sys/status), template (the server's
+    child that imports no user code), generation template (its child that imported the
+    methods and forks a generation's workers), or the first words of its command line."""
     if pid == server_pid:
         return "server"
+    if pid in worker_pids:
+        return "worker"
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
             words = [word.decode(errors="replace") for word in cmdline.read().split(b"\0")]
     except OSError:
         return "?"
     if "executor.zygote" in words:
-        return "template" if parent_of(pid) == server_pid else "worker"
+        return "template" if parent_of(pid) == server_pid else "generation template"
     return " ".join(word for word in words[:4] if word)[:60]
 
 
@@ -113,13 +117,16 @@ def measure(project: Path, methods: str, processes: int, settle_s: float) -> Non
         if Path(methods, "greetings.py").exists():
             call(port, "greetings.greet", {"name": "memory"})
         time.sleep(settle_s)
+        status = get_json(f"http://127.0.0.1:{port}/sys/status")
+        listed = status.get("workers", []) if isinstance(status, dict) else []
+        worker_pids = {worker["pid"] for worker in listed if isinstance(worker, dict)}
         total_rss = total_pss = served_rss = served_pss = 0
         print(f"{'pid':>8}  {'RSS MB':>8}  {'PSS MB':>8}  process")
         for pid in process_tree(server.pid):
             rss, pss = memory_kib(pid)
             if not rss:
                 continue
-            name = role(pid, server.pid)
+            name = role(pid, server.pid, worker_pids)
             total_rss += rss
             total_pss += pss
             if name in ("server", "worker"):
