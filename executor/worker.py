@@ -452,19 +452,17 @@ class _Threads:
     and a switch), and each of a crowd of blocking calls gets its own thread within a few
     milliseconds (a thousand within about ten looks).
 
-    A job answers through :meth:`answer`, from its thread, at once: the answer never waits for
-    the loop (which a method may keep busy) nor for the jobs behind it.
+    A job writes its answer to the output pipe itself, from its thread, at once: the answer
+    never waits for the loop (which a method may keep busy) nor for the jobs behind it.
 
     Args:
         limit: most threads.
         loop: the worker's event loop (it times the growth).
-        channel: the output pipe the jobs answer through.
     """
 
-    def __init__(self, limit: int, loop: asyncio.AbstractEventLoop, channel: _Channel) -> None:
+    def __init__(self, limit: int, loop: asyncio.AbstractEventLoop) -> None:
         self._limit = limit
         self._loop = loop
-        self._channel = channel
         self._lock = threading.Lock()  # guards every field below
         self._jobs: collections.deque[Callable[[], None]] = collections.deque()
         self._threads = 0
@@ -497,10 +495,6 @@ class _Threads:
         """Look at the waiting jobs in :data:`GROW_DELAY_S` (:meth:`_grow`)."""
         self._done_seen = self._done
         self._grow_timer = self._loop.call_later(GROW_DELAY_S, self._grow)
-
-    def answer(self, frame: bytes) -> None:
-        """Send a job's answer ``frame`` now (call from the job)."""
-        self._channel.send(frame)
 
     def _grow(self) -> None:
         """If no thread made progress, give waiting jobs more threads
@@ -589,7 +583,7 @@ class _Service:
         self.channel = channel
         self.runner = runner
         self.loop = runner.loop
-        self.threads = _Threads(concurrency, self.loop, channel)
+        self.threads = _Threads(concurrency, self.loop)
         self.done: asyncio.Future[None] = self.loop.create_future()
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._in_threads: set[int] = set()
@@ -711,7 +705,7 @@ class _Service:
             error = InternalError(data={"type": type(exc).__name__, "message": str(exc)})
             kind, payload = framing.ERROR, self.runner.encode_error(error)
         self._in_threads.discard(call_id)
-        self.threads.answer(framing.pack_event(kind, call_id, payload))
+        self.channel.send(framing.pack_event(kind, call_id, payload))
         self._finished(in_loop=False)
 
     async def _run_task(

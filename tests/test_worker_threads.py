@@ -39,11 +39,6 @@ def pipe() -> Iterator[tuple[int, _Channel]]:
     os.close(write_end)
 
 
-@pytest.fixture
-def channel(pipe: tuple[int, _Channel]) -> _Channel:
-    return pipe[1]
-
-
 def _read_call_ids(read_end: int, count: int) -> list[int]:
     """The call ids of the next ``count`` frames on the pipe; fail past DEADLINE_S."""
     data = b""
@@ -100,9 +95,9 @@ def _call_threads() -> list[threading.Thread]:
 
 
 def test_each_of_a_crowd_of_blocking_jobs_gets_a_thread(
-    loop: asyncio.AbstractEventLoop, channel: _Channel
+    loop: asyncio.AbstractEventLoop,
 ) -> None:
-    threads = _Threads(8, loop, channel)
+    threads = _Threads(8, loop)
     jobs = _Blocking()
 
     async def scenario() -> None:
@@ -119,9 +114,9 @@ def test_each_of_a_crowd_of_blocking_jobs_gets_a_thread(
 
 
 def test_the_limit_bounds_the_jobs_running_at_once(
-    loop: asyncio.AbstractEventLoop, channel: _Channel
+    loop: asyncio.AbstractEventLoop,
 ) -> None:
-    threads = _Threads(2, loop, channel)
+    threads = _Threads(2, loop)
     jobs = _Blocking()
 
     async def scenario() -> None:
@@ -140,9 +135,9 @@ def test_the_limit_bounds_the_jobs_running_at_once(
 
 
 def test_sleeping_threads_are_woken_before_new_ones_start(
-    loop: asyncio.AbstractEventLoop, channel: _Channel
+    loop: asyncio.AbstractEventLoop,
 ) -> None:
-    threads = _Threads(16, loop, channel)
+    threads = _Threads(16, loop)
     first, second = _Blocking(), _Blocking()
 
     async def scenario() -> None:
@@ -165,10 +160,10 @@ def test_sleeping_threads_are_woken_before_new_ones_start(
 
 
 def test_a_burst_of_short_jobs_all_run_once_and_stop_ends_every_thread(
-    loop: asyncio.AbstractEventLoop, channel: _Channel
+    loop: asyncio.AbstractEventLoop,
 ) -> None:
     before = set(_call_threads())
-    threads = _Threads(4, loop, channel)
+    threads = _Threads(4, loop)
     ran: list[int] = []
 
     async def scenario() -> None:
@@ -187,9 +182,9 @@ def test_a_burst_of_short_jobs_all_run_once_and_stop_ends_every_thread(
 
 
 def test_stop_lets_the_queued_jobs_finish(
-    loop: asyncio.AbstractEventLoop, channel: _Channel
+    loop: asyncio.AbstractEventLoop,
 ) -> None:
-    threads = _Threads(1, loop, channel)
+    threads = _Threads(1, loop)
     jobs = _Blocking()
     ran: list[int] = []
 
@@ -210,9 +205,9 @@ def test_stop_lets_the_queued_jobs_finish(
 
 
 def test_a_job_that_raises_is_logged_and_its_thread_serves_on(
-    loop: asyncio.AbstractEventLoop, channel: _Channel, caplog: pytest.LogCaptureFixture
+    loop: asyncio.AbstractEventLoop, caplog: pytest.LogCaptureFixture
 ) -> None:
-    threads = _Threads(1, loop, channel)
+    threads = _Threads(1, loop)
     ran: list[str] = []
 
     def broken() -> None:
@@ -232,10 +227,10 @@ def test_answers_of_queued_jobs_all_leave(
     loop: asyncio.AbstractEventLoop, pipe: tuple[int, _Channel]
 ) -> None:
     read_end, channel = pipe
-    threads = _Threads(4, loop, channel)
+    threads = _Threads(4, loop)
 
     def job(call_id: int) -> Callable[[], None]:
-        return lambda: threads.answer(framing.pack_event(framing.RESULT, call_id, b"1"))
+        return lambda: channel.send(framing.pack_event(framing.RESULT, call_id, b"1"))
 
     async def scenario() -> None:
         for call_id in range(1, 101):
@@ -251,11 +246,11 @@ def test_an_answer_leaves_while_the_job_queued_behind_it_blocks(
     loop: asyncio.AbstractEventLoop, pipe: tuple[int, _Channel]
 ) -> None:
     read_end, channel = pipe
-    threads = _Threads(1, loop, channel)
+    threads = _Threads(1, loop)
     blocking = _Blocking()
 
     def short() -> None:
-        threads.answer(framing.pack_event(framing.RESULT, 1, b"1"))
+        channel.send(framing.pack_event(framing.RESULT, 1, b"1"))
 
     async def scenario() -> None:
         threads.submit(short)
