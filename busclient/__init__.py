@@ -18,7 +18,8 @@ Callers and peers:
   commands (``flow.start``) and acks them.
 * :class:`BusKeys` -- every key name, built from the prefix (from ``wire.keys``).
 * Exceptions: :class:`BusError` > :class:`BusTimeout`, :class:`BusConnectionError`,
-  :class:`RpcError` (also a ``JsonRpcError``: code, message, data).
+  :class:`RpcError` (also a ``JsonRpcError``: code, message, data) > :class:`RpcTimeout`
+  (the server said the call's deadline passed; also a ``BusTimeout``).
 
 Building blocks of the bus (used by ``server.bus``; public, so every Redis client of sbusr is
 built and read the same way):
@@ -42,7 +43,7 @@ The wire protocol, for peers in any language: docs/protocol.md, "Message bus".
 from busclient._async import AsyncBusClient
 from busclient._backoff import Outage
 from busclient._connection import CONNECTION_ERRORS, async_redis, sync_redis
-from busclient._errors import BusConnectionError, BusError, BusTimeout, RpcError
+from busclient._errors import BusConnectionError, BusError, BusTimeout, RpcError, RpcTimeout
 from busclient._peer import BusPeer, FlowStart
 from busclient._reader import REPLY_BLOCK_S, AsyncReplyReader
 from busclient._script import Script
@@ -66,6 +67,7 @@ __all__ = [
     "Outbox",
     "REPLY_BLOCK_S",
     "RpcError",
+    "RpcTimeout",
     "Script",
     "as_text",
     "async_redis",

@@ -6,7 +6,9 @@
     ├── BusTimeout                 no reply (or ack) within the time limit; also a TimeoutError
     ├── BusConnectionError         Redis could not be reached (mapped from redis-py, ``from exc``)
     └── RpcError                   the server answered with a JSON-RPC error object; also an
-                                   :class:`wire.errors.JsonRpcError` (code, message, data)
+        │                          :class:`wire.errors.JsonRpcError` (code, message, data)
+        └── RpcTimeout             the answer says the call's deadline passed (-32004, or
+                                   -32001 with ``data.reason == "deadline"``); also a BusTimeout
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 from wire.errors import JsonRpcError
 
-__all__ = ["BusError", "BusTimeout", "BusConnectionError", "RpcError"]
+__all__ = ["BusError", "BusTimeout", "BusConnectionError", "RpcError", "RpcTimeout"]
 
 
 class BusError(Exception):
@@ -48,4 +50,24 @@ class RpcError(JsonRpcError, BusError):
         """Build from a response's ``error`` member; a malformed one becomes -32603."""
         if not isinstance(error, dict) or not isinstance(error.get("code"), int):
             return cls(-32603, "malformed error object in the response", {"error": error})
-        return cls(error["code"], str(error.get("message", "")), error.get("data"))
+        code, data = error["code"], error.get("data")
+        kind = RpcTimeout if _says_deadline_passed(code, data) else cls
+        return kind(code, str(error.get("message", "")), data)
+
+
+class RpcTimeout(RpcError, BusTimeout):
+    """The server answered that the call's deadline (its ``timeout_s``) passed.
+
+    Either the call was not started in time (-32004: it did not run, safe to retry) or it ran
+    and was cut at the deadline (-32001 with ``data.reason == "deadline"``). The server's answer
+    and the client's own time-out race each other at the same instant, so this is both an
+    :class:`RpcError` (code, message, data) and a :class:`BusTimeout`: ``except BusTimeout``
+    catches a time-out whichever side noticed it first.
+    """
+
+
+def _says_deadline_passed(code: int, data: Any) -> bool:
+    """True for the error codes that report a passed deadline (docs/protocol.md, "Deadlines")."""
+    if code == -32004:
+        return True
+    return code == -32001 and isinstance(data, dict) and data.get("reason") == "deadline"

@@ -50,6 +50,7 @@ def test_the_exports_are_the_expected_ones() -> None:
             "Outbox",
             "REPLY_BLOCK_S",
             "RpcError",
+            "RpcTimeout",
             "Script",
             "as_text",
             "async_redis",
