@@ -167,6 +167,7 @@ class Call:
         "context",
         "deadline_ms",
         "deadline_s",
+        "frame_end",
         "limit_s",
         "method",
         "on_done",
@@ -203,6 +204,9 @@ class Call:
         self.queued = False  # in the pool's queue
         self.submitted_at = 0.0
         self.sent_at = 0.0
+        #: where its frame ends in its worker's input, bytes: the worker started the call only
+        #: if it read that far (see :attr:`WorkerProcess.bytes_taken`)
+        self.frame_end = 0
         self.worker: _Worker | None = None  # where it runs; None while queued or once answered
         self.trace: Any = None
 
@@ -1015,9 +1019,11 @@ class Pool:
             if not calls:
                 continue
             running = worker.running
+            frame_end = worker.process.bytes_sent + len(frame)
             for call in calls:
                 call.worker = worker
                 call.sent_at = now
+                call.frame_end = frame_end
                 limit_s = call.timeout_s
                 if call.deadline_s is not None and call.deadline_s - now < limit_s:
                     limit_s = call.deadline_s - now
@@ -1211,6 +1217,8 @@ class Pool:
         worker.cancelling.clear()
         for call in calls:
             self._unlink(worker, call)
+        calls = self._run_elsewhere(worker, calls)
+        for call in calls:
             self._answer(call, WorkerDied(data=facts))
         if calls:
             logger.error(
@@ -1244,6 +1252,34 @@ class Pool:
         if self._exited is not None:
             self._exited.set()
         self._schedule_dispatch()
+
+    def _run_elsewhere(self, worker: _Worker, calls: list[Call]) -> list[Call]:
+        """Queue again, first in line, the calls of ended ``worker`` that it never read.
+
+        A call whose frame the worker did not read to its end never started, so it runs on
+        another worker (within its time limit, counted from its submit). A withdrawn one is
+        dropped. Returns the calls that did start (they get -32002).
+        """
+        taken = worker.process.bytes_taken
+        if taken is None:
+            return calls
+        started = [call for call in calls if call.frame_end <= taken]
+        if len(started) == len(calls):
+            return calls
+        unread = [call for call in calls if call.frame_end > taken]
+        again = [call for call in unread if call.on_done is not _drop_answer]
+        self._in_flight -= len(unread) - len(again)
+        for call in again:
+            call.queued = True
+            if call.deadline_s is not None:
+                heapq.heappush(self._queued_deadlines, (call.deadline_s, call.call_id, call))
+        self._queue.extendleft(reversed(again))
+        logger.warning(
+            "worker %d ended before it read %d calls; they run on another worker",
+            worker.pid,
+            len(unread),
+        )
+        return started
 
     def _unlink(self, worker: _Worker, call: Call) -> None:
         del worker.running[call.call_id]

@@ -25,8 +25,10 @@ Availability: Linux (``os.pidfd_open``, ``socket.send_fds``).
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -34,6 +36,7 @@ import signal
 import socket
 import subprocess
 import sys
+import termios
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -580,24 +583,34 @@ class WorkerProcess:
         try:
             self.child = spawner.spawn(to_worker_read, from_worker_write, args, generation)
         except BaseException:
+            os.close(to_worker_read)
             os.close(to_worker)
             os.close(from_worker)
             raise
         finally:
-            os.close(to_worker_read)
             os.close(from_worker_write)
         self.pid = self.child.pid
         self.to_worker = to_worker
         self.from_worker = from_worker
+        #: our copy of the worker's input read end: never read, only asked at the end how many
+        #: bytes the worker left unread (see :attr:`bytes_taken`)
+        self._to_worker_read = to_worker_read
         os.set_blocking(to_worker, False)
         os.set_blocking(from_worker, False)
         try:
             self.pidfd = os.pidfd_open(self.pid)
         except OSError:  # gone already (and reaped): nothing to watch
+            os.close(to_worker_read)
             os.close(to_worker)
             os.close(from_worker)
             self.child.kill()
             raise
+        #: bytes handed to :meth:`send` so far: the offset, in the worker's input, of the end
+        #: of the last frame sent
+        self.bytes_sent = 0
+        #: once the process has ended: how many bytes of its input the worker read; a frame
+        #: that ends after this offset never (wholly) reached it. None while it runs.
+        self.bytes_taken: int | None = None
         self.returncode: int | None = None
         self.ended = False
         self._read_buffer: bytes | bytearray = b""
@@ -624,6 +637,7 @@ class WorkerProcess:
         """
         if self.to_worker < 0:
             return
+        self.bytes_sent += len(data)
         self._write_buffer += data
         self._frames_waiting += 1
         if self._pipe_full:
@@ -650,7 +664,7 @@ class WorkerProcess:
         except BlockingIOError:
             written = 0
         except OSError:  # the worker is gone; its exit tells the owner
-            self._write_buffer.clear()
+            self._drop_unwritten()
             return
         del self._write_buffer[:written]
         if self._write_buffer:
@@ -662,8 +676,9 @@ class WorkerProcess:
             written = os.write(self.to_worker, self._write_buffer)
         except BlockingIOError:
             return
-        except OSError:
-            written = len(self._write_buffer)
+        except OSError:  # the worker is gone; its exit tells the owner
+            written = 0
+            self._drop_unwritten()
         del self._write_buffer[:written]
         if not self._write_buffer:
             self._pipe_full = False
@@ -676,9 +691,14 @@ class WorkerProcess:
             self._write()  # frames queued this turn (a withdraw, a cancel) still leave
             if self._pipe_full:
                 self.loop.remove_writer(self.to_worker)
-            self._write_buffer.clear()
+            self._drop_unwritten()
             os.close(self.to_worker)
             self.to_worker = -1
+
+    def _drop_unwritten(self) -> None:
+        """Forget the frames not written yet: the worker never gets them (nor counts them read)."""
+        self.bytes_sent -= len(self._write_buffer)
+        self._write_buffer.clear()
 
     def kill(self) -> None:
         """SIGKILL the worker and its process group (its exit is reported as usual)."""
@@ -782,11 +802,22 @@ class WorkerProcess:
         os.close(self.from_worker)
         self.from_worker = -1
         os.close(self.pidfd)
+        self.bytes_taken = self.bytes_sent - self._bytes_unread()
+        os.close(self._to_worker_read)
         self.close_input()
         if self._exit_timer is not None:
             self._exit_timer.cancel()
         self.returncode = self.child.poll()
         self.on_exit(exit_facts(self.pid, self.returncode))
+
+    def _bytes_unread(self) -> int:
+        """Bytes sent that the worker never read: still in its input pipe or not yet written."""
+        waiting = array.array("i", [0])
+        try:
+            fcntl.ioctl(self._to_worker_read, termios.FIONREAD, waiting, True)
+        except OSError:  # cannot tell: count nothing as unread (its calls count as started)
+            return 0
+        return waiting[0] + len(self._write_buffer)
 
     def end_now(self) -> None:
         """Kill the worker and report its end at once (shutdown: no waiting for the status)."""

@@ -181,6 +181,22 @@ def test_crash_answers_every_running_call_once(
     assert server.call("conc.pid")["result"] != pid
 
 
+def test_calls_a_dead_worker_never_read_run_on_another_worker(
+    start_server: StartServer, conc_methods: Path, tmp_path: Path
+) -> None:
+    server = start_server(env={"SBUSR_POOL_PROCESSES": "1"})
+    before = server.call("conc.pid")["result"]
+    marker = tmp_path / "hogging"
+    crash = in_background(server.call, "conc.hog_then_exit", [str(marker), 1.0, 7])
+    wait_for(marker.exists, message="the worker's loop blocked")
+    replies = answers(server, [request("conc.pid", [], n) for n in range(5)])
+    assert crash.result(timeout=10)["error"]["code"] == -32002
+    for item in replies.values():  # sent to the blocked worker, never read by it: run elsewhere
+        assert "result" in item, item
+        assert item["result"] != before
+    assert server.status()["restarts"] == {"crash": 1}
+
+
 @pytest.fixture
 def probe_methods_dir(conc_methods: Path) -> Path:
     shutil.copy(Path(__file__).parent / "fixtures" / "probe.py", conc_methods / "probe.py")
