@@ -3,6 +3,7 @@
 
     python bench/http_bench.py [--seconds 10] [--rounds 3] [--connections 100]
                                [--extra] [--recycling] [--before DIR]
+                               [--only sbusr,sbusr-recycling] [--no-batch]
 
 In one run it starts, pinned with taskset to CPU 0:
   * ``bare``: bench/bare_delegate.py, a bare Tornado message delegate answering a constant
@@ -20,6 +21,8 @@ In one run it starts, pinned with taskset to CPU 0:
     instead of 0); with ``--before DIR``, also ``sbusr-before``: the same settings on the
     sbusr tree in DIR (e.g. ``git worktree add /tmp/before <commit>``), for a before/after
     in one run;
+(``--only`` keeps the servers named, e.g. ``--only sbusr,sbusr-recycling --recycling --rounds
+10 --no-batch`` for the cost of recycling alone)
 and drives each with ``wrk -t1 -c100`` pinned to CPU 1, interleaving the servers round by
 round so that drift of the machine hits all alike. It prints requests/s (median of the
 rounds) for each, the ratio to ``fastapi``, and the calls/s of 100-call batches of ``echo``
@@ -225,6 +228,12 @@ def main() -> None:
         type=Path,
         help="also measure sbusr-before: the sbusr tree in this folder (e.g. a git worktree)",
     )
+    parser.add_argument(
+        "--only",
+        help="measure only these servers, comma-separated (e.g. sbusr,sbusr-recycling: more "
+        "rounds in the same time); the first one is then the baseline of the ratios",
+    )
+    parser.add_argument("--no-batch", action="store_true", help="skip the 100-call batches")
     arguments = parser.parse_args()
     wrk = ensure_wrk()
     python = sys.executable
@@ -284,7 +293,18 @@ def main() -> None:
         )
     for name, environment in variants.items():
         commands[name] = ([python, "run.py", "--port", str(ports[name])], environment, PROJECT_DIR)
-    batched = [name for name in ("sbusr-before", "sbusr") if name in commands]
+    if arguments.only:
+        chosen = arguments.only.split(",")
+        unknown = sorted(set(chosen) - set(names))
+        if unknown:
+            sys.exit(f"unknown servers {unknown}; known: {names}")
+        names = chosen
+        commands = {name: commands[name] for name in names}
+        urls = {name: urls[name] for name in names}
+    baseline_name = "fastapi" if "fastapi" in names else names[0]
+    batched = [
+        name for name in ("sbusr-before", "sbusr") if name in commands and not arguments.no_batch
+    ]
     results: dict[str, list[float]] = {
         name: [] for name in [*names, *(f"{name} batch x100" for name in batched)]
     }
@@ -346,11 +366,12 @@ def main() -> None:
                     )
     finally:
         stop_all(servers.values())
-    baseline = statistics.median(results["fastapi"])
-    baseline_cpu = statistics.median(cpu["fastapi"])
+    baseline = statistics.median(results[baseline_name])
+    baseline_cpu = statistics.median(cpu[baseline_name])
+    ratio_title = f"/{baseline_name}"
     print(
-        f"\n{'server':<24} {'median rate':>14} {'/fastapi':>8} {'CPU per request':>18} "
-        f"{'/fastapi':>8}"
+        f"\n{'server':<24} {'median rate':>14} {ratio_title:>8} {'CPU per request':>18} "
+        f"{ratio_title:>8}"
     )
     for name, rates in results.items():
         median, micros = statistics.median(rates), statistics.median(cpu[name])

@@ -561,6 +561,11 @@ class WorkerProcess:
     Attributes:
         pid: the worker's process id.
         spawned_at: ``time.monotonic()`` when it was started, seconds.
+        bytes_sent: bytes handed to :meth:`send`: the offset where the last frame ends in the
+            worker's input.
+        bytes_taken: once the process ended, the bytes of its input the worker had read (the
+            rest was still in the pipe); a call whose frame ends past it never started. None
+            until then.
     """
 
     def __init__(
@@ -605,11 +610,7 @@ class WorkerProcess:
             os.close(from_worker)
             self.child.kill()
             raise
-        #: bytes handed to :meth:`send` so far: the offset, in the worker's input, of the end
-        #: of the last frame sent
         self.bytes_sent = 0
-        #: once the process has ended: how many bytes of its input the worker read; a frame
-        #: that ends after this offset never (wholly) reached it. None while it runs.
         self.bytes_taken: int | None = None
         self.returncode: int | None = None
         self.ended = False
