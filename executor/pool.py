@@ -19,11 +19,13 @@ The whole call path reads top to bottom here::
                       gets -32004 (it never runs)
     withdraw()     -> the caller left: its waiting calls leave the queue unanswered, its
                       running async calls are cancelled (their answers are dropped)
-    _on_exit()     -> every call running on a worker that died gets -32002 (exit code or
-                      signal in data); a new worker replaces it
+    _on_exit()     -> every call a worker that died had read gets -32002 (exit code or
+                      signal in data); the calls it never read (still in its input pipe)
+                      go back to the head of the queue; a new worker replaces it
 
-A call sent to a worker starts there at once (the pool never sends more than the worker's free
-capacity), so every call a worker holds is running: there is no queue inside a worker.
+A call sent to a worker starts there as soon as the worker reads it (the pool never sends more
+than the worker's free capacity): the only wait inside a worker is a plain call's hand-off to
+a thread and a ``one_at_a_time`` method's lock.
 
 Generations: :meth:`Pool.reload` starts the generation's template, which imports the methods
 package afresh (a failed import fails the reload at once), then a full set of new workers
@@ -700,12 +702,7 @@ class Pool:
                     "%d calls still running after %.1f s; answering them", self._in_flight, grace_s
                 )
         for call in list(self._queue):
-            self._answer(
-                call,
-                CallTimeout(
-                    message="the server shut down before the call ran", data={"reason": "shutdown"}
-                ),
-            )
+            self._answer(call, _shutdown_before_run())
         self._queue.clear()
         for worker in list(self._live):
             if worker.running:  # its calls outlived the grace: answer them, end the worker
@@ -1257,27 +1254,40 @@ class Pool:
         """Queue again, first in line, the calls of ended ``worker`` that it never read.
 
         A call whose frame the worker did not read to its end never started, so it runs on
-        another worker (within its time limit, counted from its submit). A withdrawn one is
-        dropped. Returns the calls that did start (they get -32002).
+        another worker, with its running limit counted again from when it is sent. It is
+        answered -32001 instead when it has already waited longer than its time limit since
+        it was submitted (``reason: "queued"``), or the server is shutting down with no worker
+        left to run it (``reason: "shutdown"``). Returns the calls that get -32002: those the
+        worker read (they started), and withdrawn ones (their answer goes nowhere).
         """
         taken = worker.process.bytes_taken
         if taken is None:
             return calls
-        started = [call for call in calls if call.frame_end <= taken]
-        if len(started) == len(calls):
+        unread = [c for c in calls if c.frame_end > taken and c.on_done is not _drop_answer]
+        if not unread:
             return calls
-        unread = [call for call in calls if call.frame_end > taken]
-        again = [call for call in unread if call.on_done is not _drop_answer]
-        self._in_flight -= len(unread) - len(again)
+        started = [c for c in calls if c.frame_end <= taken or c.on_done is _drop_answer]
+        now = time.monotonic()
+        no_worker_left = self._closing and not any(w.state is _READY for w in self._workers)
+        again = []
+        for call in unread:
+            waited_s = now - call.submitted_at
+            if no_worker_left:
+                self._answer(call, _shutdown_before_run())
+            elif waited_s > call.timeout_s:
+                self._answer(call, _waited_too_long(waited_s))
+            else:
+                again.append(call)
         for call in again:
             call.queued = True
             if call.deadline_s is not None:
                 heapq.heappush(self._queued_deadlines, (call.deadline_s, call.call_id, call))
         self._queue.extendleft(reversed(again))
         logger.warning(
-            "worker %d ended before it read %d calls; they run on another worker",
+            "worker %d ended before it read %d calls; %d run on another worker",
             worker.pid,
             len(unread),
+            len(again),
         )
         return started
 
@@ -1322,13 +1332,7 @@ class Pool:
             while queue and now - queue[0].submitted_at > queue[0].timeout_s:
                 call = queue.popleft()
                 call.queued = False
-                self._answer(
-                    call,
-                    CallTimeout(
-                        message="no worker became free within the time limit",
-                        data={"reason": "queued", "waited_s": round(now - call.submitted_at, 3)},
-                    ),
-                )
+                self._answer(call, _waited_too_long(now - call.submitted_at))
             self._recycle_next()
             if self.max_memory_bytes and now - self._memory_checked_at >= MEMORY_CHECK_INTERVAL_S:
                 self._memory_checked_at = now
@@ -1385,6 +1389,21 @@ class Pool:
             call.on_done(ok, payload)
         except Exception:
             logger.exception("answering call %s failed", call.method)
+
+
+def _waited_too_long(waited_s: float) -> CallTimeout:
+    """-32001 for a call that waited longer than its time limit without starting."""
+    return CallTimeout(
+        message="no worker became free within the time limit",
+        data={"reason": "queued", "waited_s": round(waited_s, 3)},
+    )
+
+
+def _shutdown_before_run() -> CallTimeout:
+    """-32001 for a call the server shut down before it could run."""
+    return CallTimeout(
+        message="the server shut down before the call ran", data={"reason": "shutdown"}
+    )
 
 
 def _drop_answer(ok: bool, payload: bytes) -> None:

@@ -487,7 +487,8 @@ class Spawner:
         """Start a worker on the pipe ends ``in_fd`` (its input) and ``out_fd`` (its output).
 
         ``args`` follow the two descriptors on the worker's command line (see
-        :func:`executor.worker.main`). The caller closes its copies of both ends. A worker of a
+        :func:`executor.worker.main`). The caller closes its copies of both ends (a
+        :class:`WorkerProcess` keeps the input's read end until the worker ends). A worker of a
         ``generation`` with a template is forked from it, the methods already imported.
 
         Raises:
