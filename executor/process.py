@@ -492,7 +492,9 @@ class Spawner:
         ``generation`` with a template is forked from it, the methods already imported.
 
         Raises:
-            OSError: no process could be started.
+            OSError: no process could be started; TimeoutError: a template did not answer in
+                time, so it may have forked a worker on these pipe ends all the same: none is
+                started on them (a second one would share the worker's pipes).
         """
         preloaded = self._generations.get(generation) if generation is not None else None
         if preloaded is not None and preloaded.alive:
@@ -500,6 +502,8 @@ class Spawner:
                 child = preloaded.fork(in_fd, out_fd, args)
                 self.forked += 1
                 return child
+            except TimeoutError:
+                raise
             except (OSError, ValueError) as exc:
                 logger.warning("%s failed (%s); starting a worker without it", preloaded.name, exc)
         template = self._template
@@ -508,6 +512,8 @@ class Spawner:
                 child = template.fork(in_fd, out_fd, args)
                 self.forked += 1
                 return child
+            except TimeoutError:
+                raise
             except (OSError, ValueError) as exc:
                 logger.warning("the worker template failed (%s); starting a worker without it", exc)
         template_gone = self.use_template and (template is None or not template.alive)

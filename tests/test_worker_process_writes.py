@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,27 @@ async def test_frames_queued_before_close_input_still_reach_the_worker() -> None
         assert sorted(worker.results) == [1, 2]
     finally:
         await worker.stop()
+
+
+async def test_a_fork_that_timed_out_starts_no_second_worker_on_the_same_pipes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from executor import process
+
+    spawner = Spawner(asyncio.get_running_loop())
+    await spawner.start()
+    template = spawner._template
+    assert template is not None and template.ready
+    monkeypatch.setattr(process, "FORK_TIMEOUT_S", 0.2)
+    os.kill(template.pid, signal.SIGSTOP)  # it gets the request but cannot answer in time
+    to_worker_read, to_worker = os.pipe()
+    from_worker, from_worker_write = os.pipe()
+    try:
+        with pytest.raises(TimeoutError):
+            spawner.spawn(to_worker_read, from_worker_write, [str(METHODS_DIR), "0", "30", "1"])
+        assert spawner.started == 0 and spawner.forked == 0  # no worker started without it
+    finally:
+        os.kill(template.pid, signal.SIGCONT)
+        for fd in (to_worker_read, to_worker, from_worker, from_worker_write):
+            os.close(fd)
+        spawner.close()
