@@ -422,7 +422,8 @@ class Pool:
             ``{"generation": int, "elapsed_ms": float}`` (milliseconds).
 
         Raises:
-            ReloadFailed: the new code failed to import (the old generation keeps serving).
+            ReloadFailed: the new code failed to import, or its workers could not be started
+                (the old generation keeps serving).
         """
         outcome = await self._swap_generation()
         for hook in list(self.after_reload):
@@ -443,7 +444,19 @@ class Pool:
             if imported:
                 self._count_reload("failed", started)
                 raise ReloadFailed(_unique(imported))
-            fresh = [self._spawn(generation) for _ in range(self.processes)]
+            fresh: list[_Worker] = []
+            try:
+                for _ in range(self.processes):
+                    fresh.append(self._spawn(generation))
+            except OSError as exc:  # out of processes, or a template that did not answer
+                for worker in fresh:
+                    self._kill(worker)
+                self._spawner.end_generation(generation)
+                self._count_reload("failed", started)
+                message = f"cannot start a worker: {exc or type(exc).__name__}"
+                raise ReloadFailed(
+                    [{"module": "methods", "type": type(exc).__name__, "message": message}]
+                ) from exc
             outcomes: list[Any]
             try:
                 outcomes = await asyncio.wait_for(
