@@ -496,26 +496,22 @@ class Spawner:
                 time, so it may have forked a worker on these pipe ends all the same: none is
                 started on them (a second one would share the worker's pipes).
         """
+        sources = []  # the templates to fork from, the generation's own first
         preloaded = self._generations.get(generation) if generation is not None else None
         if preloaded is not None and preloaded.alive:
-            try:
-                child = preloaded.fork(in_fd, out_fd, args)
-                self.forked += 1
-                return child
-            except TimeoutError:
-                raise
-            except (OSError, ValueError) as exc:
-                logger.warning("%s failed (%s); starting a worker without it", preloaded.name, exc)
+            sources.append(preloaded)
         template = self._template
         if template is not None and template.alive and template.ready:
+            sources.append(template)
+        for source in sources:
             try:
-                child = template.fork(in_fd, out_fd, args)
+                child = source.fork(in_fd, out_fd, args)
                 self.forked += 1
                 return child
             except TimeoutError:
                 raise
             except (OSError, ValueError) as exc:
-                logger.warning("the worker template failed (%s); starting a worker without it", exc)
+                logger.warning("%s failed (%s); starting a worker without it", source.name, exc)
         template_gone = self.use_template and (template is None or not template.alive)
         if template_gone and (
             template is None or time.monotonic() - template.started_at > TEMPLATE_RESTART_S

@@ -60,12 +60,22 @@ async def poll(condition: Any, timeout_s: float = 20.0) -> None:
         await asyncio.sleep(0.01)
 
 
-@pytest.fixture
-async def pool(unread_methods: Path) -> AsyncIterator[Pool]:
+async def one_worker_pool(methods: Path, concurrency: int) -> Pool:
+    """A started pool of one worker that runs up to ``concurrency`` calls at once."""
     pool = Pool(
-        unread_methods, processes=1, max_tasks_per_child=0, queue_maxsize=100, worker_concurrency=4
+        methods,
+        processes=1,
+        max_tasks_per_child=0,
+        queue_maxsize=100,
+        worker_concurrency=concurrency,
     )
     await pool.start()
+    return pool
+
+
+@pytest.fixture
+async def pool(unread_methods: Path) -> AsyncIterator[Pool]:
+    pool = await one_worker_pool(unread_methods, 4)
     yield pool
     await pool.shutdown(5)
 
@@ -102,10 +112,7 @@ async def test_a_withdrawn_unread_call_is_still_answered_once(pool: Pool, tmp_pa
 async def test_an_unread_call_past_its_time_limit_is_not_run_again(
     unread_methods: Path, tmp_path: Path
 ) -> None:
-    pool = Pool(
-        unread_methods, processes=1, max_tasks_per_child=0, queue_maxsize=100, worker_concurrency=2
-    )
-    await pool.start()
+    pool = await one_worker_pool(unread_methods, 2)
     try:
         answers: Answers = {}
         pool.submit([call("unread.sleep", [1.5], answers, "sleeper", 30)])  # a thread
@@ -123,10 +130,7 @@ async def test_an_unread_call_past_its_time_limit_is_not_run_again(
 async def test_shutdown_answers_unread_calls_when_no_worker_is_left(
     unread_methods: Path, tmp_path: Path
 ) -> None:
-    pool = Pool(
-        unread_methods, processes=1, max_tasks_per_child=0, queue_maxsize=100, worker_concurrency=4
-    )
-    await pool.start()
+    pool = await one_worker_pool(unread_methods, 4)
     answers: Answers = {}
     await block_the_worker(pool, answers, tmp_path / "hogging", 0.5)
     pool.submit([call("unread.pid", [], answers, f"pid{n}", 30) for n in range(3)])
