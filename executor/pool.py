@@ -442,21 +442,15 @@ class Pool:
                 generation, self.methods_dir, self.log_level, START_TIMEOUT_S
             )
             if imported:
-                self._count_reload("failed", started)
-                raise ReloadFailed(_unique(imported))
+                raise self._refuse_generation(generation, [], imported, started)
             fresh: list[_Worker] = []
             try:
                 for _ in range(self.processes):
                     fresh.append(self._spawn(generation))
             except OSError as exc:  # out of processes, or a template that did not answer
-                for worker in fresh:
-                    self._kill(worker)
-                self._spawner.end_generation(generation)
-                self._count_reload("failed", started)
                 message = f"cannot start a worker: {exc or type(exc).__name__}"
-                raise ReloadFailed(
-                    [{"module": "methods", "type": type(exc).__name__, "message": message}]
-                ) from exc
+                error = {"module": "methods", "type": type(exc).__name__, "message": message}
+                raise self._refuse_generation(generation, fresh, [error], started) from exc
             outcomes: list[Any]
             try:
                 outcomes = await asyncio.wait_for(
@@ -479,11 +473,7 @@ class Pool:
                 else:
                     errors.extend(outcome)
             if errors:
-                for worker in fresh:
-                    self._kill(worker)
-                self._spawner.end_generation(generation)
-                self._count_reload("failed", started)
-                raise ReloadFailed(_unique(errors))
+                raise self._refuse_generation(generation, fresh, errors, started)
             old, self._workers = self._workers, fresh
             self._spawner.end_generation(self.generation)
             self.generation = generation
@@ -501,6 +491,22 @@ class Pool:
                 "generation %d ready: %d workers in %.1f ms", generation, len(fresh), elapsed_ms
             )
             return {"generation": generation, "elapsed_ms": round(elapsed_ms, 3)}
+
+    def _refuse_generation(
+        self,
+        generation: int,
+        fresh: list[_Worker],
+        errors: list[dict[str, Any]],
+        started: float,
+    ) -> ReloadFailed:
+        """Give up ``generation``: kill its ``fresh`` workers, end its template, count the
+        failed reload (``started``: its ``time.perf_counter()``); return the error to raise."""
+        for worker in fresh:
+            self._kill(worker)
+        assert self._spawner is not None
+        self._spawner.end_generation(generation)
+        self._count_reload("failed", started)
+        return ReloadFailed(_unique(errors))
 
     def _count_reload(self, outcome: str, started: float) -> None:
         """Add a reload (not the first start) to :attr:`reload_stats`."""
