@@ -199,6 +199,17 @@ class _KeptLogs:
             self.payloads.append(payload.decode())
 
 
+def _route_output(sink: _FrameSink, log_level: int) -> logging.Logger:
+    """Send print() to standard error (never into the pipe) and every log record at
+    ``log_level`` or above to ``sink`` as a LOG frame; return the root logger."""
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    root = logging.getLogger()
+    root.handlers[:] = [_PipeLogHandler(sink)]
+    root.setLevel(log_level)
+    return root
+
+
 def preload(methods_dir: Path, log_level: int) -> dict[str, Any]:
     """Import the methods package in a template process, for the workers it forks.
 
@@ -215,12 +226,8 @@ def preload(methods_dir: Path, log_level: int) -> dict[str, Any]:
         ``{"errors": [...], "code": str, "logs": [str, ...]}``: ``errors`` and ``code`` as in
         a READY frame (pass them to :func:`main` as ``preloaded``), ``logs`` the payloads.
     """
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
     kept = _KeptLogs(MAX_PRELOAD_LOG_BYTES)
-    root = logging.getLogger()
-    root.handlers[:] = [_PipeLogHandler(kept)]
-    root.setLevel(log_level)
+    root = _route_output(kept, log_level)
     try:
         fingerprint = code_fingerprint(methods_dir)
         errors = import_methods(methods_dir)
@@ -820,12 +827,8 @@ def main(argv: list[str], preloaded: dict[str, Any] | None = None) -> int:
     concurrency = int(argv[5]) if len(argv) > 5 else 1
     expose_errors = argv[6] != "0" if len(argv) > 6 else True
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    os.dup2(2, 1)  # print() goes to stderr, never into the pipe
-    sys.stdout = sys.stderr
     channel = _Channel(out_fd)
-    root = logging.getLogger()
-    root.handlers[:] = [_PipeLogHandler(channel)]
-    root.setLevel(log_level)
+    _route_output(channel, log_level)
     loop = _new_loop()
     asyncio.set_event_loop(loop)
     load_internal_methods()
