@@ -819,8 +819,8 @@ class WorkerProcess:
         waiting = array.array("i", [0])
         try:
             fcntl.ioctl(self._to_worker_read, termios.FIONREAD, waiting, True)
-        except OSError:  # cannot tell: count nothing as unread (its calls count as started)
-            return 0
+        except OSError:  # cannot tell: count the pipe as read (its calls count as started)
+            waiting[0] = 0
         return waiting[0] + len(self._write_buffer)
 
     def end_now(self) -> None:
