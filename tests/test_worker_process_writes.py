@@ -12,11 +12,12 @@ import asyncio
 import logging
 import os
 import signal
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from executor import framing
+from executor import framing, process
 from executor.process import COALESCE_FRAMES, Spawner, WorkerProcess
 
 METHODS_DIR = Path(__file__).resolve().parent.parent / "methods"
@@ -63,6 +64,17 @@ class _Worker:
 
 
 @pytest.fixture
+async def worker() -> AsyncIterator[_Worker]:
+    """A real worker, ready for calls; killed after the test."""
+    started = _Worker(asyncio.get_running_loop())
+    try:
+        await asyncio.wait_for(started.ready, 30)
+        yield started
+    finally:
+        await started.stop()
+
+
+@pytest.fixture
 def count_writes(monkeypatch: pytest.MonkeyPatch) -> dict[int, int]:
     """Count ``os.write`` calls per descriptor."""
     counts: dict[int, int] = {}
@@ -77,57 +89,40 @@ def count_writes(monkeypatch: pytest.MonkeyPatch) -> dict[int, int]:
 
 
 async def test_the_first_frame_of_a_turn_leaves_at_once_the_rest_together(
-    count_writes: dict[int, int],
+    worker: _Worker, count_writes: dict[int, int]
 ) -> None:
-    worker = _Worker(asyncio.get_running_loop())
-    try:
-        await asyncio.wait_for(worker.ready, 30)
-        worker.send_echo_calls(range(1, 2))
-        assert count_writes[worker.process.to_worker] == 1  # a lone call never waits
-        worker.send_echo_calls(range(2, 5))
-        assert count_writes[worker.process.to_worker] == 1  # not yet: at the end of the turn
-        await asyncio.wait_for(worker.answered.wait(), 30)
-        assert count_writes[worker.process.to_worker] == 2
-        assert sorted(worker.results) == [1, 2, 3, 4]
-        assert worker.results[2] == b"2"
-    finally:
-        await worker.stop()
+    worker.send_echo_calls(range(1, 2))
+    assert count_writes[worker.process.to_worker] == 1  # a lone call never waits
+    worker.send_echo_calls(range(2, 5))
+    assert count_writes[worker.process.to_worker] == 1  # not yet: at the end of the turn
+    await asyncio.wait_for(worker.answered.wait(), 30)
+    assert count_writes[worker.process.to_worker] == 2
+    assert sorted(worker.results) == [1, 2, 3, 4]
+    assert worker.results[2] == b"2"
 
 
 async def test_a_crowd_of_frames_leaves_without_waiting_for_the_turn(
-    count_writes: dict[int, int],
+    worker: _Worker, count_writes: dict[int, int]
 ) -> None:
-    worker = _Worker(asyncio.get_running_loop())
-    try:
-        await asyncio.wait_for(worker.ready, 30)
-        worker.send_echo_calls(range(1, COALESCE_FRAMES + 2))  # the first, then a crowd
-        assert count_writes[worker.process.to_worker] == 2  # both written at once
-        last = COALESCE_FRAMES + 5
-        worker.send_echo_calls(range(COALESCE_FRAMES + 2, last + 1))
-        await asyncio.wait_for(worker.answered.wait(), 30)
-        assert count_writes[worker.process.to_worker] == 3
-        assert sorted(worker.results) == list(range(1, last + 1))
-    finally:
-        await worker.stop()
+    worker.send_echo_calls(range(1, COALESCE_FRAMES + 2))  # the first, then a crowd
+    assert count_writes[worker.process.to_worker] == 2  # both written at once
+    last = COALESCE_FRAMES + 5
+    worker.send_echo_calls(range(COALESCE_FRAMES + 2, last + 1))
+    await asyncio.wait_for(worker.answered.wait(), 30)
+    assert count_writes[worker.process.to_worker] == 3
+    assert sorted(worker.results) == list(range(1, last + 1))
 
 
-async def test_frames_queued_before_close_input_still_reach_the_worker() -> None:
-    worker = _Worker(asyncio.get_running_loop())
-    try:
-        await asyncio.wait_for(worker.ready, 30)
-        worker.send_echo_calls(range(1, 3))
-        worker.process.close_input()  # in the same turn: the frames are written first
-        await asyncio.wait_for(worker.exited, 30)
-        assert sorted(worker.results) == [1, 2]
-    finally:
-        await worker.stop()
+async def test_frames_queued_before_close_input_still_reach_the_worker(worker: _Worker) -> None:
+    worker.send_echo_calls(range(1, 3))
+    worker.process.close_input()  # in the same turn: the frames are written first
+    await asyncio.wait_for(worker.exited, 30)
+    assert sorted(worker.results) == [1, 2]
 
 
 async def test_a_fork_that_timed_out_starts_no_second_worker_on_the_same_pipes(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from executor import process
-
     spawner = Spawner(asyncio.get_running_loop())
     await spawner.start()
     template = spawner._template
