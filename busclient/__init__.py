@@ -26,7 +26,8 @@ built and read the same way):
 
 * :func:`sync_redis` / :func:`async_redis` -- the one place Redis clients are constructed:
   socket timeout = longest block + a margin, no hidden command retries.
-* :data:`CONNECTION_ERRORS` -- the redis-py exceptions that mean "Redis unreachable".
+* :data:`CONNECTION_ERRORS` -- the redis-py exceptions that mean "Redis unreachable";
+  :data:`UNUSABLE_ERRORS` -- those, or a command Redis refused.
 * :class:`Outage` -- capped exponential back-off, one log line when an outage starts and one
   when it ends.
 * :class:`AsyncReplyReader` -- pops one reply list (``BLMPOP``, :data:`REPLY_BLOCK_S` per
@@ -42,7 +43,7 @@ The wire protocol, for peers in any language: docs/protocol.md, "Message bus".
 
 from busclient._async import AsyncBusClient
 from busclient._backoff import Outage
-from busclient._connection import CONNECTION_ERRORS, async_redis, sync_redis
+from busclient._connection import CONNECTION_ERRORS, UNUSABLE_ERRORS, async_redis, sync_redis
 from busclient._errors import BusConnectionError, BusError, BusTimeout, RpcError, RpcTimeout
 from busclient._peer import BusPeer, FlowStart
 from busclient._reader import REPLY_BLOCK_S, AsyncReplyReader
@@ -69,6 +70,7 @@ __all__ = [
     "RpcError",
     "RpcTimeout",
     "Script",
+    "UNUSABLE_ERRORS",
     "as_text",
     "async_redis",
     "cancel_and_wait",

@@ -23,6 +23,7 @@ from wire.redact import redact_url
 __all__ = [
     "CONNECTION_ERRORS",
     "SOCKET_MARGIN_S",
+    "UNUSABLE_ERRORS",
     "async_redis",
     "send_error",
     "sync_redis",
@@ -32,6 +33,10 @@ __all__ = [
 #: redis-py maps socket errors to these; the builtin TimeoutError (an OSError) is not among
 #: them, so ``asyncio.timeout`` expiries are never mistaken for an outage.
 CONNECTION_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+#: What a Redis that cannot be used for the bus raises: :data:`CONNECTION_ERRORS`, or a command
+#: refused (``ResponseError``: e.g. a key of the wrong type, Redis out of memory, ``NOSCRIPT``).
+UNUSABLE_ERRORS = (*CONNECTION_ERRORS, redis.exceptions.ResponseError)
 
 #: Seconds added to the longest block of a connection to make its socket timeout.
 SOCKET_MARGIN_S = 5.0

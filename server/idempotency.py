@@ -291,16 +291,15 @@ class RedisIdempotencyStore:
     """
 
     def __init__(self, client: redis.asyncio.Redis, keys: BusKeys) -> None:
-        import redis.exceptions
 
-        from busclient import CONNECTION_ERRORS, Script
+        from busclient import UNUSABLE_ERRORS, Script
 
         self.client = client
         self.keys = keys
         self._claims: dict[tuple[str, str], bytes] = {}  # (key, owner) -> the claim's text
         self._claim_script = Script(_CLAIM_LUA)
         self._own_script = Script(_OWN_LUA)
-        self._errors = CONNECTION_ERRORS + (redis.exceptions.ResponseError,)
+        self._errors = UNUSABLE_ERRORS
 
     async def _run(self, script: Script, key: str, args: list[Any]) -> Any:
         try:

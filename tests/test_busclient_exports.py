@@ -52,6 +52,7 @@ def test_the_exports_are_the_expected_ones() -> None:
             "RpcError",
             "RpcTimeout",
             "Script",
+            "UNUSABLE_ERRORS",
             "as_text",
             "async_redis",
             "cancel_and_wait",

@@ -55,6 +55,7 @@ import redis.exceptions
 
 from busclient import (
     CONNECTION_ERRORS,
+    UNUSABLE_ERRORS,
     Outage,
     Outbox,
     as_text,
@@ -217,7 +218,7 @@ class BusConsumer:
             )
         try:
             await self._hand_back()
-        except CONNECTION_ERRORS + (redis.exceptions.ResponseError,) as exc:
+        except UNUSABLE_ERRORS as exc:
             logger.warning(
                 "bus consumer %s: could not hand back its entries at stop (%s); they stay pending",
                 self.name,

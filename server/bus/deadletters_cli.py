@@ -22,9 +22,7 @@ import json
 import sys
 from typing import Any
 
-import redis.exceptions
-
-from busclient import CONNECTION_ERRORS, async_redis
+from busclient import UNUSABLE_ERRORS, async_redis
 from server.bus.counters import BusCounters
 from server.bus.deadletters import MAX_PAGE, DeadLetterNotFound, DeadLetters
 from settings import Settings
@@ -102,7 +100,7 @@ def main(argv: list[str]) -> int:
     except DeadLetterNotFound as exc:
         print(f"run.py deadletters: {exc}", file=sys.stderr)
         return 1
-    except CONNECTION_ERRORS + (redis.exceptions.ResponseError,) as exc:
+    except UNUSABLE_ERRORS as exc:
         print(f"run.py deadletters: Redis at {redact_url(url)}: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(answer, ensure_ascii=False, indent=2))

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 import redis.asyncio
 import redis.exceptions
 
-from busclient import CONNECTION_ERRORS, Outage, as_text, cancel_and_wait
+from busclient import CONNECTION_ERRORS, UNUSABLE_ERRORS, Outage, as_text, cancel_and_wait
 from server.bus import scripts
 from server.bus.consumer import MAX_READ, BusConsumer, Entry
 from server.bus.counters import BusCounters
@@ -113,7 +113,7 @@ class Maintenance:
                 if "NOGROUP" in str(exc) or "no such key" in str(exc):
                     try:
                         await self.consumer.ensure_group()
-                    except CONNECTION_ERRORS + (redis.exceptions.ResponseError,) as again:
+                    except UNUSABLE_ERRORS as again:
                         delay = self.outage.failed(again)
                 else:  # e.g. OOM, READONLY: Redis refuses; wait like for an outage
                     delay = self.outage.failed(exc)

@@ -64,11 +64,9 @@ def _bus_errors() -> tuple[type[BaseException], ...]:
     Imported when first needed: only a server with the bus on gets past ``prepare``, and it
     has loaded redis already; one with the bus off never does.
     """
-    import redis.exceptions
+    from busclient import UNUSABLE_ERRORS
 
-    from busclient import CONNECTION_ERRORS
-
-    return CONNECTION_ERRORS + (redis.exceptions.ResponseError,)
+    return UNUSABLE_ERRORS
 
 
 class _DeadLettersBase(BaseHandler):
