@@ -21,7 +21,6 @@ import functools
 import inspect
 import logging
 import warnings
-import weakref
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
@@ -188,8 +187,10 @@ def has_hints(function: Callable[..., Any]) -> bool:
     return any(name != "return" for name in annotations)
 
 
+@functools.lru_cache(maxsize=4096)
 def hint_validator(function: Callable[..., Any]) -> SchemaValidator | None:
-    """Build the pydantic validator of a method's params from its type hints.
+    """Build the pydantic validator of a method's params from its type hints (once per
+    function: the result is cached).
 
     Args:
         function: the resolved method (a function or a bound classmethod/staticmethod).
@@ -200,10 +201,6 @@ def hint_validator(function: Callable[..., Any]) -> SchemaValidator | None:
         know, a forward reference that does not resolve: then logged as a warning and the
         method is called without conversion, as before).
     """
-    try:
-        return _prepared[function]
-    except (KeyError, TypeError):  # not prepared, or not weakly referable
-        pass
     if not has_hints(function):
         return None
     try:
@@ -217,32 +214,25 @@ def hint_validator(function: Callable[..., Any]) -> SchemaValidator | None:
         return None
 
 
-#: hint validators built ahead by :func:`prepare_hint_validators`, by function
-_prepared: weakref.WeakKeyDictionary[Callable[..., Any], SchemaValidator | None] = (
-    weakref.WeakKeyDictionary()
-)
-
-
 def prepare_hint_validators(functions: Iterable[Callable[..., Any]]) -> int:
     """Build the :func:`hint_validator` of each function now, for later calls to reuse.
 
     A generation's template (:func:`executor.worker.preload`) does it once for the methods
     package, so that its workers, forks of it, do not each build them at a method's first call.
-    The validators live as long as their functions (a reload imports new ones).
+    They stay in :func:`hint_validator`'s cache for the life of the process (a reload starts
+    new processes).
 
     Args:
-        functions: plain functions (a bound method is a new object at each resolution: it is
-            skipped).
+        functions: plain functions (anything else is skipped).
 
     Returns:
-        How many were prepared.
+        How many were built now (not built before in this process).
     """
-    count = 0
+    built_before = hint_validator.cache_info().misses
     for function in functions:
-        if inspect.isfunction(function) and function not in _prepared:
-            _prepared[function] = hint_validator(function)
-            count += 1
-    return count
+        if inspect.isfunction(function):
+            hint_validator(function)
+    return hint_validator.cache_info().misses - built_before
 
 
 def convert(validator: SchemaValidator, params: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
