@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from wire.errors import JsonRpcError
+from wire.errors import CallTimeout, DeadlinePassed, JsonRpcError
 
 __all__ = ["BusError", "BusTimeout", "BusConnectionError", "RpcError", "RpcTimeout"]
 
@@ -25,10 +25,11 @@ class BusError(Exception):
 
 
 class BusTimeout(BusError, TimeoutError):
-    """No reply arrived within the call's ``timeout_s``.
+    """No reply arrived within the call's ``timeout_s``, or the server answered that the
+    call's deadline passed (then it is an :class:`RpcTimeout`).
 
-    The request may still run later (it stays in the stream until a server answers it); a
-    late reply is dropped by the client.
+    Without a deadline sent, a request that got no reply may still run later (it stays in the
+    stream until a server answers it); a late reply is dropped by the client.
     """
 
 
@@ -68,6 +69,6 @@ class RpcTimeout(RpcError, BusTimeout):
 
 def _says_deadline_passed(code: int, data: Any) -> bool:
     """True for the error codes that report a passed deadline (docs/protocol.md, "Deadlines")."""
-    if code == -32004:
+    if code == DeadlinePassed.code:
         return True
-    return code == -32001 and isinstance(data, dict) and data.get("reason") == "deadline"
+    return code == CallTimeout.code and isinstance(data, dict) and data.get("reason") == "deadline"
